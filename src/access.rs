@@ -1,0 +1,80 @@
+//! The access log: one structured line per request.
+//!
+//! Phases fill an [`AccessRecord`] as they learn things (caller, function, ids); the walk
+//! writes it once at the end. It holds only identifiers, statuses and timings — never a
+//! credential, activation code, phone number or account id.
+
+use crate::error::HubError;
+use http::StatusCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What one request's log line says.
+#[derive(Debug, Default)]
+pub struct AccessRecord {
+    /// The calling partner, once identified.
+    pub caller: Option<Arc<str>>,
+    /// The target partner, once resolved.
+    pub target: Option<Arc<str>>,
+    /// The function's name, once recognised.
+    pub function: Option<&'static str>,
+    /// `correlation-id`, once read.
+    pub correlation_id: Option<uuid::Uuid>,
+    /// `CMP-request-id`, once read.
+    pub request_id: Option<uuid::Uuid>,
+    /// The hub's own error code when the hub answered with an error.
+    pub hub_code: Option<u16>,
+    /// Why the hub refused or failed, in plain words (no secrets).
+    pub cause: Option<String>,
+    /// Time spent on the upstream exchange.
+    pub upstream: Option<Duration>,
+    /// The status the upstream answered.
+    pub upstream_status: Option<u16>,
+}
+
+impl AccessRecord {
+    /// Notes that the hub answered with `error`.
+    pub fn refuse(&mut self, error: &HubError) {
+        let (status, code) = error.status_and_code();
+        self.hub_code = Some(code);
+        let detail = match error {
+            HubError::Internal(detail) => detail.clone(),
+            HubError::Upstream { fault, .. } => fault.to_string(),
+            other => other.to_string(),
+        };
+        if status.is_server_error() {
+            tracing::warn!(cause = %detail, code, "request failed");
+        }
+        self.cause = Some(detail);
+    }
+
+    /// Writes the access-log line.
+    pub fn log(&self, status: StatusCode, total: Duration) {
+        tracing::info!(
+            target: "aidhub::access",
+            status = status.as_u16(),
+            caller = self.caller.as_deref().unwrap_or("-"),
+            target_id = self.target.as_deref().unwrap_or("-"),
+            function = self.function.unwrap_or("-"),
+            correlation_id = %OptDisplay(self.correlation_id),
+            cmp_request_id = %OptDisplay(self.request_id),
+            hub_code = self.hub_code,
+            upstream_status = self.upstream_status,
+            upstream_ms = self.upstream.map(|d| d.as_secs_f64() * 1000.0),
+            total_ms = total.as_secs_f64() * 1000.0,
+            cause = self.cause.as_deref(),
+            "request"
+        );
+    }
+}
+
+struct OptDisplay<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OptDisplay<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The five headers of AID.02 5.1, plus HTTP basic authentication, which chapter 6 allows
+//! instead of `api-key` on the MSP-hosted API.
+//!
+//! Rules:
+//!
+//! * `CMP-request-id` and `correlation-id`: required, one value, a canonical hyphenated
+//!   UUID. Anything wrong with `correlation-id` other than its absence is
+//!   [`ViolationKind::BadCorrelationId`] (code 92).
+//! * `client-id` and `target-id`: required, one value, `[A-Za-z0-9]+`, at most
+//!   [`ID_MAX`] characters.
+//! * Credential: `api-key` (`[A-Za-z0-9]+`, at most [`API_KEY_MAX`]) or
+//!   `Authorization: Basic base64(user:password)` (scheme case-insensitive, standard Base64,
+//!   UTF-8, a non-empty user without `:`, a non-empty password); neither is
+//!   [`Credential::None`] (whether that is allowed is the caller's decision); both, a
+//!   repeated one, or another `Authorization` scheme is [`ViolationKind::BadCredential`].
+//! * Names are case-insensitive (`http::HeaderMap` already is); a value that is not visible
+//!   ASCII is malformed. Reasons never quote a header value.
+//!
+//! Chapter 6's `Content-Type` is checked by [`check_content_type`] in its own file.
+//!
+//! [`check_content_type`]: crate::aid1::check_content_type
+
+use crate::aid1::types::parse_canonical_uuid;
+use crate::aid1::violation::{Violation, ViolationKind};
+use base64::Engine as _;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue};
+use uuid::Uuid;
+
+/// Longest accepted `client-id` / `target-id`.
+pub const ID_MAX: usize = 64;
+/// Longest accepted `api-key`.
+pub const API_KEY_MAX: usize = 512;
+/// Longest accepted `Authorization` header value.
+pub const AUTHORIZATION_MAX: usize = 1024;
+
+/// The validated AID1 headers of one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Aid1Headers {
+    /// `CMP-request-id`: identifies this request.
+    pub cmp_request_id: Uuid,
+    /// `correlation-id`: identifies the transaction.
+    pub correlation_id: Uuid,
+    /// `client-id`: the caller, as agreed between the partners.
+    pub client_id: String,
+    /// `target-id`: the callee, as agreed between the partners.
+    pub target_id: String,
+    /// `api-key` or basic authentication, if any.
+    pub credential: Credential,
+}
+
+/// The credential a request carried. `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `api-key`.
+    ApiKey(String),
+    /// `Authorization: Basic …`.
+    Basic {
+        /// The user.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// No credential header.
+    None,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            Credential::Basic { .. } => f.write_str("Basic { <redacted> }"),
+            Credential::None => f.write_str("None"),
+        }
+    }
+}
+
+/// Reads and checks the AID1 headers.
+pub fn headers(map: &HeaderMap) -> Result<Aid1Headers, Violation> {
+    let cmp_request_id = uuid_header(map, "cmp-request-id", ViolationKind::BadHeader)?;
+    let correlation_id = uuid_header(map, "correlation-id", ViolationKind::BadCorrelationId)?;
+    let client_id = id_header(map, "client-id")?;
+    let target_id = id_header(map, "target-id")?;
+    let credential = credential(map)?;
+    Ok(Aid1Headers {
+        cmp_request_id,
+        correlation_id,
+        client_id,
+        target_id,
+        credential,
+    })
+}
+
+/// The one value of header `name` as visible ASCII, `None` if absent. Repeated or not
+/// visible ASCII is a violation of `kind`.
+pub(crate) fn single<'m>(
+    map: &'m HeaderMap,
+    name: &str,
+    kind: ViolationKind,
+) -> Result<Option<&'m str>, Violation> {
+    let mut values = map.get_all(name).iter();
+    let first = match values.next() {
+        None => return Ok(None),
+        Some(v) => v,
+    };
+    if values.next().is_some() {
+        return Err(Violation::new(kind, name, "is repeated"));
+    }
+    visible_ascii(first)
+        .map(Some)
+        .ok_or_else(|| Violation::new(kind, name, "must be visible ASCII"))
+}
+
+fn visible_ascii(value: &HeaderValue) -> Option<&str> {
+    value.to_str().ok()
+}
+
+/// A required header (absent is [`ViolationKind::MissingHeader`]).
+fn required<'m>(map: &'m HeaderMap, name: &str, kind: ViolationKind) -> Result<&'m str, Violation> {
+    single(map, name, kind)?
+        .ok_or_else(|| Violation::new(ViolationKind::MissingHeader, name, "is required"))
+}
+
+fn uuid_header(map: &HeaderMap, name: &str, kind: ViolationKind) -> Result<Uuid, Violation> {
+    let text = required(map, name, kind.clone())?;
+    parse_canonical_uuid(text).ok_or_else(|| {
+        Violation::new(
+            kind,
+            name,
+            "must be a UUID in the 8-4-4-4-12 hyphenated form",
+        )
+    })
+}
+
+fn id_header(map: &HeaderMap, name: &str) -> Result<String, Violation> {
+    let text = required(map, name, ViolationKind::BadHeader)?;
+    if text.is_empty() || text.len() > ID_MAX || !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Violation::new(
+            ViolationKind::BadHeader,
+            name,
+            format!("must be 1 to {ID_MAX} characters A-Z, a-z, 0-9"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn credential(map: &HeaderMap) -> Result<Credential, Violation> {
+    let bad = |name: &str, reason: &str| Violation::new(ViolationKind::BadCredential, name, reason);
+    let api_key = single(map, "api-key", ViolationKind::BadCredential)?;
+    let authorization = single(map, AUTHORIZATION.as_str(), ViolationKind::BadCredential)?;
+    match (api_key, authorization) {
+        (Some(_), Some(_)) => Err(bad(
+            "api-key",
+            "api-key and Authorization must not both be present",
+        )),
+        (Some(key), None) => {
+            if key.is_empty()
+                || key.len() > API_KEY_MAX
+                || !key.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(bad("api-key", "must be 1 to 512 characters A-Z, a-z, 0-9"));
+            }
+            Ok(Credential::ApiKey(key.to_owned()))
+        }
+        (None, Some(value)) => basic(value).ok_or_else(|| {
+            bad(
+                "authorization",
+                "must be Basic with base64 of a non-empty user, ':' and a non-empty password",
+            )
+        }),
+        (None, None) => Ok(Credential::None),
+    }
+}
+
+/// `Basic base64(user:password)`, or `None` when it is anything else.
+fn basic(value: &str) -> Option<Credential> {
+    if value.len() > AUTHORIZATION_MAX {
+        return None;
+    }
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (username, password) = text.split_once(':')?;
+    if username.is_empty() || password.is_empty() {
+        return None;
+    }
+    Some(Credential::Basic {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RID: &str = "14abc1e2-338f-11e6-ac61-9e71128cae77";
+    const CID: &str = "31715660-01ac-4411-8f15-6f7ad4c269be";
+
+    fn base() -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert("CMP-request-id", HeaderValue::from_static(RID));
+        map.insert("correlation-id", HeaderValue::from_static(CID));
+        map.insert("client-id", HeaderValue::from_static("dk3kdwkef1"));
+        map.insert("target-id", HeaderValue::from_static("msp42"));
+        map
+    }
+
+    fn with(name: &'static str, value: &'static str) -> HeaderMap {
+        let mut map = base();
+        map.insert(name, HeaderValue::from_static(value));
+        map
+    }
+
+    fn kind_of(map: &HeaderMap) -> ViolationKind {
+        headers(map).unwrap_err().kind
+    }
+
+    #[test]
+    fn the_spec_examples_are_accepted() {
+        let h = headers(&with("api-key", "1234abcdefghij0123456789")).unwrap();
+        assert_eq!(h.cmp_request_id.to_string(), RID);
+        assert_eq!(h.correlation_id.to_string(), CID);
+        assert_eq!(
+            (h.client_id.as_str(), h.target_id.as_str()),
+            ("dk3kdwkef1", "msp42")
+        );
+        assert_eq!(
+            h.credential,
+            Credential::ApiKey("1234abcdefghij0123456789".to_owned())
+        );
+        assert_eq!(headers(&base()).unwrap().credential, Credential::None);
+    }
+
+    #[test]
+    fn missing_headers() {
+        for name in ["cmp-request-id", "correlation-id", "client-id", "target-id"] {
+            let mut map = base();
+            map.remove(name);
+            let v = headers(&map).unwrap_err();
+            assert_eq!(
+                (v.kind, v.field.as_str()),
+                (ViolationKind::MissingHeader, name)
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_ids() {
+        assert_eq!(
+            kind_of(&with("cmp-request-id", "14abc1e2")),
+            ViolationKind::BadHeader
+        );
+        assert_eq!(
+            kind_of(&with("correlation-id", "31715660")),
+            ViolationKind::BadCorrelationId
+        );
+        assert_eq!(
+            kind_of(&with(
+                "correlation-id",
+                "{31715660-01ac-4411-8f15-6f7ad4c269be}"
+            )),
+            ViolationKind::BadCorrelationId
+        );
+        assert!(headers(&with(
+            "correlation-id",
+            "31715660-01AC-4411-8F15-6F7AD4C269BE"
+        ))
+        .is_ok());
+        for value in ["", "dk3-kdw", "dk3 kdw", "\u{e9}"] {
+            let mut map = base();
+            map.insert(
+                "client-id",
+                HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("a_b")),
+            );
+            assert_eq!(kind_of(&map), ViolationKind::BadHeader, "{value}");
+        }
+        let mut map = base();
+        map.insert(
+            "target-id",
+            HeaderValue::from_str(&"a".repeat(ID_MAX + 1)).unwrap(),
+        );
+        assert_eq!(kind_of(&map), ViolationKind::BadHeader);
+        let mut map = base();
+        map.insert(
+            "target-id",
+            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        assert_eq!(kind_of(&map), ViolationKind::BadHeader);
+    }
+
+    #[test]
+    fn repeated_headers() {
+        for (name, kind) in [
+            ("cmp-request-id", ViolationKind::BadHeader),
+            ("correlation-id", ViolationKind::BadCorrelationId),
+            ("client-id", ViolationKind::BadHeader),
+            ("target-id", ViolationKind::BadHeader),
+        ] {
+            let mut map = base();
+            let value = map.get(name).cloned().unwrap();
+            map.append(name, value);
+            assert_eq!(kind_of(&map), kind, "{name}");
+        }
+        let mut map = with("api-key", "abc");
+        map.append("api-key", HeaderValue::from_static("abc"));
+        assert_eq!(kind_of(&map), ViolationKind::BadCredential);
+    }
+
+    #[test]
+    fn basic_authentication() {
+        // base64("cmp:s3cr:et") — a password may contain ':'.
+        let h = headers(&with("authorization", "Basic Y21wOnMzY3I6ZXQ=")).unwrap();
+        assert_eq!(
+            h.credential,
+            Credential::Basic {
+                username: "cmp".to_owned(),
+                password: "s3cr:et".to_owned()
+            }
+        );
+        assert!(headers(&with("authorization", "basic Y21wOnMzY3I6ZXQ=")).is_ok());
+        for value in [
+            "Bearer abc",
+            "Basic",
+            "Basic !!!",
+            "Basic Y21w",     // "cmp": no ':'
+            "Basic OnB3",     // ":pw": empty user
+            "Basic Y21wOg==", // "cmp:": empty password
+            "Basic /w==",     // not UTF-8
+        ] {
+            let v = headers(&with("authorization", value)).unwrap_err();
+            assert_eq!(v.kind, ViolationKind::BadCredential, "{value}");
+            assert!(!v.to_string().contains("Y21w"));
+        }
+    }
+
+    #[test]
+    fn credentials_are_never_printed() {
+        let mut map = with("api-key", "topsecret123");
+        assert!(!format!("{:?}", headers(&map).unwrap()).contains("topsecret123"));
+        map.insert("api-key", HeaderValue::from_static("top-secret"));
+        let v = headers(&map).unwrap_err();
+        assert_eq!(v.kind, ViolationKind::BadCredential);
+        assert!(!v.to_string().contains("secret"));
+        let basic = headers(&with("authorization", "Basic Y21wOnMzY3I6ZXQ=")).unwrap();
+        let printed = format!("{basic:?}");
+        assert!(
+            !printed.contains("s3cr") && !printed.contains("cmp\""),
+            "{printed}"
+        );
+        map.insert("api-key", HeaderValue::from_static("abc"));
+        map.insert(
+            "authorization",
+            HeaderValue::from_static("Basic Y21wOnMzY3I6ZXQ="),
+        );
+        assert_eq!(kind_of(&map), ViolationKind::BadCredential);
+    }
+}

@@ -1,0 +1,267 @@
+//! The command line: `serve`, `check`, `certs`, `demo`, `ledger …`.
+//!
+//! Each subcommand prints what it does and names the cause of any failure; exit codes are 0
+//! (done), 1 (the configuration or the data is wrong), 2 (usage).
+
+use crate::config::{HubConfig, Routes};
+use crate::run::{self, Options};
+use crate::snapshot::Snapshot;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// aidhub: the AID.02 aggregation hub between MSPs and CMPs.
+#[derive(Debug, Parser)]
+#[command(name = "aidhub", version, about)]
+pub struct Cli {
+    /// The hub configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "config/hub.toml",
+        env = "AIDHUB_CONFIG"
+    )]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub until SIGTERM or Ctrl-C.
+    Serve {
+        /// Seconds requests in flight may take to finish on shutdown.
+        #[arg(long, default_value_t = 10)]
+        grace_secs: u64,
+    },
+    /// Validate config/hub.toml and routes.toml (and every file they name); print every problem.
+    Check,
+    /// Create the development PKI (CA, hub and partner certificates) for routes.toml.
+    Certs {
+        /// Where to write; defaults to the config's tls.dev_pki, else `certs`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Start a hub with simulated partners on loopback and walk through every AID1 function.
+    Demo,
+    /// Inspect or load the ledger of a stopped hub.
+    #[command(subcommand)]
+    Ledger(crate::ledger::cli::LedgerCommand),
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("aidhub: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let base = PathBuf::from(".");
+    match cli.command {
+        Command::Serve { grace_secs } => runtime.block_on(serve(cli.config, base, grace_secs)),
+        Command::Check => check(&cli.config, &base),
+        Command::Certs { dir } => certs(&cli.config, &base, dir),
+        Command::Demo => runtime.block_on(crate::demo::run()),
+        Command::Ledger(command) => {
+            runtime.block_on(crate::ledger::cli::run(command, &cli.config, &base))
+        }
+    }
+}
+
+/// Sets up logging from the config (text or JSON, filter), overridable by `RUST_LOG`.
+pub fn init_logging(json: bool, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
+    match HubConfig::load(&config, &base) {
+        Ok(c) => init_logging(c.log.json, &c.log.level),
+        Err(e) => {
+            eprintln!("aidhub: {} is not valid:\n{e}", config.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let options = Options {
+        hub_toml: config,
+        base,
+        partners_addr: None,
+        grace: Duration::from_secs(grace_secs),
+    };
+    let running = match run::start(options).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("aidhub: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print_welcome(&running);
+    wait_for_signals(&running).await;
+    tracing::info!("shutting down: draining requests in flight");
+    match running.shutdown().await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("aidhub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signals(running: &run::Running) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hup.recv() => match running.hub.reload() {
+                Ok(s) => tracing::info!(version = s.version, hash = %s.hash, "configuration reloaded"),
+                Err(e) => tracing::error!(cause = %e, "reload refused; the previous configuration keeps serving"),
+            },
+        }
+    }
+}
+
+fn print_welcome(running: &run::Running) {
+    let snap = running.hub.snapshot();
+    let addr = running.partners_addr;
+    eprintln!("aidhub is serving AID1 on https://{addr} (mutual TLS)");
+    eprintln!(
+        "partners: {}",
+        snap.routes
+            .partners
+            .iter()
+            .map(|p| format!("{} ({})", p.id, p.role.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(dir) = &snap.config.tls.dev_pki {
+        if let Some(msp) = snap
+            .routes
+            .partners
+            .iter()
+            .find(|p| p.role == crate::aid1::Role::Msp)
+        {
+            if let Some(cmp) = snap
+                .routes
+                .partners
+                .iter()
+                .find(|p| p.role == crate::aid1::Role::Cmp)
+            {
+                let (cert, key) = crate::pki::partner_client(dir, &msp.id);
+                let key_hint = match &msp.credential {
+                    crate::config::Credential::ApiKey(s) => {
+                        format!("-H 'api-key: <the {s} credential of {}>'", msp.id)
+                    }
+                    crate::config::Credential::Basic { username, .. } => {
+                        format!("-u '{username}:<password>'")
+                    }
+                };
+                eprintln!("try, as {} calling {}:", msp.id, cmp.id);
+                eprintln!(
+                    "  curl --cacert {ca} --cert {cert} --key {key} \\\n    -H 'client-id: {msp}' -H 'target-id: {cmp}' {key_hint} \\\n    -H \"CMP-request-id: $(uuidgen)\" -H \"correlation-id: $(uuidgen)\" \\\n    -H 'content-type: application/json' -d '{{\"reason\":\"demo\"}}' \\\n    https://localhost:{port}/cesim/msp/v1/users/$(uuidgen)/invalidate",
+                    ca = crate::pki::ca_cert(dir).display(),
+                    cert = cert.display(),
+                    key = key.display(),
+                    msp = msp.id,
+                    cmp = cmp.id,
+                    port = addr.port(),
+                );
+                eprintln!("or watch every function cross the hub: aidhub demo");
+            }
+        }
+    }
+}
+
+fn check(config: &PathBuf, base: &PathBuf) -> ExitCode {
+    let mut problems = Vec::new();
+    let hub = match HubConfig::load(config, base) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            problems.extend(e.problems);
+            None
+        }
+    };
+    if let Some(hub) = &hub {
+        if let Err(e) = Routes::load(&hub.routes, base) {
+            problems.extend(e.problems);
+        }
+    }
+    if problems.is_empty() {
+        if let Err(e) = Snapshot::load(config, base, 0) {
+            problems.extend(e.problems);
+        }
+    }
+    if problems.is_empty() {
+        if let Ok(s) = Snapshot::load(config, base, 0) {
+            println!(
+                "ok: {} partners, configuration hash {}",
+                s.routes.partners.len(),
+                s.hash
+            );
+        }
+        ExitCode::SUCCESS
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        println!("{} problem(s) found", problems.len());
+        ExitCode::FAILURE
+    }
+}
+
+fn certs(config: &PathBuf, base: &PathBuf, dir: Option<PathBuf>) -> ExitCode {
+    let hub = match HubConfig::load(config, base) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("aidhub: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let routes = match Routes::load(&hub.routes, base) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("aidhub: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut hub = hub;
+    hub.tls.dev_pki = Some(
+        dir.or(hub.tls.dev_pki.clone())
+            .unwrap_or_else(|| base.join("certs")),
+    );
+    match run::ensure_dev_pki(&hub, Some(&routes), &mut |line| println!("{line}")) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aidhub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

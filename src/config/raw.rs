@@ -1,0 +1,203 @@
+//! Serde mirrors of `config/hub.toml` and `routes.toml`, exactly as written in the files.
+//!
+//! Nothing here is checked beyond its TOML type; [`super`] turns these into validated types.
+//! Every struct denies unknown keys so that a typo is an error, not a silent default.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `config/hub.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHub {
+    /// Path of the routing table.
+    #[serde(default = "default_routes")]
+    pub routes: String,
+    /// Listener addresses.
+    #[serde(default)]
+    pub listen: RawListen,
+    /// The hub's own TLS material and the partner trust anchors.
+    pub tls: RawTls,
+    /// The embedded ledger.
+    #[serde(default)]
+    pub ledger: RawLedger,
+    /// Size and concurrency limits.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Upstream timeouts.
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    /// Payload validation switches.
+    #[serde(default)]
+    pub validation: RawValidation,
+    /// Logging.
+    #[serde(default)]
+    pub log: RawLog,
+    /// Development conveniences.
+    #[serde(default)]
+    pub dev: RawDev,
+}
+
+fn default_routes() -> String {
+    "routes.toml".into()
+}
+
+/// `[listen]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    /// The partner-facing mutual-TLS listener.
+    pub partners: Option<String>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// The hub's server certificate chain (PEM).
+    pub server_cert: String,
+    /// Its private key (PEM).
+    pub server_key: String,
+    /// The hub's client certificate chain, presented to partner upstreams.
+    pub client_cert: String,
+    /// Its private key.
+    pub client_key: String,
+    /// Trust anchors for partner client certificates.
+    pub partner_ca: Vec<String>,
+    /// Certificate revocation lists (PEM or DER) for partner client certificates.
+    #[serde(default)]
+    pub crls: Vec<String>,
+    /// Create a development PKI under this directory when the files are missing.
+    pub dev_pki: Option<String>,
+    /// Extra names for the hub's development server certificate.
+    #[serde(default)]
+    pub dev_hosts: Vec<String>,
+    /// Seconds a client may take to finish the TLS handshake.
+    pub handshake_timeout_secs: Option<u64>,
+}
+
+/// `[ledger]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// Directory of the sled database.
+    pub path: Option<String>,
+    /// How long an asynchronous activation-code request stays open.
+    pub async_deadline_secs: Option<u64>,
+    /// How long closed requests and withdrawn federations are kept.
+    pub retention_secs: Option<u64>,
+    /// How often the sweeper runs.
+    pub sweep_interval_secs: Option<u64>,
+    /// How long Send Activation Code waits for its request's 201 to be relayed.
+    pub early_answer_wait_ms: Option<u64>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Largest request or answer body accepted.
+    pub max_body_bytes: Option<u64>,
+}
+
+/// `[timeouts]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    /// TCP connect timeout towards an upstream.
+    pub connect_ms: Option<u64>,
+    /// Whole-exchange timeout for functions without their own.
+    pub default_ms: Option<u64>,
+    /// Per-function overrides, keyed by function name (e.g. `request_activation_code`).
+    #[serde(default)]
+    pub functions: BTreeMap<String, u64>,
+}
+
+/// `[validation]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidation {
+    /// Narrow ICCIDs to the spec's 20–22 digits.
+    #[serde(default)]
+    pub strict_iccid: bool,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `text` (default) or `json`.
+    pub format: Option<String>,
+    /// A tracing filter, e.g. `info` or `aidhub=debug`.
+    pub level: Option<String>,
+}
+
+/// `routes.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoutes {
+    /// The partner directory.
+    #[serde(default, rename = "partner")]
+    pub partners: Vec<RawPartner>,
+}
+
+/// One `[[partner]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartner {
+    /// Its id, as used in `client-id` / `target-id`.
+    pub id: String,
+    /// `msp` or `cmp`.
+    pub role: String,
+    /// Certificate identities: `cn:`, `dns:`, `uri:`, `sha256:`.
+    pub identities: Vec<String>,
+    /// How the partner authenticates to the hub.
+    pub credential: RawCredential,
+    /// Where the hub forwards calls for this partner.
+    pub upstream: RawUpstream,
+    /// The counterparts it has agreements with (absent: every partner of the other role).
+    pub counterparts: Option<Vec<String>>,
+    /// Counterparts whose federations predate the hub (first use of an unknown token is learned).
+    #[serde(default)]
+    pub migration: Vec<String>,
+    /// CMPs: the secret its account ids are signed with.
+    pub account_id_secret: Option<String>,
+    /// CMPs: per-MSP account-id secrets overriding `account_id_secret`.
+    #[serde(default)]
+    pub account_id_secrets: BTreeMap<String, String>,
+}
+
+/// A credential: an api-key or HTTP basic auth.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredential {
+    /// `api-key` value.
+    pub api_key: Option<String>,
+    /// Basic-auth user name.
+    pub username: Option<String>,
+    /// Basic-auth password.
+    pub password: Option<String>,
+}
+
+/// `[partner.upstream]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// Base URL, `https://host:port[/prefix]`.
+    pub url: String,
+    /// Trust anchors for the upstream's server certificate.
+    pub ca: Vec<String>,
+    /// The credential the hub presents upstream.
+    pub credential: RawCredential,
+    /// TLS server name, when it differs from the URL's host.
+    pub server_name: Option<String>,
+}
+
+/// `[dev]`: development conveniences, off by default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDev {
+    /// Start a simulated partner on every loopback upstream of the routing table.
+    #[serde(default)]
+    pub simulate_partners: bool,
+}

@@ -1,0 +1,135 @@
+//! Unit tests of configuration loading: every problem reported with its location.
+
+use super::*;
+
+const HUB: &str = r#"
+[tls]
+server_cert = "s.pem"
+server_key = "s.key"
+client_cert = "c.pem"
+client_key = "c.key"
+partner_ca = ["ca.pem"]
+"#;
+
+fn partner(id: &str, role: &str, extra: &str) -> String {
+    format!(
+        "[[partner]]\nid = \"{id}\"\nrole = \"{role}\"\nidentities = [\"cn:{id}\"]\n\
+         credential = {{ api_key = \"k{id}\" }}\n{extra}\n[partner.upstream]\n\
+         url = \"https://127.0.0.1:9000/p/\"\nca = [\"ca.pem\"]\ncredential = {{ api_key = \"up\" }}\n"
+    )
+}
+
+#[test]
+fn hub_defaults_are_the_documented_ones() {
+    let c = HubConfig::from_str(HUB, "hub.toml", Path::new("/base")).unwrap();
+    assert_eq!(c.partners_addr.to_string(), "127.0.0.1:8443");
+    assert_eq!(c.max_body_bytes, 1 << 20);
+    assert_eq!(c.routes, Path::new("/base/routes.toml"));
+    assert_eq!(c.ledger.async_deadline, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(
+        c.timeouts.for_function(Function::RequestActivationCode),
+        Duration::from_millis(RAC_TIMEOUT_MS)
+    );
+    assert_eq!(
+        c.timeouts.for_function(Function::SendCsimStatus),
+        Duration::from_millis(DEFAULT_TIMEOUT_MS)
+    );
+}
+
+#[test]
+fn hub_problems_are_all_listed() {
+    let text = format!(
+        "{HUB}\n[listen]\npartners = \"nowhere\"\n[timeouts.functions]\nno_such_fn = 5\n[log]\nformat = \"xml\"\n"
+    );
+    let e = HubConfig::from_str(&text, "hub.toml", Path::new(".")).unwrap_err();
+    let all = e.to_string();
+    assert_eq!(e.problems.len(), 3, "{all}");
+    assert!(all.contains("hub.toml: listen.partners"));
+    assert!(all.contains("timeouts.functions.no_such_fn"));
+    assert!(all.contains("log.format"));
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_line() {
+    let e = HubConfig::from_str(&format!("{HUB}\nbogus = 1\n"), "hub.toml", Path::new("."))
+        .unwrap_err();
+    assert!(e.to_string().contains("bogus"), "{e}");
+}
+
+#[test]
+fn routes_validate_roles_counterparts_and_secrets() {
+    let text = format!(
+        "{}{}",
+        partner("msp1", "msp", "counterparts = [\"cmp1\"]"),
+        partner("cmp1", "cmp", "account_id_secret = \"s\"")
+    );
+    let r = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap();
+    assert_eq!(r.partners.len(), 2);
+    let msp = &r.partners[0];
+    assert_eq!(msp.upstream.prefix, "/p");
+    assert!(msp.permits("cmp1"));
+    assert!(!msp.permits("cmp2"));
+    assert!(r.partners[1].account_id_secret_for("msp1").is_some());
+}
+
+#[test]
+fn routes_problems_name_partner_and_key() {
+    let text = format!(
+        "{}{}{}",
+        partner("msp1", "msp", "counterparts = [\"msp1\", \"ghost\"]"),
+        partner("cmp1", "cmp", ""),
+        partner("bad-id", "car", "")
+    );
+    let e = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap_err();
+    let all = e.to_string();
+    assert!(
+        all.contains("partner[0] (msp1).counterparts: `msp1` is not a cmp"),
+        "{all}"
+    );
+    assert!(all.contains("unknown partner `ghost`"), "{all}");
+    assert!(
+        all.contains("partner[1] (cmp1): a CMP needs account_id_secret"),
+        "{all}"
+    );
+    assert!(all.contains("partner[2] (bad-id): id must be"), "{all}");
+    assert!(all.contains("partner[2] (bad-id).role"), "{all}");
+}
+
+#[test]
+fn upstreams_must_be_https_without_query() {
+    let text = partner("msp1", "msp", "").replace("https://127.0.0.1:9000/p/", "http://x:1/");
+    let e = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap_err();
+    assert!(e.to_string().contains("must be an https:// URL"), "{e}");
+    let text = partner("msp1", "msp", "").replace("https://127.0.0.1:9000/p/", "https://x:1/?a=b");
+    let e = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap_err();
+    assert!(e.to_string().contains("query"), "{e}");
+}
+
+#[test]
+fn credentials_need_exactly_one_form() {
+    let text = partner("msp1", "msp", "").replace(
+        "credential = { api_key = \"kmsp1\" }",
+        "credential = { api_key = \"k\", username = \"u\", password = \"p\" }",
+    );
+    let e = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("either api_key, or username and password"),
+        "{e}"
+    );
+    let text =
+        partner("msp1", "msp", "").replace("api_key = \"kmsp1\"", "api_key = \"not-alnum!\"");
+    let e = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap_err();
+    assert!(e.to_string().contains("[A-Za-z0-9]+"), "{e}");
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let text = format!(
+        "{}{}",
+        partner("msp1", "msp", ""),
+        partner("msp1", "msp", "")
+    );
+    let e = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap_err();
+    assert!(e.to_string().contains("duplicate partner id"), "{e}");
+}

@@ -1,0 +1,78 @@
+//! Retention rules: what a sweep at `now` does to one record.
+
+use super::{older, with_state, Step};
+use crate::ledger::types::{AcRequest, AcState, Federation, FederationState, Outcome};
+
+/// What sweeping one request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::ledger) enum SweptRequest {
+    Expired,
+    Abandoned,
+    Purged,
+}
+
+pub(in crate::ledger) fn sweep_request(
+    cur: Option<&AcRequest>,
+    now: u64,
+    retention_ms: u64,
+) -> Step<AcRequest, Option<SweptRequest>> {
+    let Some(cur) = cur else {
+        return Step::keep(Ok(None));
+    };
+    let close = |outcome, swept| {
+        let closed = AcState::Closed { at: now, outcome };
+        Step::put(with_state(cur, closed), Ok(Some(swept)))
+    };
+    match cur.state {
+        AcState::Open { deadline } if now > deadline => {
+            close(Outcome::Expired, SweptRequest::Expired)
+        }
+        AcState::Pending if older(now, cur.created_at, retention_ms) => {
+            close(Outcome::Abandoned, SweptRequest::Abandoned)
+        }
+        AcState::Answering { at, .. } if older(now, at, retention_ms) => {
+            close(Outcome::Abandoned, SweptRequest::Abandoned)
+        }
+        AcState::Closed { at, .. } if older(now, at, retention_ms) => {
+            Step::delete(Ok(Some(SweptRequest::Purged)))
+        }
+        _ => Step::keep(Ok(None)),
+    }
+}
+
+/// What sweeping one federation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::ledger) enum SweptFederation {
+    /// A withdrawn federation removed; its profiles go too.
+    Purged,
+    /// A reservation whose forward never finished removed.
+    Dropped,
+}
+
+/// Whether a federation is due to be swept (the backend removes its profiles first).
+pub(in crate::ledger) fn sweepable(
+    fed: &Federation,
+    now: u64,
+    retention_ms: u64,
+) -> Option<SweptFederation> {
+    match fed.state {
+        FederationState::Invalid { at, .. } if older(now, at, retention_ms) => {
+            Some(SweptFederation::Purged)
+        }
+        FederationState::Reserved { at } if older(now, at, retention_ms) => {
+            Some(SweptFederation::Dropped)
+        }
+        _ => None,
+    }
+}
+
+pub(in crate::ledger) fn sweep_federation(
+    cur: Option<&Federation>,
+    now: u64,
+    retention_ms: u64,
+) -> Step<Federation, Option<SweptFederation>> {
+    match cur.and_then(|f| sweepable(f, now, retention_ms)) {
+        Some(swept) => Step::delete(Ok(Some(swept))),
+        None => Step::keep(Ok(None)),
+    }
+}

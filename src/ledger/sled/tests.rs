@@ -1,0 +1,303 @@
+//! The sled backend's own tests: the conformance suite, restarts, corrupt records and
+//! group commit. The model-based test is in `model_tests.rs`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use uuid::Uuid;
+
+use super::SledLedger;
+use crate::ledger::codec::{encode, id_key};
+use crate::ledger::conformance::{self, new_fed, new_req, pair_a, STALE_MS};
+use crate::ledger::{ExportRecord, Ledger, LedgerError, ProfileEvent, ProfileSource, Settle};
+
+/// A directory of its own under the system's temp dir, removed when dropped.
+pub(super) struct TestDir(PathBuf);
+
+impl TestDir {
+    pub(super) fn new(name: &str) -> TestDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = format!("aidhub-ledger-{name}-{}-{nanos}-{n}", std::process::id());
+        let path = std::env::temp_dir().join(dir);
+        std::fs::create_dir_all(&path).unwrap();
+        TestDir(path)
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every record, in export order.
+pub(super) async fn dump(l: &dyn Ledger) -> Vec<ExportRecord> {
+    let mut records = Vec::new();
+    l.export(&mut |r| {
+        records.push(r);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    records
+}
+
+#[tokio::test]
+async fn conformance_suite() {
+    for check in conformance::ALL {
+        let dir = TestDir::new(check.name);
+        let ledger = SledLedger::open(dir.path()).unwrap();
+        eprintln!("conformance check {} on sled", check.name);
+        (check.run)(&ledger).await;
+    }
+}
+
+/// Something in every state, for the restart tests.
+async fn populate(l: &SledLedger) -> (Uuid, Uuid) {
+    let a = pair_a();
+    let token = Uuid::new_v4();
+    l.reserve_federation(Uuid::new_v4(), &a, 1, STALE_MS)
+        .await
+        .unwrap();
+    l.confirm_federation(new_fed(token, &a, 2)).await.unwrap();
+    let gone = Uuid::new_v4();
+    l.learn_federation(new_fed(gone, &a, 3)).await.unwrap();
+    let why = Some("moved".to_string());
+    l.invalidate_federation(gone, crate::ledger::Withdrawal::MspNotified, why, 4)
+        .await
+        .unwrap();
+    let open = Uuid::new_v4();
+    l.open_request(new_req(open, token, &a, 5)).await.unwrap();
+    l.settle_request(open, Settle::Async { deadline: 10_000 }, 6)
+        .await
+        .unwrap();
+    let closed = Uuid::new_v4();
+    l.open_request(new_req(closed, token, &a, 7)).await.unwrap();
+    l.settle_request(closed, Settle::Refused { status: 422 }, 8)
+        .await
+        .unwrap();
+    l.open_request(new_req(Uuid::new_v4(), token, &a, 9))
+        .await
+        .unwrap();
+    let event = ProfileEvent {
+        iccid: "8988303000000000001".into(),
+        status: "enabled".into(),
+        source: ProfileSource::CsimStatus,
+    };
+    l.record_profiles(token, &[event], 10).await.unwrap();
+    (token, open)
+}
+
+#[tokio::test]
+async fn reopen_after_drop_keeps_everything() {
+    let dir = TestDir::new("reopen");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let (token, open) = populate(&ledger).await;
+    let (before, stats) = (dump(&ledger).await, ledger.stats().await.unwrap());
+    assert_eq!(before.len(), 7);
+    let clone = ledger.clone();
+    drop(ledger);
+    drop(clone);
+
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    assert_eq!(dump(&ledger).await, before);
+    assert_eq!(ledger.stats().await.unwrap(), stats);
+    // The reopened ledger carries on where the old one stopped.
+    let a = pair_a();
+    let claimed = ledger
+        .claim_answer(open, &a.msp, &a.cmp, token, 20, STALE_MS)
+        .await;
+    assert!(claimed.is_ok(), "{claimed:?}");
+    drop(ledger);
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let state = ledger.request(open).await.unwrap().unwrap().state.name();
+    assert_eq!(state, "answering");
+}
+
+#[tokio::test]
+async fn unknown_schema_version_is_an_error_naming_the_key() {
+    let dir = TestDir::new("corrupt");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let token = Uuid::new_v4();
+    let fed = ledger
+        .learn_federation(new_fed(token, &pair_a(), 1))
+        .await
+        .unwrap();
+    let mut value = encode(&id_key(token), &fed).unwrap();
+    value[0] = 2;
+    ledger
+        .inner
+        .federations
+        .insert(id_key(token), value)
+        .unwrap();
+    let expected = LedgerError::Corrupt {
+        key: format!("federation/{token}"),
+        reason: "unknown schema version 2".into(),
+    };
+    assert_eq!(ledger.federation(token).await, Err(expected.clone()));
+    let reserve = ledger
+        .reserve_federation(token, &pair_a(), 2, STALE_MS)
+        .await;
+    assert_eq!(reserve, Err(expected.clone()));
+    drop(ledger);
+    // A database this version cannot read is refused at start-up, not mid-request.
+    assert_eq!(SledLedger::open(dir.path()).err(), Some(expected));
+}
+
+#[tokio::test]
+async fn every_mutation_waits_for_a_flush() {
+    let dir = TestDir::new("flush");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let before = ledger.flush_count();
+    let token = Uuid::new_v4();
+    ledger
+        .reserve_federation(token, &pair_a(), 1, STALE_MS)
+        .await
+        .unwrap();
+    assert_eq!(ledger.flush_count(), before + 1);
+    // A refusal waits too: the state it saw may not be on disk yet.
+    let other = crate::ledger::Pair::new("m9", "c9");
+    let taken = ledger.reserve_federation(token, &other, 2, STALE_MS).await;
+    assert_eq!(taken, Err(LedgerError::TokenTaken));
+    assert_eq!(ledger.flush_count(), before + 2);
+    // Reads do not flush.
+    ledger.federation(token).await.unwrap();
+    ledger.stats().await.unwrap();
+    assert_eq!(ledger.flush_count(), before + 2);
+}
+
+/// Run `writers` tasks doing `each` reservations at once; the ops/s and flushes made.
+async fn concurrent_reservations(ledger: &SledLedger, writers: usize, each: usize) -> (f64, u64) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(writers));
+    let flushes = ledger.flush_count();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let (ledger, barrier) = (ledger.clone(), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                for i in 0..each {
+                    let token = Uuid::new_v4();
+                    ledger
+                        .reserve_federation(token, &pair_a(), i as u64, STALE_MS)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let rate = (writers * each) as f64 / started.elapsed().as_secs_f64();
+    (rate, ledger.flush_count() - flushes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_share_flushes() {
+    let dir = TestDir::new("group");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    // Hold the flusher until all 64 writers wait, as they would behind a slow disk.
+    ledger.inner.commits.pause(true);
+    let writers = tokio::spawn({
+        let ledger = ledger.clone();
+        async move { concurrent_reservations(&ledger, 64, 1).await }
+    });
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while ledger.flush_waiters() < 64 {
+        assert!(Instant::now() < deadline, "writers never queued up");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    ledger.inner.commits.pause(false);
+    let (_, flushes) = writers.await.unwrap();
+    assert!(flushes <= 2, "64 queued writers cost {flushes} flushes");
+    assert_eq!(ledger.flush_waiters(), 0);
+    assert_eq!(ledger.stats().await.unwrap().federations_reserved, 64);
+
+    // Unheld, on whatever disk this is: still fewer flushes than writers.
+    let (_, flushes) = concurrent_reservations(&ledger, 64, 4).await;
+    assert!(flushes < 256, "256 writes cost {flushes} flushes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_callers_have_one_winner() {
+    let dir = TestDir::new("race");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let (a, token, rid) = (pair_a(), Uuid::new_v4(), Uuid::new_v4());
+    ledger
+        .open_request(new_req(rid, token, &a, 1))
+        .await
+        .unwrap();
+    ledger
+        .settle_request(rid, Settle::Async { deadline: 1_000 }, 2)
+        .await
+        .unwrap();
+
+    let claims: Vec<_> = (0..32)
+        .map(|_| {
+            let (ledger, a) = (ledger.clone(), a.clone());
+            tokio::spawn(async move {
+                ledger
+                    .claim_answer(rid, &a.msp, &a.cmp, token, 3, STALE_MS)
+                    .await
+            })
+        })
+        .collect();
+    let reservations: Vec<_> = (0..32)
+        .map(|i| {
+            let ledger = ledger.clone();
+            let pair = crate::ledger::Pair::new("m1", format!("c{i}"));
+            tokio::spawn(async move { ledger.reserve_federation(token, &pair, 3, STALE_MS).await })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for task in claims {
+        claimed.push(task.await.unwrap());
+    }
+    let mut reserved = Vec::new();
+    for task in reservations {
+        reserved.push(task.await.unwrap());
+    }
+    assert_eq!(claimed.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(claimed
+        .iter()
+        .all(|r| r.is_ok() || *r == Err(LedgerError::RequestBusy)));
+    assert_eq!(reserved.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(reserved
+        .iter()
+        .all(|r| r.is_ok() || *r == Err(LedgerError::TokenTaken)));
+    let stats = ledger.stats().await.unwrap();
+    assert_eq!((stats.requests_answering, stats.requests_open), (1, 0));
+    assert_eq!(stats.federations_reserved, 1);
+}
+
+/// Prints throughput; run with `cargo test timing_report -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "timing report, not a check"]
+async fn timing_report() {
+    let dir = TestDir::new("timing");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let (single, single_flushes) = concurrent_reservations(&ledger, 1, 500).await;
+    println!("single writer: 500 ops, {single:.0} ops/s, {single_flushes} flushes");
+    let (many, many_flushes) = concurrent_reservations(&ledger, 64, 50).await;
+    println!(
+        "64 writers: {} ops, {many:.0} ops/s, {many_flushes} flushes",
+        64 * 50
+    );
+    let started = Instant::now();
+    for _ in 0..1_000 {
+        ledger.stats().await.unwrap();
+    }
+    println!("stats: {:?} per call", started.elapsed() / 1_000);
+}

@@ -1,0 +1,60 @@
+//! aidhub: an aggregation hub for GSMA AID.02 ("Automotive Identity").
+//!
+//! Mobile operators (MSPs) and car makers (CMPs) each connect to the hub once, with mutual
+//! TLS, and the hub carries every AID1 call to the partner named by its `target-id` —
+//! validated against the spec on the way in and on the way back, and checked against a
+//! durable ledger of federations and activation-code requests.
+//!
+//! # How a request flows
+//!
+//! ```text
+//! server  accept ─► TLS handshake (client cert verified, identity resolved, or refused)
+//! proxy   head ─► body ─► call ─► forward ─► answer ─► respond ─► access log
+//!           │               │                   │
+//! aid1      identify,       validate body,      validate answer,
+//!           authenticate,   account id,         ledger record
+//!           route           ledger check
+//! ```
+//!
+//! # Modules
+//!
+//! * [`config`] — `config/hub.toml` and `routes.toml`, parsed then validated; secrets.
+//! * [`snapshot`] — one immutable, validated configuration (routes, TLS, upstream pools),
+//!   swapped whole by [`hub::Hub::reload`].
+//! * [`identity`] — client certificate → partner (`cn:`, `dns:`, `uri:`, `sha256:`).
+//! * [`tls`] — rustls server and client configurations, CRLs.
+//! * [`server`] — listeners, handshakes, HTTP/1.1 and h2, graceful drain.
+//! * [`proxy`] — the protocol-agnostic walk and the [`proxy::Protocol`] trait.
+//! * [`aid1`] — the AID1 protocol: functions, validation, the hub's exchange and lifecycle.
+//! * [`account_id`] — HS256 account ids (AID.02 5.2).
+//! * [`ledger`] — federations, activation-code requests, profiles; sled backend.
+//! * [`upstream`] — pooled mutual-TLS clients per partner, fault classification.
+//! * [`error`] — [`error::HubError`] and its one mapping to status + spec error body.
+//! * [`access`] — the access log line.
+//! * [`run`] — starting and stopping a whole hub; [`cli`] — the command line.
+//! * [`pki`] — the development PKI; [`sim`] — simulated partners; [`client`] — a partner's
+//!   client; [`demo`] — the walk-through.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod access;
+pub mod account_id;
+pub mod aid1;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod hub;
+pub mod identity;
+pub mod ledger;
+pub mod pki;
+pub mod proxy;
+pub mod run;
+pub mod server;
+pub mod sim;
+pub mod snapshot;
+pub mod stage;
+pub mod tls;
+pub mod upstream;

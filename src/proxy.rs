@@ -1,0 +1,196 @@
+//! The walk every request takes, whatever its protocol, written once:
+//!
+//! ```text
+//! head (identify, authenticate, route) ─► read body (capped) ─► call (validate, ledger check,
+//! build the upstream request) ─► forward (pooled mTLS) ─► answer (validate, ledger record,
+//! respond) ─► access log
+//! ```
+//!
+//! A [`Protocol`] supplies the protocol knowledge for each phase; this module never reads a
+//! protocol field. Once a request is admitted, the forward and the ledger record run in their
+//! own task, so a caller that hangs up cannot leave the ledger half-way through a lifecycle
+//! step.
+
+use crate::access::AccessRecord;
+use crate::error::HubError;
+use crate::server::ConnInfo;
+use crate::snapshot::Snapshot;
+use crate::upstream::Answer;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the walk carries between phases.
+pub struct Cx {
+    /// The configuration this request runs on, start to end.
+    pub snap: Arc<Snapshot>,
+    /// The connection it arrived on.
+    pub conn: Arc<ConnInfo>,
+    /// What the access log will say.
+    pub record: AccessRecord,
+}
+
+/// An admitted request, ready to go upstream.
+pub struct Outbound<C> {
+    /// The protocol's own view of the call, handed back in [`Protocol::answer`].
+    pub call: C,
+    /// The partner it goes to.
+    pub target: Arc<str>,
+    /// The upstream request (absolute URI, credential set).
+    pub request: Request<Full<Bytes>>,
+    /// Deadline for the whole upstream exchange.
+    pub timeout: Duration,
+}
+
+/// The protocol knowledge the walk needs, phase by phase.
+pub trait Protocol: Send + Sync + 'static {
+    /// What the request head established (caller, function, target).
+    type Head: Send + 'static;
+    /// What the whole request established.
+    type Call: Send + 'static;
+
+    /// Identify and authenticate the caller, recognise the function, pick the target. No body
+    /// has been read yet.
+    fn head(&self, cx: &mut Cx, parts: &Parts) -> Result<Self::Head, HubError>;
+
+    /// Validate the body, check the ledger, and build the upstream request.
+    fn call(
+        &self,
+        cx: &mut Cx,
+        head: Self::Head,
+        parts: Parts,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Outbound<Self::Call>, HubError>> + Send;
+
+    /// Validate the upstream answer, record what it settles, and phrase the response.
+    fn answer(
+        &self,
+        cx: &mut Cx,
+        call: Self::Call,
+        answer: Answer,
+    ) -> impl Future<Output = Result<Response<Full<Bytes>>, HubError>> + Send;
+
+    /// The upstream exchange failed: undo what [`Protocol::call`] reserved.
+    fn failed(
+        &self,
+        cx: &mut Cx,
+        call: Self::Call,
+        error: &HubError,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// Runs one request through the walk and always produces a response.
+pub async fn handle<P: Protocol>(
+    protocol: Arc<P>,
+    snap: Arc<Snapshot>,
+    conn: Arc<ConnInfo>,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let mut cx = Cx {
+        snap,
+        conn,
+        record: AccessRecord::default(),
+    };
+    let (parts, body) = request.into_parts();
+    let outbound = match admit(&*protocol, &mut cx, parts, body).await {
+        Ok(outbound) => outbound,
+        Err(error) => {
+            let response = respond(Err(error), &mut cx);
+            cx.record.log(response.status(), started.elapsed());
+            return response;
+        }
+    };
+    // From here on the request runs to completion even if the caller goes away, so the
+    // ledger never stops half-way through a lifecycle step.
+    let task = tokio::spawn(async move {
+        let result = forward(&*protocol, &mut cx, outbound).await;
+        let response = respond(result, &mut cx);
+        cx.record.log(response.status(), started.elapsed());
+        response
+    });
+    task.await.unwrap_or_else(|e| {
+        tracing::error!(cause = %e, "request task failed");
+        HubError::Internal(e.to_string()).response()
+    })
+}
+
+/// Phases before the upstream: head, body, call.
+async fn admit<P: Protocol>(
+    protocol: &P,
+    cx: &mut Cx,
+    parts: Parts,
+    body: Incoming,
+) -> Result<Outbound<P::Call>, HubError> {
+    let head = protocol.head(cx, &parts)?;
+    let body = read_body(body, cx.snap.config.max_body_bytes).await?;
+    protocol.call(cx, head, parts, body).await
+}
+
+/// The upstream exchange and the answer phase.
+async fn forward<P: Protocol>(
+    protocol: &P,
+    cx: &mut Cx,
+    outbound: Outbound<P::Call>,
+) -> Result<Response<Full<Bytes>>, HubError> {
+    let Outbound {
+        call,
+        target,
+        request,
+        timeout,
+    } = outbound;
+    let Some(upstream) = cx.snap.upstream(&target).cloned() else {
+        let error = HubError::Internal(format!("no upstream for partner {target}"));
+        protocol.failed(cx, call, &error).await;
+        return Err(error);
+    };
+    let started = Instant::now();
+    let result = upstream
+        .exchange(request, timeout, cx.snap.config.max_body_bytes)
+        .await;
+    cx.record.upstream = Some(started.elapsed());
+    match result {
+        Ok(answer) => {
+            cx.record.upstream_status = Some(answer.status.as_u16());
+            protocol.answer(cx, call, answer).await
+        }
+        Err(fault) => {
+            let error = HubError::Upstream {
+                partner: target.to_string(),
+                fault,
+            };
+            protocol.failed(cx, call, &error).await;
+            Err(error)
+        }
+    }
+}
+
+fn respond(result: Result<Response<Full<Bytes>>, HubError>, cx: &mut Cx) -> Response<Full<Bytes>> {
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            cx.record.refuse(&error);
+            error.response()
+        }
+    }
+}
+
+/// Reads the whole request body, refusing more than `limit` bytes.
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, HubError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(HubError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(HubError::Invalid(crate::aid1::Violation {
+            kind: crate::aid1::ViolationKind::Syntax,
+            field: "body".into(),
+            reason: format!("the request body could not be read: {e}"),
+        })),
+    }
+}

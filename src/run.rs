@@ -1,0 +1,210 @@
+//! Starting and stopping a whole hub: load and validate the configuration (creating the
+//! development PKI first when the config asks for it), open the ledger, bind the listeners,
+//! start the background tasks, and drain on shutdown. `aidhub serve`, the demo and the
+//! integration tests all start the hub through [`start`].
+
+use crate::aid1::exchange::Aid1Hub;
+use crate::aid1::Role;
+use crate::client::{Caller, HubClient, Version};
+use crate::config::{HubConfig, Routes};
+use crate::hub::{Hub, Source};
+use crate::ledger::sled::SledLedger;
+use crate::ledger::Ledger;
+use crate::pki;
+use crate::sim::{AsyncDelivery, Side, SimPartner};
+use crate::snapshot::Snapshot;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `config/hub.toml`.
+    pub hub_toml: PathBuf,
+    /// Base directory for relative paths.
+    pub base: PathBuf,
+    /// Override of the partner listener address (tests bind port 0).
+    pub partners_addr: Option<SocketAddr>,
+    /// How long open requests may take to finish on shutdown.
+    pub grace: Duration,
+}
+
+/// A running hub.
+pub struct Running {
+    /// The partner listener's bound address.
+    pub partners_addr: SocketAddr,
+    /// The shared state (snapshot, ledger).
+    pub hub: Hub,
+    /// Simulated partners started by `[dev] simulate_partners`.
+    pub simulated: Vec<(String, SimPartner)>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Creates the development PKI if `dev_pki` is set and the hub's files are missing.
+pub fn ensure_dev_pki(
+    config: &HubConfig,
+    routes_text: Option<&Routes>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let Some(dir) = &config.tls.dev_pki else {
+        return Ok(());
+    };
+    let ids: Vec<String> = routes_text
+        .map(|r| r.partners.iter().map(|p| p.id.to_string()).collect())
+        .unwrap_or_default();
+    let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let partners: Vec<pki::PartnerCerts<'_>> = ids
+        .iter()
+        .map(|id| pki::PartnerCerts { id, hosts: &hosts })
+        .collect();
+    let mut hub_hosts = hosts.clone();
+    hub_hosts.extend(config.tls.dev_hosts.iter().cloned());
+    let request = pki::PkiRequest {
+        dir,
+        hub_hosts: &hub_hosts,
+        partners: &partners,
+        days: 825,
+    };
+    pki::ensure(&request, progress)
+        .map(|_| ())
+        .map_err(|e| format!("development PKI: {e}"))
+}
+
+/// Loads everything and starts serving.
+pub async fn start(options: Options) -> Result<Running, String> {
+    let config = HubConfig::load(&options.hub_toml, &options.base).map_err(|e| e.to_string())?;
+    if config.tls.dev_pki.is_some() {
+        // Partner ids come from the routing table; problems in it are reported by the load below.
+        let routes = Routes::load(&config.routes, &options.base).ok();
+        ensure_dev_pki(&config, routes.as_ref(), &mut |line| {
+            tracing::info!("{line}")
+        })?;
+    }
+    let snapshot =
+        Snapshot::load(&options.hub_toml, &options.base, 1).map_err(|e| e.to_string())?;
+    let ledger_path = snapshot.config.ledger.path.clone();
+    let ledger: Arc<dyn Ledger> = Arc::new(open_ledger(&ledger_path)?);
+    let addr = options
+        .partners_addr
+        .unwrap_or(snapshot.config.partners_addr);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let partners_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let hub = Hub::new(
+        snapshot,
+        ledger.clone(),
+        Source {
+            hub_toml: options.hub_toml.clone(),
+            base: options.base.clone(),
+        },
+    );
+    let simulated = if hub.snapshot().config.simulate_partners {
+        simulate_partners(&hub.snapshot(), partners_addr).await?
+    } else {
+        Vec::new()
+    };
+    let (shutdown, watch) = watch::channel(false);
+    let protocol = Arc::new(Aid1Hub::new(ledger));
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(crate::server::partner_listener(
+        listener,
+        hub.clone(),
+        protocol,
+        watch.clone(),
+        options.grace,
+    )));
+    tasks.push(tokio::spawn(crate::aid1::lifecycle::sweeper(
+        hub.clone(),
+        watch,
+    )));
+    Ok(Running {
+        partners_addr,
+        hub,
+        simulated,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Starts a simulated partner on every loopback upstream, with the development PKI's
+/// certificates; simulated MSPs deliver async activation codes back through the hub.
+async fn simulate_partners(
+    snap: &Snapshot,
+    hub_addr: SocketAddr,
+) -> Result<Vec<(String, SimPartner)>, String> {
+    let Some(dir) = &snap.config.tls.dev_pki else {
+        return Err("[dev] simulate_partners needs tls.dev_pki (the simulated partners use its certificates)".into());
+    };
+    let mut started = Vec::new();
+    for partner in &snap.routes.partners {
+        let Some(authority) = partner.upstream.origin.authority() else {
+            continue;
+        };
+        let loopback = matches!(authority.host(), "127.0.0.1" | "localhost" | "[::1]");
+        let Ok(addr) = format!(
+            "{}:{}",
+            authority.host().replace("localhost", "127.0.0.1"),
+            authority.port_u16().unwrap_or(443)
+        )
+        .parse::<SocketAddr>() else {
+            continue;
+        };
+        if !loopback {
+            continue;
+        }
+        let side = match partner.role {
+            Role::Msp => Side::Msp,
+            Role::Cmp => Side::Cmp,
+        };
+        let (cert, key) = pki::partner_server(dir, &partner.id);
+        let sim = SimPartner::start(side, addr, &cert, &key, &pki::ca_cert(dir)).await?;
+        if side == Side::Msp {
+            let (client_cert, client_key) = pki::partner_client(dir, &partner.id);
+            let hub = HubClient::new(
+                &format!("https://localhost:{}", hub_addr.port()),
+                &pki::ca_cert(dir),
+                &client_cert,
+                &client_key,
+                Version::Http1,
+            )?;
+            sim.deliver_async_with(AsyncDelivery {
+                hub,
+                caller: Caller::for_partner(partner),
+                after: Duration::from_millis(200),
+            });
+        }
+        tracing::info!(partner = %partner.id, %addr, "simulated partner started");
+        started.push((partner.id.to_string(), sim));
+    }
+    Ok(started)
+}
+
+fn open_ledger(path: &Path) -> Result<SledLedger, String> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    SledLedger::open(path).map_err(|e| format!("ledger at {}: {e}", path.display()))
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish within the grace period, flushes the
+    /// ledger.
+    pub async fn shutdown(self) -> Result<(), String> {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.hub
+            .ledger()
+            .flush()
+            .await
+            .map_err(|e| format!("ledger flush: {e}"))
+    }
+}

@@ -1,0 +1,114 @@
+//! Listeners: accept TCP, finish the TLS handshake under the current snapshot's
+//! configuration, read the peer's identity once, and serve HTTP/1.1 or h2 (by ALPN) on the
+//! connection until it closes or the hub drains.
+
+use crate::hub::Hub;
+use crate::identity::CertIdentities;
+use crate::proxy::{self, Protocol};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// What the hub knows about one connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// The client certificate's identities (empty on listeners without client certificates).
+    pub cert: CertIdentities,
+    /// Whether ALPN chose h2.
+    pub h2: bool,
+}
+
+/// Accepts partner connections until `shutdown` fires, then lets open requests finish within
+/// `grace`.
+pub async fn partner_listener<P: Protocol>(
+    listener: TcpListener,
+    hub: Hub,
+    protocol: Arc<P>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(cause = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let hub = hub.clone();
+        let protocol = protocol.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let Some((tls, info)) = handshake(tcp, peer, &hub).await else {
+                return;
+            };
+            let info = Arc::new(info);
+            let service = service_fn(move |request| {
+                let snap = hub.snapshot();
+                let protocol = protocol.clone();
+                let info = info.clone();
+                async move { Ok::<_, Infallible>(proxy::handle(protocol, snap, info, request).await) }
+            });
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%peer, cause = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "grace period over; closing open connections"
+        );
+    }
+}
+
+async fn handshake(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    hub: &Hub,
+) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, ConnInfo)> {
+    let _ = tcp.set_nodelay(true);
+    let snap = hub.snapshot();
+    let acceptor = TlsAcceptor::from(snap.server_tls.clone());
+    let deadline = snap.config.tls.handshake_timeout;
+    let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, cause = %e, "TLS handshake refused");
+            return None;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            return None;
+        }
+    };
+    let (_, session) = tls.get_ref();
+    let cert = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|der| CertIdentities::from_der(der))?;
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    Some((tls, ConnInfo { peer, cert, h2 }))
+}

@@ -1,0 +1,275 @@
+//! Upstream calls: one pooled mutual-TLS HTTP client per partner.
+//!
+//! Each partner's [`Upstream`] owns a keep-alive pool (HTTP/1.1 or h2 by ALPN) whose TLS
+//! configuration trusts that partner's anchors and presents the hub's client certificate.
+//! [`Upstream::exchange`] sends one request and reads the whole answer under one deadline,
+//! and classifies every failure into an [`UpstreamFault`]. A request is retried only when it
+//! provably never reached the partner: a failed connect or TLS handshake.
+
+use crate::config::{Credential, UpstreamSpec};
+use crate::tls;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use http::{HeaderMap, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Why an upstream exchange failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamFault {
+    /// Nothing listens at the upstream address.
+    Refused,
+    /// TCP connect failed otherwise (unreachable, connect timeout).
+    Connect(String),
+    /// The TLS handshake failed (certificate, protocol).
+    Tls(String),
+    /// No complete answer within the deadline.
+    Timeout(Duration),
+    /// The connection was closed or reset mid-exchange.
+    Reset,
+    /// The answer was not valid HTTP.
+    Protocol(String),
+    /// The answer body exceeded the size cap.
+    TooLarge,
+}
+
+impl UpstreamFault {
+    /// A short label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamFault::Refused => "refused",
+            UpstreamFault::Connect(_) => "connect",
+            UpstreamFault::Tls(_) => "tls",
+            UpstreamFault::Timeout(_) => "timeout",
+            UpstreamFault::Reset => "reset",
+            UpstreamFault::Protocol(_) => "protocol",
+            UpstreamFault::TooLarge => "too_large",
+        }
+    }
+
+    /// Whether the request cannot have reached the partner.
+    pub fn never_sent(&self) -> bool {
+        matches!(
+            self,
+            UpstreamFault::Refused | UpstreamFault::Connect(_) | UpstreamFault::Tls(_)
+        )
+    }
+}
+
+impl fmt::Display for UpstreamFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamFault::Refused => f.write_str("connection refused"),
+            UpstreamFault::Connect(e) => write!(f, "cannot connect: {e}"),
+            UpstreamFault::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            UpstreamFault::Timeout(d) => write!(f, "no answer within {} ms", d.as_millis()),
+            UpstreamFault::Reset => f.write_str("connection closed before a complete answer"),
+            UpstreamFault::Protocol(e) => write!(f, "not a valid HTTP answer: {e}"),
+            UpstreamFault::TooLarge => f.write_str("answer body too large"),
+        }
+    }
+}
+
+/// A complete upstream answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its whole body.
+    pub body: Bytes,
+}
+
+/// One partner's upstream: base URL, credential and connection pool.
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+    credential: (HeaderName, HeaderValue),
+}
+
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upstream")
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+/// How many connect attempts a request gets when it provably never reached the partner.
+const CONNECT_ATTEMPTS: u32 = 2;
+
+impl Upstream {
+    /// Builds the client for one partner.
+    pub fn new(
+        spec: &UpstreamSpec,
+        hub_cert: &Path,
+        hub_key: &Path,
+        connect_timeout: Duration,
+    ) -> Result<Upstream, String> {
+        let config = tls::client_config(&spec.ca, hub_cert, hub_key)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only();
+        let builder = match &spec.server_name {
+            Some(name) => {
+                let name = rustls::pki_types::ServerName::try_from(name.clone())
+                    .map_err(|e| format!("server_name `{name}`: {e}"))?;
+                builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+            }
+            None => builder,
+        };
+        let connector = builder.enable_all_versions().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let origin = spec.origin.to_string();
+        let base = format!("{}{}", origin.trim_end_matches('/'), spec.prefix);
+        Ok(Upstream {
+            client,
+            base,
+            credential: credential_header(&spec.credential)?,
+        })
+    }
+
+    /// The full upstream URI for an incoming path and query.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, String> {
+        format!("{}{}", self.base, path_and_query)
+            .parse()
+            .map_err(|e| format!("cannot build the upstream URI: {e}"))
+    }
+
+    /// The header carrying the hub's credential at this partner.
+    pub fn credential(&self) -> (&HeaderName, &HeaderValue) {
+        (&self.credential.0, &self.credential.1)
+    }
+
+    /// Sends `request` and reads the whole answer, all within `deadline`.
+    pub async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        deadline: Duration,
+        max_body: usize,
+    ) -> Result<Answer, UpstreamFault> {
+        let started = Instant::now();
+        match tokio::time::timeout(deadline, self.attempts(request, max_body)).await {
+            Ok(result) => result,
+            Err(_) => Err(UpstreamFault::Timeout(started.elapsed())),
+        }
+    }
+
+    async fn attempts(
+        &self,
+        request: Request<Full<Bytes>>,
+        max_body: usize,
+    ) -> Result<Answer, UpstreamFault> {
+        let (parts, body) = request.into_parts();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = Request::from_parts(parts.clone(), body.clone());
+            *req.extensions_mut() = http::Extensions::new();
+            match self.client.request(req).await {
+                Ok(response) => {
+                    let (head, incoming) = response.into_parts();
+                    let body = Limited::new(incoming, max_body)
+                        .collect()
+                        .await
+                        .map_err(|e| {
+                            if e.is::<http_body_util::LengthLimitError>() {
+                                UpstreamFault::TooLarge
+                            } else {
+                                classify(&*e)
+                            }
+                        })?
+                        .to_bytes();
+                    return Ok(Answer {
+                        status: head.status,
+                        headers: head.headers,
+                        body,
+                    });
+                }
+                Err(e) => {
+                    let fault = classify(&e);
+                    if fault.never_sent() && e.is_connect() && attempt < CONNECT_ATTEMPTS {
+                        continue;
+                    }
+                    return Err(fault);
+                }
+            }
+        }
+    }
+}
+
+fn credential_header(credential: &Credential) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = match credential {
+        Credential::ApiKey(key) => (
+            HeaderName::from_static("api-key"),
+            key.expose_str().ok_or("api-key is not text")?.to_owned(),
+        ),
+        Credential::Basic { username, password } => {
+            use base64::Engine as _;
+            let pass = password.expose_str().ok_or("password is not text")?;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{pass}"));
+            (AUTHORIZATION, format!("Basic {token}"))
+        }
+    };
+    let mut value =
+        HeaderValue::from_str(&value).map_err(|_| "credential is not a valid header value")?;
+    value.set_sensitive(true);
+    Ok((name, value))
+}
+
+/// Walks an error's causes to name the failure.
+fn classify(error: &(dyn std::error::Error + 'static)) -> UpstreamFault {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut connect = false;
+    while let Some(e) = cause {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return UpstreamFault::Tls(tls.to_string());
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return UpstreamFault::Tls(tls.to_string());
+            }
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionRefused => return UpstreamFault::Refused,
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
+                    return UpstreamFault::Reset
+                }
+                TimedOut if connect => return UpstreamFault::Connect("connect timed out".into()),
+                _ => {}
+            }
+        }
+        if let Some(client) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
+            connect |= client.is_connect();
+        }
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
+                return UpstreamFault::Reset;
+            }
+            if hyper.is_parse() || hyper.is_parse_status() {
+                return UpstreamFault::Protocol(hyper.to_string());
+            }
+        }
+        cause = e.source();
+    }
+    if connect {
+        UpstreamFault::Connect(error.to_string())
+    } else {
+        UpstreamFault::Protocol(error.to_string())
+    }
+}
