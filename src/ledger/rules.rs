@@ -63,6 +63,7 @@ pub(super) fn older(now: u64, at: u64, ms: u64) -> bool {
     now.saturating_sub(at) > ms
 }
 
+/// [`Ledger::reserve_federation`](super::Ledger::reserve_federation).
 pub(super) fn reserve(
     cur: Option<&Federation>,
     token: Uuid,
@@ -112,6 +113,7 @@ fn new_active(fed: &NewFederation, learned: bool) -> Federation {
     }
 }
 
+/// [`Ledger::confirm_federation`](super::Ledger::confirm_federation).
 pub(super) fn confirm(
     cur: Option<&Federation>,
     fed: &NewFederation,
@@ -137,6 +139,7 @@ pub(super) fn confirm(
     }
 }
 
+/// [`Ledger::release_federation`](super::Ledger::release_federation).
 pub(super) fn release(cur: Option<&Federation>, pair: &Pair) -> Step<Federation, ()> {
     match cur {
         Some(cur) if cur.pair == *pair && matches!(cur.state, FederationState::Reserved { .. }) => {
@@ -149,6 +152,7 @@ pub(super) fn release(cur: Option<&Federation>, pair: &Pair) -> Step<Federation,
 /// A learned federation, and whether it is new.
 pub(super) type Learned = (Federation, bool);
 
+/// [`Ledger::learn_federation`](super::Ledger::learn_federation), telling whether it added one.
 pub(super) fn learn(cur: Option<&Federation>, fed: &NewFederation) -> Step<Federation, Learned> {
     match cur {
         None => {
@@ -160,6 +164,7 @@ pub(super) fn learn(cur: Option<&Federation>, fed: &NewFederation) -> Step<Feder
     }
 }
 
+/// [`Ledger::invalidate_federation`](super::Ledger::invalidate_federation).
 pub(super) fn invalidate(
     cur: Option<&Federation>,
     by: super::types::Withdrawal,
@@ -194,6 +199,7 @@ fn pair_mismatch(have: &Pair, msp: &str, cmp: &str) -> Option<&'static str> {
     }
 }
 
+/// [`Ledger::open_request`](super::Ledger::open_request), given the token's federation.
 pub(super) fn open(
     fed: Option<&Federation>,
     cur: Option<&AcRequest>,
@@ -234,6 +240,7 @@ fn wrong_state(req: &AcRequest) -> LedgerError {
     }
 }
 
+/// [`Ledger::settle_request`](super::Ledger::settle_request).
 pub(super) fn settle(
     cur: Option<&AcRequest>,
     settle: Settle,
@@ -263,6 +270,7 @@ pub(super) struct Claimant<'a> {
     pub(super) token: Uuid,
 }
 
+/// [`Ledger::claim_answer`](super::Ledger::claim_answer).
 pub(super) fn claim(
     cur: Option<&AcRequest>,
     who: &Claimant<'_>,
@@ -296,6 +304,7 @@ pub(super) fn claim(
     Step::put(next.clone(), Ok(next))
 }
 
+/// [`Ledger::finish_answer`](super::Ledger::finish_answer).
 pub(super) fn finish(
     cur: Option<&AcRequest>,
     delivered: Option<Delivered>,
@@ -318,6 +327,7 @@ pub(super) fn finish(
     Step::put(next.clone(), Ok(next))
 }
 
+/// The record of one profile event.
 pub(super) fn profile(token: Uuid, event: &ProfileEvent, now: u64) -> Profile {
     Profile {
         msp_token: token,
@@ -328,6 +338,7 @@ pub(super) fn profile(token: Uuid, event: &ProfileEvent, now: u64) -> Profile {
     }
 }
 
+/// Whether `req` passes `filter`.
 pub(super) fn matches(req: &AcRequest, filter: &RequestFilter) -> bool {
     let open = !matches!(req.state, AcState::Closed { .. });
     (open || !filter.open_only)

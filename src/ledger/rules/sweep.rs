@@ -6,11 +6,15 @@ use crate::ledger::types::{AcRequest, AcState, Federation, FederationState, Outc
 /// What sweeping one request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in crate::ledger) enum SweptRequest {
+    /// Open past its deadline: closed as expired.
     Expired,
+    /// Pending or answering for longer than the retention: closed as abandoned.
     Abandoned,
+    /// Closed for longer than the retention: removed.
     Purged,
 }
 
+/// What a sweep does to one request.
 pub(in crate::ledger) fn sweep_request(
     cur: Option<&AcRequest>,
     now: u64,
@@ -66,6 +70,7 @@ pub(in crate::ledger) fn sweepable(
     }
 }
 
+/// What a sweep does to one federation (its profiles are the backend's business).
 pub(in crate::ledger) fn sweep_federation(
     cur: Option<&Federation>,
     now: u64,

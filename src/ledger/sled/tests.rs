@@ -300,4 +300,24 @@ async fn timing_report() {
         ledger.stats().await.unwrap();
     }
     println!("stats: {:?} per call", started.elapsed() / 1_000);
+
+    let lines: Vec<_> = (0..200_000)
+        .map(|i| new_fed(Uuid::new_v4(), &pair_a(), i))
+        .collect();
+    let started = Instant::now();
+    let report = ledger.import_federations(lines).await.unwrap();
+    println!(
+        "import: {} federations in {:?}",
+        report.added,
+        started.elapsed()
+    );
+    drop(ledger);
+    let started = Instant::now();
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let stats = ledger.stats().await.unwrap();
+    let records = stats.federations_active + stats.federations_reserved;
+    println!(
+        "reopen: {records} records counted in {:?}",
+        started.elapsed()
+    );
 }
