@@ -7,7 +7,7 @@ use crate::config::{HubConfig, Routes};
 use crate::run::{self, Options};
 use crate::snapshot::Snapshot;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -200,7 +200,7 @@ fn print_welcome(running: &run::Running) {
     }
 }
 
-fn check(config: &PathBuf, base: &PathBuf) -> ExitCode {
+fn check(config: &Path, base: &Path) -> ExitCode {
     let mut problems = Vec::new();
     let hub = match HubConfig::load(config, base) {
         Ok(h) => Some(h),
@@ -237,7 +237,7 @@ fn check(config: &PathBuf, base: &PathBuf) -> ExitCode {
     }
 }
 
-fn certs(config: &PathBuf, base: &PathBuf, dir: Option<PathBuf>) -> ExitCode {
+fn certs(config: &Path, base: &Path, dir: Option<PathBuf>) -> ExitCode {
     let hub = match HubConfig::load(config, base) {
         Ok(h) => h,
         Err(e) => {

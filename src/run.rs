@@ -112,18 +112,16 @@ pub async fn start(options: Options) -> Result<Running, String> {
     };
     let (shutdown, watch) = watch::channel(false);
     let protocol = Arc::new(Aid1Hub::new(ledger));
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(crate::server::partner_listener(
-        listener,
-        hub.clone(),
-        protocol,
-        watch.clone(),
-        options.grace,
-    )));
-    tasks.push(tokio::spawn(crate::aid1::lifecycle::sweeper(
-        hub.clone(),
-        watch,
-    )));
+    let tasks = vec![
+        tokio::spawn(crate::server::partner_listener(
+            listener,
+            hub.clone(),
+            protocol,
+            watch.clone(),
+            options.grace,
+        )),
+        tokio::spawn(crate::aid1::lifecycle::sweeper(hub.clone(), watch)),
+    ];
     Ok(Running {
         partners_addr,
         hub,

@@ -55,7 +55,7 @@ impl Iccid {
                 }
             })
             .sum();
-        sum % 10 == 0
+        sum.is_multiple_of(10)
     }
 }
 

@@ -345,10 +345,10 @@ pub(super) fn matches(req: &AcRequest, filter: &RequestFilter) -> bool {
         && filter
             .partner
             .as_deref()
-            .map_or(true, |p| req.pair.involves(p))
+            .is_none_or(|p| req.pair.involves(p))
         && filter
             .older_than_ms
-            .map_or(true, |ms| older(filter.now, req.created_at, ms))
+            .is_none_or(|ms| older(filter.now, req.created_at, ms))
 }
 
 /// Oldest first, then by id, then at most `limit`.
