@@ -3,7 +3,8 @@
 //! Each subcommand prints what it does and names the cause of any failure; exit codes are 0
 //! (done), 1 (the configuration or the data is wrong), 2 (usage).
 
-use crate::config::{HubConfig, Routes};
+use crate::aid1::Role;
+use crate::config::{Credential, HubConfig, Routes};
 use crate::run::{self, Options};
 use crate::snapshot::Snapshot;
 use clap::{Parser, Subcommand};
@@ -149,55 +150,76 @@ async fn wait_for_signals(running: &run::Running) {
     }
 }
 
+/// Tells a developer how to call the hub: on a development PKI, two ready-to-paste calls
+/// (onboarding, then an activation-code request) between the first MSP and CMP.
 fn print_welcome(running: &run::Running) {
     let snap = running.hub.snapshot();
     let addr = running.partners_addr;
     eprintln!("aidhub is serving AID1 on https://{addr} (mutual TLS)");
-    eprintln!(
-        "partners: {}",
-        snap.routes
-            .partners
-            .iter()
-            .map(|p| format!("{} ({})", p.id, p.role.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if let Some(dir) = &snap.config.tls.dev_pki {
-        if let Some(msp) = snap
-            .routes
-            .partners
-            .iter()
-            .find(|p| p.role == crate::aid1::Role::Msp)
-        {
-            if let Some(cmp) = snap
-                .routes
-                .partners
-                .iter()
-                .find(|p| p.role == crate::aid1::Role::Cmp)
-            {
-                let (cert, key) = crate::pki::partner_client(dir, &msp.id);
-                let key_hint = match &msp.credential {
-                    crate::config::Credential::ApiKey(s) => {
-                        format!("-H 'api-key: <the {s} credential of {}>'", msp.id)
-                    }
-                    crate::config::Credential::Basic { username, .. } => {
-                        format!("-u '{username}:<password>'")
-                    }
-                };
-                eprintln!("try, as {} calling {}:", msp.id, cmp.id);
-                eprintln!(
-                    "  curl --cacert {ca} --cert {cert} --key {key} \\\n    -H 'client-id: {msp}' -H 'target-id: {cmp}' {key_hint} \\\n    -H \"CMP-request-id: $(uuidgen)\" -H \"correlation-id: $(uuidgen)\" \\\n    -H 'content-type: application/json' -d '{{\"reason\":\"demo\"}}' \\\n    https://localhost:{port}/cesim/msp/v1/users/$(uuidgen)/invalidate",
-                    ca = crate::pki::ca_cert(dir).display(),
-                    cert = cert.display(),
-                    key = key.display(),
-                    msp = msp.id,
-                    cmp = cmp.id,
-                    port = addr.port(),
-                );
-                eprintln!("or watch every function cross the hub: aidhub demo");
+    let partners: Vec<String> = snap
+        .routes
+        .partners
+        .iter()
+        .map(|p| format!("{} ({})", p.id, p.role.as_str()))
+        .collect();
+    eprintln!("partners: {}", partners.join(", "));
+    let Some(dir) = &snap.config.tls.dev_pki else {
+        return;
+    };
+    let first = |role| snap.routes.partners.iter().find(|p| p.role == role);
+    let (Some(msp), Some(cmp)) = (first(Role::Msp), first(Role::Cmp)) else {
+        return;
+    };
+    let Some(secret) = cmp.account_id_secret_for(&msp.id) else {
+        return;
+    };
+    let now = crate::aid1::lifecycle::now_ms() / 1000;
+    let claims = crate::account_id::AccountClaims {
+        sid: uuid::Uuid::new_v4(),
+        exp: now + 3600,
+        iat: Some(now),
+        has_ver: false,
+    };
+    let account_id = crate::account_id::sign(&claims, None, false, secret.expose());
+    let token = uuid::Uuid::new_v4();
+    let ca = crate::pki::ca_cert(dir);
+    let call = |from: &crate::config::Partner, to: &crate::config::Partner, rest: &str| {
+        let (cert, key) = crate::pki::partner_client(dir, &from.id);
+        let credential = match &from.credential {
+            Credential::ApiKey(_) => {
+                format!("-H \"api-key: <{}'s api_key in routes.toml>\"", from.id)
             }
-        }
-    }
+            Credential::Basic { username, .. } => {
+                format!("-u '{username}:<password in routes.toml>'")
+            }
+        };
+        format!(
+            "  curl --cacert {ca} --cert {cert} --key {key} \\\n    -H 'client-id: {from}' -H 'target-id: {to}' {credential} \\\n    -H \"CMP-request-id: $(cat /proc/sys/kernel/random/uuid)\" -H \"correlation-id: $(cat /proc/sys/kernel/random/uuid)\" \\\n    {rest}",
+            ca = ca.display(),
+            cert = cert.display(),
+            key = key.display(),
+            from = from.id,
+            to = to.id,
+        )
+    };
+    let base = format!("https://localhost:{}", addr.port());
+    eprintln!(
+        "\nonboard a user ({} tells {} its msp_token; the account id is valid for an hour):",
+        msp.id, cmp.id
+    );
+    eprintln!(
+        "{}",
+        call(msp, cmp, &format!("-H 'content-type: application/json' -d '{{\"msp_token\":\"{token}\",\"phoneNumber\":\"b3YsYkQq\",\"subscriptionType\":\"private\",\"iv\":\"N1RnMnHh\"}}' \\\n    {base}/cesim/msp/v1/users/{account_id}"))
+    );
+    eprintln!(
+        "\nthen ask for an activation code ({} calling {}):",
+        cmp.id, msp.id
+    );
+    eprintln!(
+        "{}",
+        call(cmp, msp, &format!("-H 'content-type: application/json' -d '{{\"profileType\":\"personal\",\"deviceType\":\"tcu\",\"imei\":\"\",\"eid\":\"\",\"activationCodeRequestID\":\"'$(cat /proc/sys/kernel/random/uuid)'\"}}' \\\n    {base}/v1/activation-code-requests/{token}"))
+    );
+    eprintln!("\nor watch every function cross the hub: cargo run --release -- demo\n");
 }
 
 fn check(config: &Path, base: &Path) -> ExitCode {

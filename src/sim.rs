@@ -203,6 +203,11 @@ impl SimPartner {
             None => {}
         }
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        // Partners may serve the API under a path prefix: route on what follows it.
+        let path = ["/cesim/msp/v1/", "/v1/"]
+            .iter()
+            .find_map(|api| path.find(api).map(|at| path[at..].to_owned()))
+            .unwrap_or(path);
         Ok(match self.side {
             Side::Msp => self.msp(&parts.method, &path, &parts.headers, &json),
             Side::Cmp => cmp(&parts.method, &path),
