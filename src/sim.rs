@@ -4,7 +4,8 @@
 //!
 //! A simulated MSP answers Request Activation Code synchronously (200 with a code), or — when
 //! the request's `deviceType` is `async` — with 201, and then delivers the code through the
-//! hub with Send Activation Code. Tests can make any path misbehave with [`Fault`].
+//! hub with Send Activation Code; when it is `slow`, it answers after [`SLOW_ANSWER`]. Tests
+//! can make any path misbehave with [`Fault`].
 
 use crate::client::{Caller, HubClient};
 use bytes::Bytes;
@@ -85,6 +86,9 @@ pub struct SimPartner {
 
 /// The activation code the simulated MSP hands out.
 pub const SIM_ACTIVATION_CODE: &str = "1$SMDP.AIDHUB.TEST$04386-AGYFT-A74Y8-3F815";
+/// How long the simulated MSP takes for a Request Activation Code whose `deviceType` is
+/// `slow` (tests of requests in flight).
+pub const SLOW_ANSWER: Duration = Duration::from_millis(1500);
 /// The ICCID of the profiles it issues.
 pub const SIM_ICCID: &str = "8944500805172032953";
 
@@ -203,6 +207,10 @@ impl SimPartner {
             None => {}
         }
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        tracing::debug!(target: "aidhub::sim", method = %parts.method, %path, "simulated partner received a request");
+        if json["deviceType"] == "slow" {
+            tokio::time::sleep(SLOW_ANSWER).await;
+        }
         // Partners may serve the API under a path prefix: route on what follows it.
         let path = ["/cesim/msp/v1/", "/v1/"]
             .iter()

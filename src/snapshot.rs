@@ -73,6 +73,44 @@ impl Snapshot {
         }
         let identities = Arc::new(index);
         let tls_files = &config.tls;
+        let mut files: Vec<(&Path, String)> = vec![
+            (&tls_files.server_cert, "tls.server_cert".into()),
+            (&tls_files.server_key, "tls.server_key".into()),
+            (&tls_files.client_cert, "tls.client_cert".into()),
+            (&tls_files.client_key, "tls.client_key".into()),
+        ];
+        files.extend(
+            tls_files
+                .partner_ca
+                .iter()
+                .map(|p| (p.as_path(), "tls.partner_ca".into())),
+        );
+        files.extend(
+            tls_files
+                .crls
+                .iter()
+                .map(|p| (p.as_path(), "tls.crls".into())),
+        );
+        for partner in &routes.partners {
+            let key = format!("{routes_name}: partner {}: upstream.ca", partner.id);
+            files.extend(
+                partner
+                    .upstream
+                    .ca
+                    .iter()
+                    .map(|p| (p.as_path(), key.clone())),
+            );
+        }
+        let mut missing = false;
+        for (file, key) in &files {
+            if let Err(e) = std::fs::metadata(file) {
+                missing = true;
+                problem(format!("{key}: {}: {e}", file.display()));
+            }
+        }
+        if missing {
+            return Err(errors);
+        }
         let server_tls = tls::server_config(
             &tls_files.server_cert,
             &tls_files.server_key,
@@ -99,18 +137,7 @@ impl Snapshot {
                 )),
             }
         }
-        let mut files: Vec<&Path> = vec![
-            &tls_files.server_cert,
-            &tls_files.server_key,
-            &tls_files.client_cert,
-            &tls_files.client_key,
-        ];
-        files.extend(tls_files.partner_ca.iter().map(|p| p.as_path()));
-        files.extend(tls_files.crls.iter().map(|p| p.as_path()));
-        for partner in &routes.partners {
-            files.extend(partner.upstream.ca.iter().map(|p| p.as_path()));
-        }
-        for file in files {
+        for (file, _) in &files {
             hasher.update(std::fs::read(file).unwrap_or_default());
         }
         let Some(server_tls) = server_tls else {

@@ -1,0 +1,355 @@
+//! The `aidhub` binary as an operator runs it: `check`, `certs`, `serve` (with the shipped
+//! configuration, real signals) and `demo`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aidhub");
+
+/// A copy of the shipped configuration in a temporary directory, on free ports.
+fn shipped_copy() -> (tempfile::TempDir, Vec<u16>) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let hub = std::fs::read_to_string(root.join("config/hub.toml"))
+        .unwrap()
+        .replace("127.0.0.1:8443", &format!("127.0.0.1:{}", ports[0]));
+    std::fs::write(dir.path().join("config/hub.toml"), hub).unwrap();
+    let mut routes = std::fs::read_to_string(root.join("routes.toml")).unwrap();
+    for (old, new) in ["9101", "9102", "9201", "9202"].iter().zip(&ports[1..]) {
+        routes = routes.replace(&format!("127.0.0.1:{old}"), &format!("127.0.0.1:{new}"));
+    }
+    std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
+    (dir, ports)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn aidhub(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_accepts_the_shipped_configuration_once_certificates_exist() {
+    let (dir, _) = shipped_copy();
+    let out = aidhub(dir.path(), &["certs"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("wrote") && text.contains("ca.pem"), "{text}");
+    let again = aidhub(dir.path(), &["certs"]);
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        !text.contains("wrote"),
+        "a second run writes nothing: {text}"
+    );
+    let out = aidhub(dir.path(), &["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with("ok: 4 partners, configuration hash "),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_lists_every_problem_with_its_location() {
+    let (dir, _) = shipped_copy();
+    let routes = dir.path().join("routes.toml");
+    let text = std::fs::read_to_string(&routes)
+        .unwrap()
+        .replace("role = \"cmp\"", "role = \"car\"")
+        .replace(
+            "counterparts = [\"mspalpha\"]",
+            "counterparts = [\"nobody\"]",
+        );
+    std::fs::write(&routes, text).unwrap();
+    let out = aidhub(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("routes.toml: partner[2] (cmpone).role: must be \"msp\" or \"cmp\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("partner[3] (cmptwo).counterparts: unknown partner `nobody`"),
+        "{text}"
+    );
+    assert!(text.contains("problem(s) found"), "{text}");
+}
+
+#[test]
+fn check_names_missing_certificate_files() {
+    let (dir, _) = shipped_copy();
+    let out = aidhub(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("tls.server_cert: ./certs/hub-server.pem"),
+        "{text}"
+    );
+    assert!(text.contains("tls.partner_ca: ./certs/ca.pem"), "{text}");
+    assert!(text.contains("partner cmptwo: upstream.ca"), "{text}");
+}
+
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    addr: String,
+}
+
+/// Starts `aidhub serve` and waits for its welcome line.
+fn serve(dir: &Path, extra: &[&str]) -> Served {
+    let mut args = vec!["serve"];
+    args.extend_from_slice(extra);
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .current_dir(dir)
+        .env("RUST_LOG", "info,aidhub::sim=debug")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+            if let Some(rest) = line.strip_prefix("aidhub is serving AID1 on https://") {
+                let addr = rest.split(' ').next().unwrap().to_owned();
+                return Served { child, lines, addr };
+            }
+            seen.push(line);
+        }
+    }
+    let _ = child.kill();
+    panic!("no welcome line within 30 s:\n{}", seen.join("\n"));
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("did not exit within {within:?}");
+}
+
+fn client(dir: &Path, id: &str, addr: &str) -> aidhub::client::HubClient {
+    let certs = dir.join("certs");
+    let (cert, key) = aidhub::pki::partner_client(&certs, id);
+    let port = addr.rsplit(':').next().unwrap();
+    aidhub::client::HubClient::new(
+        &format!("https://localhost:{port}"),
+        &aidhub::pki::ca_cert(&certs),
+        &cert,
+        &key,
+        aidhub::client::Version::Http1,
+    )
+    .unwrap()
+}
+
+fn caller(id: &str, key: &str) -> aidhub::client::Caller {
+    aidhub::client::Caller {
+        client_id: id.into(),
+        api_key: Some(key.into()),
+        basic: None,
+    }
+}
+
+fn account_id(secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = aidhub::account_id::AccountClaims {
+        sid: uuid::Uuid::new_v4(),
+        exp: now + 600,
+        iat: Some(now),
+        has_ver: false,
+    };
+    aidhub::account_id::sign(&claims, None, false, secret.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_works_out_of_the_box_and_drains_on_sigterm() {
+    let (dir, _) = shipped_copy();
+    let mut served = serve(dir.path(), &[]);
+    assert!(
+        dir.path().join("certs/ca.pem").exists(),
+        "the development PKI was created"
+    );
+    let msp = client(dir.path(), "mspalpha", &served.addr);
+    let token = uuid::Uuid::new_v4();
+    let body = serde_json::json!({
+        "msp_token": token.to_string(), "phoneNumber": "b3YsYkQq",
+        "subscriptionType": "private", "iv": "N1RnMnHh"
+    });
+    let path = format!(
+        "/cesim/msp/v1/users/{}",
+        account_id("cmpone-account-id-secret")
+    );
+    let reply = msp
+        .call(
+            &caller("mspalpha", "alphaHubKey1"),
+            "cmpone",
+            http::Method::POST,
+            &path,
+            Some(&body),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    // A slow request is in flight when SIGTERM arrives; it still completes.
+    let cmp = client(dir.path(), "cmpone", &served.addr);
+    let request = serde_json::json!({
+        "profileType": "personal", "deviceType": "slow", "imei": "", "eid": "",
+        "activationCodeRequestID": uuid::Uuid::new_v4().to_string()
+    });
+    let in_flight = tokio::spawn(async move {
+        cmp.call(
+            &caller("cmpone", "oneHubKey1"),
+            "mspalpha",
+            http::Method::POST,
+            &format!("/v1/activation-code-requests/{token}"),
+            Some(&request),
+        )
+        .await
+    });
+    // Wait until the simulated MSP holds the request, so it is surely in flight.
+    let mut received = wait_line(&served.lines, "simulated partner received a request");
+    while !received.contains("activation-code-requests") {
+        received = wait_line(&served.lines, "simulated partner received a request");
+    }
+    signal(&served.child, "TERM");
+    let reply = match in_flight.await.unwrap() {
+        Ok(reply) => reply,
+        Err(e) => {
+            let _ = wait_exit(&mut served.child, Duration::from_secs(15));
+            let logs: Vec<String> = served.lines.try_iter().collect();
+            panic!("the request in flight failed: {e}\n{}", logs.join("\n"));
+        }
+    };
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        wait_exit(&mut served.child, Duration::from_secs(15)),
+        Some(0)
+    );
+    let logs: Vec<String> = served.lines.try_iter().collect();
+    let all = logs.join("\n");
+    assert!(all.contains("shutting down"), "{all}");
+    assert!(
+        !all.contains("1$SMDP.AIDHUB.TEST"),
+        "an activation code reached the log"
+    );
+    assert!(
+        !all.contains("alphaHubKey1") && !all.contains("oneHubKey1"),
+        "an api-key reached the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_a_bad_edit_keeps_the_old_table() {
+    let (dir, _) = shipped_copy();
+    let mut served = serve(dir.path(), &[]);
+    let routes = dir.path().join("routes.toml");
+    let good = std::fs::read_to_string(&routes).unwrap();
+    std::fs::write(&routes, good.replace("role = \"cmp\"", "role = \"car\"")).unwrap();
+    signal(&served.child, "HUP");
+    let refused = wait_line(&served.lines, "reload refused");
+    assert!(refused.contains("role"), "{refused}");
+    // Still serving the old table.
+    let msp = client(dir.path(), "mspalpha", &served.addr);
+    let path = format!("/cesim/msp/v1/users/{}/invalidate", uuid::Uuid::new_v4());
+    let reply = msp
+        .call(
+            &caller("mspalpha", "alphaHubKey1"),
+            "cmpone",
+            http::Method::POST,
+            &path,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.code().as_deref(),
+        Some("20"),
+        "the old table still routes: {:?}",
+        reply.body
+    );
+    std::fs::write(&routes, good).unwrap();
+    signal(&served.child, "HUP");
+    wait_line(&served.lines, "configuration reloaded");
+    signal(&served.child, "TERM");
+    assert_eq!(
+        wait_exit(&mut served.child, Duration::from_secs(15)),
+        Some(0)
+    );
+}
+
+fn wait_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+    panic!("no log line containing {needle:?}");
+}
+
+#[test]
+fn demo_walks_through_every_function() {
+    let dir: PathBuf = tempfile::tempdir().unwrap().keep();
+    let out = aidhub(&dir, &["demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("all steps ended as the spec says"), "{text}");
+    assert!(
+        !text.contains("SMDP.AIDHUB.TEST"),
+        "the demo never prints activation codes"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
