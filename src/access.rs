@@ -5,6 +5,7 @@
 //! credential, activation code, phone number or account id.
 
 use crate::error::HubError;
+use crate::metrics::Metrics;
 use http::StatusCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,10 @@ pub struct AccessRecord {
     pub upstream: Option<Duration>,
     /// The status the upstream answered.
     pub upstream_status: Option<u16>,
+    /// How the upstream exchange failed, if it did.
+    pub upstream_fault: Option<&'static str>,
+    /// Why the hub refused, as a metric label.
+    pub reason: Option<&'static str>,
 }
 
 impl AccessRecord {
@@ -37,6 +42,7 @@ impl AccessRecord {
     pub fn refuse(&mut self, error: &HubError) {
         let (status, code) = error.status_and_code();
         self.hub_code = Some(code);
+        self.reason = Some(error.reason());
         let detail = match error {
             HubError::Internal(detail) => detail.clone(),
             HubError::Upstream { fault, .. } => fault.to_string(),
@@ -46,6 +52,32 @@ impl AccessRecord {
             tracing::warn!(cause = %detail, code, "request failed");
         }
         self.cause = Some(detail);
+    }
+
+    /// Counts the request in the metrics and writes its access-log line.
+    pub fn finish(&self, metrics: &Metrics, status: StatusCode, total: Duration) {
+        let function = self.function.unwrap_or("-");
+        let caller = self.caller.clone().unwrap_or_else(unknown);
+        let target = self.target.clone().unwrap_or_else(unknown);
+        metrics
+            .requests
+            .inc((caller.clone(), target.clone(), function, status.as_u16()));
+        metrics.observe_request(function, total);
+        if let Some(upstream) = self.upstream {
+            metrics.observe_upstream(&target, function, upstream);
+        }
+        if let Some(kind) = self.upstream_fault {
+            metrics.upstream_errors.inc((target.clone(), kind));
+        }
+        if let (Some(reason), Some(code)) = (self.reason, self.hub_code) {
+            metrics.refused.inc((reason, code));
+            if reason == "rate_limited" {
+                metrics.rate_limited.inc((caller, function));
+            } else if reason == "contract" {
+                metrics.upstream_errors.inc((target, "contract"));
+            }
+        }
+        self.log(status, total);
     }
 
     /// Writes the access-log line.
@@ -66,6 +98,11 @@ impl AccessRecord {
             "request"
         );
     }
+}
+
+fn unknown() -> Arc<str> {
+    static UNKNOWN: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    UNKNOWN.get_or_init(|| Arc::from("-")).clone()
 }
 
 struct OptDisplay<T>(Option<T>);

@@ -84,6 +84,50 @@ pub struct HubConfig {
     pub log: LogSettings,
     /// Development only: run simulated partners on loopback upstreams.
     pub simulate_partners: bool,
+    /// Default cap of requests in flight towards one upstream.
+    pub max_in_flight_per_upstream: usize,
+    /// The admin listener.
+    pub admin: AdminSettings,
+    /// Live reloads on file changes.
+    pub reload: ReloadSettings,
+}
+
+/// `[admin]`, validated.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// Address (port 0 to disable is not supported: the admin listener always runs).
+    pub addr: SocketAddr,
+    /// Bearer token, required on non-loopback addresses.
+    pub token: Option<Secret>,
+}
+
+/// `[reload]`, validated.
+#[derive(Debug, Clone)]
+pub struct ReloadSettings {
+    /// Watch the configuration and certificate files.
+    pub watch: bool,
+    /// Quiet time after the last change.
+    pub debounce: Duration,
+}
+
+/// A rate limit: `rate` requests per second with bursts of `burst`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LimitSpec {
+    /// Requests per second (> 0).
+    pub rate: f64,
+    /// Burst size (>= 1).
+    pub burst: u32,
+}
+
+/// A partner's limits.
+#[derive(Debug, Clone, Default)]
+pub struct PartnerLimits {
+    /// All its calls together.
+    pub rate: Option<LimitSpec>,
+    /// Per function name.
+    pub functions: HashMap<&'static str, LimitSpec>,
+    /// Requests in flight towards its upstream (default: the hub-wide value).
+    pub max_in_flight: Option<usize>,
 }
 
 /// The hub's TLS files.
@@ -262,7 +306,37 @@ impl HubConfig {
                 level: raw.log.level.unwrap_or_else(|| "info".into()),
             },
             simulate_partners: raw.dev.simulate_partners,
+            max_in_flight_per_upstream: raw.limits.max_in_flight_per_upstream.unwrap_or(256).max(1)
+                as usize,
+            admin: AdminSettings {
+                addr: raw
+                    .admin
+                    .listen
+                    .as_deref()
+                    .unwrap_or("127.0.0.1:9090")
+                    .parse()
+                    .unwrap_or_else(|e| {
+                        errors.push(name, "admin.listen", format_args!("not an address: {e}"));
+                        SocketAddr::from(([127, 0, 0, 1], 9090))
+                    }),
+                token: raw.admin.token.as_deref().and_then(|t| {
+                    Secret::resolve(t, base)
+                        .map_err(|e| errors.push(name, "admin.token", e))
+                        .ok()
+                }),
+            },
+            reload: ReloadSettings {
+                watch: raw.reload.watch.unwrap_or(true),
+                debounce: Duration::from_millis(raw.reload.debounce_ms.unwrap_or(500)),
+            },
         };
+        if !config.admin.addr.ip().is_loopback() && config.admin.token.is_none() {
+            errors.push(
+                name,
+                "admin.token",
+                "required when admin.listen is not a loopback address",
+            );
+        }
         errors.into_result(config)
     }
 }
@@ -305,6 +379,8 @@ pub struct Partner {
     pub account_id_secret: Option<Secret>,
     /// CMPs: per-MSP account-id secrets.
     pub account_id_secrets: BTreeMap<String, Secret>,
+    /// Rate limits and in-flight cap.
+    pub limits: PartnerLimits,
 }
 
 impl Partner {
@@ -496,6 +572,7 @@ fn partner(
         }
         _ => {}
     }
+    let limits = partner_limits(&p.limits, file, &format!("{at}.limits"), errors);
     if errors.problems.len() > before {
         return None;
     }
@@ -515,7 +592,65 @@ fn partner(
         migration: p.migration.iter().cloned().collect(),
         account_id_secret,
         account_id_secrets,
+        limits,
     })
+}
+
+fn partner_limits(
+    raw: &raw::RawPartnerLimits,
+    file: &str,
+    at: &str,
+    errors: &mut ConfigError,
+) -> PartnerLimits {
+    let spec = |rate: f64, burst: Option<u32>, key: &str, errors: &mut ConfigError| {
+        if !(rate.is_finite() && rate > 0.0) {
+            errors.push(
+                file,
+                &format!("{at}.{key}"),
+                "rate must be a positive number of requests per second",
+            );
+            return None;
+        }
+        if burst == Some(0) {
+            errors.push(file, &format!("{at}.{key}"), "burst must be at least 1");
+            return None;
+        }
+        Some(LimitSpec {
+            rate,
+            burst: burst.unwrap_or((rate.ceil() as u32).max(1)),
+        })
+    };
+    let rate = match (raw.rate, raw.burst) {
+        (Some(rate), burst) => spec(rate, burst, "rate", errors),
+        (None, Some(_)) => {
+            errors.push(file, &format!("{at}.burst"), "a burst needs a rate");
+            None
+        }
+        (None, None) => None,
+    };
+    let mut functions = HashMap::new();
+    for (name, r) in &raw.functions {
+        match Function::ALL.iter().find(|f| f.name() == name) {
+            Some(f) => {
+                if let Some(s) = spec(r.rate, r.burst, &format!("functions.{name}"), errors) {
+                    functions.insert(f.name(), s);
+                }
+            }
+            None => errors.push(
+                file,
+                &format!("{at}.functions.{name}"),
+                "not a function name (e.g. request_activation_code)",
+            ),
+        }
+    }
+    if raw.max_in_flight == Some(0) {
+        errors.push(file, &format!("{at}.max_in_flight"), "must be at least 1");
+    }
+    PartnerLimits {
+        rate,
+        functions,
+        max_in_flight: raw.max_in_flight.map(|n| n.max(1) as usize),
+    }
 }
 
 fn credential_of(

@@ -151,6 +151,32 @@ pub enum HubCode {
     LedgerUnavailable = 216,
 }
 
+impl HubCode {
+    /// Every proprietary code, in numeric order (documentation and conformance tests).
+    pub fn all() -> &'static [HubCode] {
+        use HubCode as H;
+        &[
+            H::RateLimited,
+            H::UpstreamBusy,
+            H::UpstreamUnreachable,
+            H::UpstreamTls,
+            H::UpstreamTimeout,
+            H::UpstreamBroken,
+            H::UpstreamContract,
+            H::BodyTooLarge,
+            H::UnsupportedMediaType,
+            H::UnknownFunction,
+            H::MethodNotAllowed,
+            H::NotPermitted,
+            H::BadCredential,
+            H::ClientIdMismatch,
+            H::UnknownCertificate,
+            H::RequestPending,
+            H::LedgerUnavailable,
+        ]
+    }
+}
+
 impl HubError {
     /// The status and the spec error code.
     pub fn status_and_code(&self) -> (StatusCode, u16) {
@@ -227,6 +253,33 @@ impl HubError {
             },
             HubError::Contract { .. } => (StatusCode::BAD_GATEWAY, H::UpstreamContract as u16),
             HubError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 90),
+        }
+    }
+
+    /// A short name of the condition, for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HubError::Invalid(_) => "invalid",
+            HubError::BodyTooLarge { .. } => "body_too_large",
+            HubError::UnknownCertificate => "unknown_certificate",
+            HubError::ClientIdMismatch => "client_id_mismatch",
+            HubError::BadCredential => "bad_credential",
+            HubError::UnknownTarget { .. } => "unknown_target",
+            HubError::NotPermitted { .. } => "not_permitted",
+            HubError::AccountId(_) => "account_id",
+            HubError::TokenUnknown => "token_unknown",
+            HubError::TokenWithdrawn => "token_withdrawn",
+            HubError::TokenTaken => "token_taken",
+            HubError::RequestUnknown => "request_unknown",
+            HubError::RequestClosed => "request_closed",
+            HubError::RequestOther(_) => "request_other",
+            HubError::RequestPending => "request_pending",
+            HubError::LedgerUnavailable => "ledger_unavailable",
+            HubError::RateLimited { .. } => "rate_limited",
+            HubError::Overloaded { .. } => "upstream_busy",
+            HubError::Upstream { .. } => "upstream",
+            HubError::Contract { .. } => "contract",
+            HubError::Internal(_) => "internal",
         }
     }
 

@@ -1,13 +1,15 @@
-//! The hub's shared state: the current configuration snapshot and the ledger, behind one
-//! cheap-to-clone handle.
+//! The hub's shared state behind one cheap-to-clone handle: the configuration snapshot now in
+//! force, the ledger, the limits registry, the metrics, and the reload bookkeeping.
 
 use crate::config::ConfigError;
 use crate::ledger::Ledger;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A handle on the running hub's state.
 #[derive(Clone)]
@@ -18,8 +20,12 @@ pub struct Hub {
 struct Inner {
     snapshot: ArcSwap<Snapshot>,
     ledger: Arc<dyn Ledger>,
+    limits: Limits,
+    metrics: Metrics,
     source: Source,
     versions: AtomicU64,
+    /// Serialises reloads (SIGHUP, file watch and admin call may race).
+    reloading: Mutex<Option<String>>,
 }
 
 /// Where the configuration comes from, for reloads.
@@ -39,8 +45,11 @@ impl Hub {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 ledger,
+                limits: Limits::default(),
+                metrics: Metrics::default(),
                 source,
                 versions: AtomicU64::new(version),
+                reloading: Mutex::new(None),
             }),
         }
     }
@@ -55,12 +64,63 @@ impl Hub {
         &self.inner.ledger
     }
 
-    /// Reads the configuration again; swaps it in only if all of it is valid.
-    pub fn reload(&self) -> Result<Arc<Snapshot>, ConfigError> {
-        let version = self.inner.versions.fetch_add(1, Ordering::SeqCst) + 1;
-        let source = &self.inner.source;
-        let next = Arc::new(Snapshot::load(&source.hub_toml, &source.base, version)?);
-        self.inner.snapshot.store(next.clone());
-        Ok(next)
+    /// Rate-limit buckets and in-flight gates.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Where the configuration is read from.
+    pub fn source(&self) -> &Source {
+        &self.inner.source
+    }
+
+    /// The problems of the last refused reload, until a reload succeeds.
+    pub fn last_reload_error(&self) -> Option<String> {
+        lock(&self.inner.reloading).clone()
+    }
+
+    /// Reads the whole configuration again and swaps it in only if all of it is valid; says
+    /// why otherwise (logged, counted, kept for the admin API). `trigger` names the cause.
+    pub fn reload(&self, trigger: &str) -> Result<Arc<Snapshot>, ConfigError> {
+        let mut last_error = lock(&self.inner.reloading);
+        let source = &self.inner.source;
+        let previous = self.snapshot();
+        let version = self.inner.versions.load(Ordering::SeqCst) + 1;
+        match Snapshot::load_after(&source.hub_toml, &source.base, version, Some(&previous)) {
+            Ok(next) => {
+                self.inner.versions.store(version, Ordering::SeqCst);
+                let next = Arc::new(next);
+                let (added, removed) = previous.partner_diff(&next);
+                self.inner.snapshot.store(next.clone());
+                *last_error = None;
+                self.inner.metrics.reloads.inc("ok");
+                tracing::info!(
+                    trigger,
+                    version,
+                    hash = %next.hash,
+                    unchanged = next.hash == previous.hash,
+                    added = ?added,
+                    removed = ?removed,
+                    "configuration reloaded"
+                );
+                Ok(next)
+            }
+            Err(e) => {
+                self.inner.metrics.reloads.inc("failed");
+                tracing::error!(trigger, problems = %e.to_string().replace('\n', "; "), "reload refused; the previous configuration keeps serving");
+                *last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded value is a plain Option<String>: a panic elsewhere cannot corrupt it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

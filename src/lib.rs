@@ -30,7 +30,9 @@
 //! * [`ledger`] — federations, activation-code requests, profiles; sled backend.
 //! * [`upstream`] — pooled mutual-TLS clients per partner, fault classification.
 //! * [`error`] — [`error::HubError`] and its one mapping to status + spec error body.
-//! * [`access`] — the access log line.
+//! * [`access`] — the access log line; [`metrics`] — Prometheus counters and histograms.
+//! * [`limits`] — per-partner rate limits and upstream in-flight caps.
+//! * [`admin`] — the admin listener; [`watch`] — reload on file change.
 //! * [`run`] — starting and stopping a whole hub; [`cli`] — the command line.
 //! * [`pki`] — the development PKI; [`sim`] — simulated partners; [`client`] — a partner's
 //!   client; [`demo`] — the walk-through.
@@ -40,6 +42,7 @@
 
 pub mod access;
 pub mod account_id;
+pub mod admin;
 pub mod aid1;
 pub mod cli;
 pub mod client;
@@ -49,6 +52,8 @@ pub mod error;
 pub mod hub;
 pub mod identity;
 pub mod ledger;
+pub mod limits;
+pub mod metrics;
 pub mod pki;
 pub mod proxy;
 pub mod run;
@@ -58,3 +63,4 @@ pub mod snapshot;
 pub mod stage;
 pub mod tls;
 pub mod upstream;
+pub mod watch;

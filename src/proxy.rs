@@ -13,6 +13,7 @@
 
 use crate::access::AccessRecord;
 use crate::error::HubError;
+use crate::hub::Hub;
 use crate::server::ConnInfo;
 use crate::snapshot::Snapshot;
 use crate::upstream::Answer;
@@ -27,6 +28,8 @@ use std::time::{Duration, Instant};
 
 /// What the walk carries between phases.
 pub struct Cx {
+    /// The hub's shared state (ledger, limits, metrics).
+    pub hub: Hub,
     /// The configuration this request runs on, start to end.
     pub snap: Arc<Snapshot>,
     /// The connection it arrived on.
@@ -58,6 +61,10 @@ pub trait Protocol: Send + Sync + 'static {
     /// has been read yet.
     fn head(&self, cx: &mut Cx, parts: &Parts) -> Result<Self::Head, HubError>;
 
+    /// Apply the caller's rate limits (the protocol knows who the caller is and which
+    /// function it calls).
+    fn limit(&self, cx: &mut Cx, head: &Self::Head) -> Result<(), HubError>;
+
     /// Validate the body, check the ledger, and build the upstream request.
     fn call(
         &self,
@@ -87,13 +94,14 @@ pub trait Protocol: Send + Sync + 'static {
 /// Runs one request through the walk and always produces a response.
 pub async fn handle<P: Protocol>(
     protocol: Arc<P>,
-    snap: Arc<Snapshot>,
+    hub: Hub,
     conn: Arc<ConnInfo>,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let mut cx = Cx {
-        snap,
+        snap: hub.snapshot(),
+        hub,
         conn,
         record: AccessRecord::default(),
     };
@@ -102,7 +110,8 @@ pub async fn handle<P: Protocol>(
         Ok(outbound) => outbound,
         Err(error) => {
             let response = respond(Err(error), &mut cx);
-            cx.record.log(response.status(), started.elapsed());
+            cx.record
+                .finish(cx.hub.metrics(), response.status(), started.elapsed());
             return response;
         }
     };
@@ -111,7 +120,8 @@ pub async fn handle<P: Protocol>(
     let task = tokio::spawn(async move {
         let result = forward(&*protocol, &mut cx, outbound).await;
         let response = respond(result, &mut cx);
-        cx.record.log(response.status(), started.elapsed());
+        cx.record
+            .finish(cx.hub.metrics(), response.status(), started.elapsed());
         response
     });
     task.await.unwrap_or_else(|e| {
@@ -128,6 +138,7 @@ async fn admit<P: Protocol>(
     body: Incoming,
 ) -> Result<Outbound<P::Call>, HubError> {
     let head = protocol.head(cx, &parts)?;
+    protocol.limit(cx, &head)?;
     let body = read_body(body, cx.snap.config.max_body_bytes).await?;
     protocol.call(cx, head, parts, body).await
 }
@@ -149,10 +160,22 @@ async fn forward<P: Protocol>(
         protocol.failed(cx, call, &error).await;
         return Err(error);
     };
+    let gate = match cx
+        .hub
+        .limits()
+        .enter(&target, cx.snap.max_in_flight(&target))
+    {
+        Ok(gate) => gate,
+        Err(error) => {
+            protocol.failed(cx, call, &error).await;
+            return Err(error);
+        }
+    };
     let started = Instant::now();
     let result = upstream
         .exchange(request, timeout, cx.snap.config.max_body_bytes)
         .await;
+    drop(gate);
     cx.record.upstream = Some(started.elapsed());
     match result {
         Ok(answer) => {
@@ -160,6 +183,7 @@ async fn forward<P: Protocol>(
             protocol.answer(cx, call, answer).await
         }
         Err(fault) => {
+            cx.record.upstream_fault = Some(fault.kind());
             let error = HubError::Upstream {
                 partner: target.to_string(),
                 fault,

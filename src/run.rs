@@ -30,6 +30,8 @@ pub struct Options {
     pub base: PathBuf,
     /// Override of the partner listener address (tests bind port 0).
     pub partners_addr: Option<SocketAddr>,
+    /// Override of the admin listener address (tests bind port 0).
+    pub admin_addr: Option<SocketAddr>,
     /// How long open requests may take to finish on shutdown.
     pub grace: Duration,
 }
@@ -38,6 +40,8 @@ pub struct Options {
 pub struct Running {
     /// The partner listener's bound address.
     pub partners_addr: SocketAddr,
+    /// The admin listener's bound address.
+    pub admin_addr: SocketAddr,
     /// The shared state (snapshot, ledger).
     pub hub: Hub,
     /// Simulated partners started by `[dev] simulate_partners`.
@@ -97,6 +101,11 @@ pub async fn start(options: Options) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let partners_addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin_bind = options.admin_addr.unwrap_or(snapshot.config.admin.addr);
+    let admin = TcpListener::bind(admin_bind)
+        .await
+        .map_err(|e| format!("cannot listen on {admin_bind} (admin): {e}"))?;
+    let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
     let hub = Hub::new(
         snapshot,
         ledger.clone(),
@@ -120,10 +129,13 @@ pub async fn start(options: Options) -> Result<Running, String> {
             watch.clone(),
             options.grace,
         )),
-        tokio::spawn(crate::aid1::lifecycle::sweeper(hub.clone(), watch)),
+        tokio::spawn(crate::aid1::lifecycle::sweeper(hub.clone(), watch.clone())),
+        tokio::spawn(crate::admin::listener(admin, hub.clone(), watch.clone())),
+        tokio::spawn(crate::watch::watcher(hub.clone(), watch)),
     ];
     Ok(Running {
         partners_addr,
+        admin_addr,
         hub,
         simulated,
         shutdown,

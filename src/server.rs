@@ -60,10 +60,10 @@ pub async fn partner_listener<P: Protocol>(
             };
             let info = Arc::new(info);
             let service = service_fn(move |request| {
-                let snap = hub.snapshot();
+                let hub = hub.clone();
                 let protocol = protocol.clone();
                 let info = info.clone();
-                async move { Ok::<_, Infallible>(proxy::handle(protocol, snap, info, request).await) }
+                async move { Ok::<_, Infallible>(proxy::handle(protocol, hub, info, request).await) }
             });
             let builder = auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection(TokioIo::new(tls), service);
@@ -96,10 +96,15 @@ async fn handshake(
     let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
-            tracing::info!(%peer, cause = %e, "TLS handshake refused");
+            let reason = handshake_failure(&e);
+            hub.metrics().handshake_failures.inc(("partners", reason));
+            tracing::info!(%peer, reason, cause = %e, "TLS handshake refused");
             return None;
         }
         Err(_) => {
+            hub.metrics()
+                .handshake_failures
+                .inc(("partners", "timeout"));
             tracing::info!(%peer, "TLS handshake timed out");
             return None;
         }
@@ -111,4 +116,23 @@ async fn handshake(
         .map(|der| CertIdentities::from_der(der))?;
     let h2 = session.alpn_protocol() == Some(b"h2");
     Some((tls, ConnInfo { peer, cert, h2 }))
+}
+
+/// A metric label for a failed handshake.
+fn handshake_failure(error: &std::io::Error) -> &'static str {
+    use rustls::{CertificateError, Error};
+    match error.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)) => {
+            "unknown_partner"
+        }
+        Some(Error::InvalidCertificate(CertificateError::Revoked)) => "revoked",
+        Some(Error::InvalidCertificate(CertificateError::Expired)) => "expired",
+        Some(Error::InvalidCertificate(_)) => "bad_certificate",
+        Some(Error::NoCertificatesPresented) => "no_certificate",
+        Some(Error::PeerIncompatible(_)) => "incompatible",
+        Some(Error::AlertReceived(_)) => "alert_received",
+        Some(_) => "protocol",
+        None if error.kind() == std::io::ErrorKind::UnexpectedEof => "eof",
+        None => "io",
+    }
 }

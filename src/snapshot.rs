@@ -34,18 +34,57 @@ pub struct Snapshot {
     /// The partner-facing TLS configuration.
     pub server_tls: Arc<rustls::ServerConfig>,
     upstreams: HashMap<PartnerId, Arc<Upstream>>,
+    /// What each upstream pool was built from (reused on reload when equal).
+    upstream_keys: HashMap<PartnerId, [u8; 32]>,
+}
+
+/// Everything an upstream pool depends on: the partner's upstream settings, its trust
+/// anchors' contents, the hub's client certificate and key, the connect timeout.
+fn upstream_key(partner: &Partner, hub_client: &[u8], connect: std::time::Duration) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let spec = &partner.upstream;
+    h.update(
+        format!(
+            "{}|{}|{:?}|{:?}|{:?}",
+            spec.origin, spec.prefix, spec.server_name, connect, spec.ca
+        )
+        .as_bytes(),
+    );
+    match &spec.credential {
+        crate::config::Credential::ApiKey(k) => h.update(k.expose()),
+        crate::config::Credential::Basic { username, password } => {
+            h.update(username.as_bytes());
+            h.update(password.expose());
+        }
+    }
+    for ca in &spec.ca {
+        h.update(std::fs::read(ca).unwrap_or_default());
+    }
+    h.update(hub_client);
+    h.finalize().into()
 }
 
 impl Snapshot {
     /// Reads `config/hub.toml` and the routing table it names, and builds a snapshot.
     pub fn load(hub_path: &Path, base: &Path, version: u64) -> Result<Snapshot, ConfigError> {
+        Snapshot::load_after(hub_path, base, version, None)
+    }
+
+    /// Like [`Snapshot::load`], reusing `previous`'s upstream pools where nothing they depend
+    /// on changed, so a reload does not drop warm connections.
+    pub fn load_after(
+        hub_path: &Path,
+        base: &Path,
+        version: u64,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, ConfigError> {
         let config = HubConfig::load(hub_path, base)?;
         let routes = Routes::load(&config.routes, base)?;
         let mut hasher = Sha256::new();
         for path in [hub_path, config.routes.as_path()] {
             hasher.update(std::fs::read(path).unwrap_or_default());
         }
-        Snapshot::build(config, routes, version, hasher)
+        Snapshot::build(config, routes, version, hasher, previous)
     }
 
     /// Builds a snapshot from validated parts; `hasher` already holds the config texts.
@@ -54,6 +93,7 @@ impl Snapshot {
         routes: Routes,
         version: u64,
         mut hasher: Sha256,
+        previous: Option<&Snapshot>,
     ) -> Result<Snapshot, ConfigError> {
         let mut errors = ConfigError::default();
         let mut problem = |p: String| errors.problems.push(p);
@@ -120,16 +160,32 @@ impl Snapshot {
         )
         .map_err(|e| problem(format!("partner listener TLS: {e}")))
         .ok();
+        let hub_client = [
+            std::fs::read(&tls_files.client_cert).unwrap_or_default(),
+            std::fs::read(&tls_files.client_key).unwrap_or_default(),
+        ]
+        .concat();
         let mut upstreams = HashMap::new();
+        let mut upstream_keys = HashMap::new();
         for partner in &routes.partners {
-            match Upstream::new(
-                &partner.upstream,
-                &tls_files.client_cert,
-                &tls_files.client_key,
-                config.timeouts.connect,
-            ) {
+            let key = upstream_key(partner, &hub_client, config.timeouts.connect);
+            let reused = previous
+                .filter(|p| p.upstream_keys.get(&partner.id) == Some(&key))
+                .and_then(|p| p.upstreams.get(&partner.id).cloned());
+            let upstream = match reused {
+                Some(u) => Ok(u),
+                None => Upstream::new(
+                    &partner.upstream,
+                    &tls_files.client_cert,
+                    &tls_files.client_key,
+                    config.timeouts.connect,
+                )
+                .map(Arc::new),
+            };
+            match upstream {
                 Ok(u) => {
-                    upstreams.insert(partner.id.clone(), Arc::new(u));
+                    upstreams.insert(partner.id.clone(), u);
+                    upstream_keys.insert(partner.id.clone(), key);
                 }
                 Err(e) => problem(format!(
                     "{routes_name}: partner {}: upstream: {e}",
@@ -156,6 +212,7 @@ impl Snapshot {
             identities,
             server_tls: Arc::new(server_tls),
             upstreams,
+            upstream_keys,
         })
     }
 
@@ -167,6 +224,31 @@ impl Snapshot {
     /// A partner's upstream.
     pub fn upstream(&self, id: &str) -> Option<&Arc<Upstream>> {
         self.upstreams.get(id)
+    }
+
+    /// Partners added and removed between `self` and `next`.
+    pub fn partner_diff(&self, next: &Snapshot) -> (Vec<String>, Vec<String>) {
+        let added = next
+            .partners
+            .keys()
+            .filter(|id| !self.partners.contains_key(*id))
+            .map(|id| id.to_string())
+            .collect();
+        let removed = self
+            .partners
+            .keys()
+            .filter(|id| !next.partners.contains_key(*id))
+            .map(|id| id.to_string())
+            .collect();
+        (added, removed)
+    }
+
+    /// The in-flight cap towards `partner`'s upstream.
+    pub fn max_in_flight(&self, partner: &str) -> usize {
+        self.partners
+            .get(partner)
+            .and_then(|p| p.limits.max_in_flight)
+            .unwrap_or(self.config.max_in_flight_per_upstream)
     }
 
     /// The partner a certificate belongs to under this configuration.

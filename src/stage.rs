@@ -105,6 +105,7 @@ impl Builder {
             hub_toml: hub_toml.clone(),
             base: dir.path().to_path_buf(),
             partners_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            admin_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             grace: Duration::from_secs(5),
         })
         .await?;

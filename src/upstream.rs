@@ -232,30 +232,31 @@ fn credential_header(credential: &Credential) -> Result<(HeaderName, HeaderValue
     Ok((name, value))
 }
 
-/// Walks an error's causes to name the failure.
+/// Walks an error's causes to name the failure. A failure while connecting (TCP or TLS
+/// handshake) is never a reset: the request cannot have been sent.
 fn classify(error: &(dyn std::error::Error + 'static)) -> UpstreamFault {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    let mut connect = false;
-    while let Some(e) = cause {
+    let causes = || std::iter::successors(Some(error), |e| e.source());
+    let connecting = causes().any(|e| {
+        e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(|c| c.is_connect())
+    });
+    for e in causes() {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return UpstreamFault::Tls(tls.to_string());
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            if let Some(tls) = wrapped_tls_error(io) {
                 return UpstreamFault::Tls(tls.to_string());
             }
             use std::io::ErrorKind::*;
             match io.kind() {
                 ConnectionRefused => return UpstreamFault::Refused,
+                _ if connecting => return UpstreamFault::Connect(io.to_string()),
                 ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
                     return UpstreamFault::Reset
                 }
-                TimedOut if connect => return UpstreamFault::Connect("connect timed out".into()),
                 _ => {}
             }
-        }
-        if let Some(client) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
-            connect |= client.is_connect();
         }
         if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
             if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
@@ -265,11 +266,25 @@ fn classify(error: &(dyn std::error::Error + 'static)) -> UpstreamFault {
                 return UpstreamFault::Protocol(hyper.to_string());
             }
         }
-        cause = e.source();
     }
-    if connect {
+    if connecting {
         UpstreamFault::Connect(error.to_string())
     } else {
         UpstreamFault::Protocol(error.to_string())
     }
+}
+
+/// hyper-rustls wraps tokio-rustls's `io::Error` in another one, and `io::Error::source`
+/// skips the wrapped error itself: look through every layer for the rustls error.
+fn wrapped_tls_error(io: &std::io::Error) -> Option<&rustls::Error> {
+    let mut inner = io.get_ref();
+    while let Some(wrapped) = inner {
+        if let Some(tls) = wrapped.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        inner = wrapped
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+    }
+    None
 }

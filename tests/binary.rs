@@ -149,6 +149,7 @@ fn serve(dir: &Path, extra: &[&str]) -> Served {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("no welcome line within 30 s:\n{}", seen.join("\n"));
 }
 

@@ -96,6 +96,12 @@ impl Protocol for Aid1Hub {
         })
     }
 
+    fn limit(&self, cx: &mut Cx, head: &Head) -> Result<(), HubError> {
+        cx.hub
+            .limits()
+            .admit(&head.caller, head.route.function.name())
+    }
+
     async fn call(
         &self,
         cx: &mut Cx,

@@ -36,6 +36,32 @@ pub struct RawHub {
     /// Development conveniences.
     #[serde(default)]
     pub dev: RawDev,
+    /// The admin listener.
+    #[serde(default)]
+    pub admin: RawAdmin,
+    /// Live reloads.
+    #[serde(default)]
+    pub reload: RawReload,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Its address; loopback by default.
+    pub listen: Option<String>,
+    /// Bearer token; required when the address is not loopback.
+    pub token: Option<String>,
+}
+
+/// `[reload]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    /// Reload when a configuration or certificate file changes.
+    pub watch: Option<bool>,
+    /// Quiet time after the last change before reloading.
+    pub debounce_ms: Option<u64>,
 }
 
 fn default_routes() -> String {
@@ -98,6 +124,8 @@ pub struct RawLedger {
 pub struct RawLimits {
     /// Largest request or answer body accepted.
     pub max_body_bytes: Option<u64>,
+    /// Default cap of requests in flight towards one upstream.
+    pub max_in_flight_per_upstream: Option<u64>,
 }
 
 /// `[timeouts]`.
@@ -165,6 +193,34 @@ pub struct RawPartner {
     /// CMPs: per-MSP account-id secrets overriding `account_id_secret`.
     #[serde(default)]
     pub account_id_secrets: BTreeMap<String, String>,
+    /// Rate limits and the upstream in-flight cap.
+    #[serde(default)]
+    pub limits: RawPartnerLimits,
+}
+
+/// `[partner.limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartnerLimits {
+    /// Requests per second this partner may make (all functions together).
+    pub rate: Option<f64>,
+    /// Requests it may make at once before the rate applies (default: the rate, at least 1).
+    pub burst: Option<u32>,
+    /// Requests the hub sends to this partner's upstream at once.
+    pub max_in_flight: Option<u64>,
+    /// Per-function rates, keyed by function name.
+    #[serde(default)]
+    pub functions: BTreeMap<String, RawRate>,
+}
+
+/// A rate and its burst.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    /// Requests per second.
+    pub rate: f64,
+    /// Burst size.
+    pub burst: Option<u32>,
 }
 
 /// A credential: an api-key or HTTP basic auth.

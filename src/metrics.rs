@@ -1,0 +1,328 @@
+//! Metrics in the Prometheus text format, kept in lock-free counters and fixed-bucket
+//! histograms. Label sets are small tuples of `Arc<str>` and `&'static str`, so counting a
+//! request allocates nothing once its series exists.
+//!
+//! Names (all prefixed `aidhub_`):
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `requests_total` | caller, target, function, status | requests answered |
+//! | `request_duration_seconds` | function | whole request, histogram |
+//! | `upstream_duration_seconds` | target, function | upstream exchange, histogram |
+//! | `upstream_errors_total` | target, kind | refused, connect, tls, timeout, reset, protocol, too_large, contract |
+//! | `refused_total` | reason, code | requests the hub answered itself with an error |
+//! | `rate_limited_total` | partner, function | requests refused with 429 |
+//! | `tls_handshake_failures_total` | listener, reason | failed handshakes |
+//! | `reloads_total` | result | configuration reloads, `ok` / `failed` |
+//! | `config_info` | version, hash | 1 for the configuration in force |
+//! | `in_flight` | target | requests waiting on each upstream now |
+//! | `ledger_federations` / `ledger_requests` / `ledger_profiles` | state | ledger sizes |
+//! | `ledger_swept_total` | kind | requests expired and records purged by the sweeper |
+//! | `validation_notes_total` | what | accepted oddities: ICCIDs failing Luhn, EIDs failing MOD 97 |
+
+use dashmap::DashMap;
+use std::fmt::Write as _;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A partner id or other dynamic label value.
+pub type Label = Arc<str>;
+
+/// Histogram bucket upper bounds, seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// A cumulative histogram with fixed buckets.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+}
+
+/// A family of counters keyed by a label tuple.
+pub struct Family<K: Eq + Hash> {
+    series: DashMap<K, AtomicU64>,
+}
+
+impl<K: Eq + Hash + Clone> Default for Family<K> {
+    fn default() -> Self {
+        Family {
+            series: DashMap::new(),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> Family<K> {
+    /// Adds `n` to the series `key`.
+    pub fn add(&self, key: K, n: u64) {
+        if let Some(counter) = self.series.get(&key) {
+            counter.fetch_add(n, Ordering::Relaxed);
+            return;
+        }
+        self.series
+            .entry(key)
+            .or_default()
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds one.
+    pub fn inc(&self, key: K) {
+        self.add(key, 1);
+    }
+
+    /// The value of one series (0 if absent).
+    pub fn get(&self, key: &K) -> u64 {
+        self.series
+            .get(key)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn snapshot(&self) -> Vec<(K, u64)> {
+        let mut all: Vec<(K, u64)> = self
+            .series
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
+            .collect();
+        all.sort_by(|a, b| a.1.cmp(&b.1).reverse());
+        all
+    }
+}
+
+/// Every metric the hub keeps.
+#[derive(Default)]
+pub struct Metrics {
+    /// caller, target, function, status.
+    pub requests: Family<(Label, Label, &'static str, u16)>,
+    /// function.
+    pub request_duration: DashMap<&'static str, Arc<Histogram>>,
+    /// target, function.
+    pub upstream_duration: DashMap<(Label, &'static str), Arc<Histogram>>,
+    /// target, kind.
+    pub upstream_errors: Family<(Label, &'static str)>,
+    /// reason, code.
+    pub refused: Family<(&'static str, u16)>,
+    /// partner, function.
+    pub rate_limited: Family<(Label, &'static str)>,
+    /// listener, reason.
+    pub handshake_failures: Family<(&'static str, &'static str)>,
+    /// result.
+    pub reloads: Family<&'static str>,
+    /// kind.
+    pub swept: Family<&'static str>,
+    /// what.
+    pub validation_notes: Family<&'static str>,
+}
+
+impl Metrics {
+    /// Observes a whole request's latency.
+    pub fn observe_request(&self, function: &'static str, d: Duration) {
+        histogram(&self.request_duration, function).observe(d);
+    }
+
+    /// Observes an upstream exchange's latency.
+    pub fn observe_upstream(&self, target: &Label, function: &'static str, d: Duration) {
+        let key = (target.clone(), function);
+        histogram(&self.upstream_duration, key).observe(d);
+    }
+
+    /// Renders every family; `gauges` adds point-in-time values computed at scrape time
+    /// (`name{labels} value` lines, already formatted).
+    pub fn render(&self, gauges: &str) -> String {
+        let mut out = String::with_capacity(8192);
+        header(
+            &mut out,
+            "requests_total",
+            "counter",
+            "Requests answered, by caller, target, function and status.",
+        );
+        for ((caller, target, function, status), n) in self.requests.snapshot() {
+            let _ = writeln!(
+                out,
+                "aidhub_requests_total{{caller=\"{caller}\",target=\"{target}\",function=\"{function}\",status=\"{status}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "request_duration_seconds",
+            "histogram",
+            "Whole-request latency by function.",
+        );
+        for entry in self.request_duration.iter() {
+            let labels = format!("function=\"{}\"", entry.key());
+            entry
+                .value()
+                .render(&mut out, "aidhub_request_duration_seconds", &labels);
+        }
+        header(
+            &mut out,
+            "upstream_duration_seconds",
+            "histogram",
+            "Upstream exchange latency by target and function.",
+        );
+        for entry in self.upstream_duration.iter() {
+            let (target, function) = entry.key();
+            let labels = format!("target=\"{target}\",function=\"{function}\"");
+            entry
+                .value()
+                .render(&mut out, "aidhub_upstream_duration_seconds", &labels);
+        }
+        counter_family(
+            &mut out,
+            "upstream_errors_total",
+            "Upstream failures by target and kind.",
+            &self.upstream_errors,
+            |(t, k)| format!("target=\"{t}\",kind=\"{k}\""),
+        );
+        counter_family(
+            &mut out,
+            "refused_total",
+            "Requests the hub answered itself with an error, by reason and code.",
+            &self.refused,
+            |(r, c)| format!("reason=\"{r}\",code=\"{c}\""),
+        );
+        counter_family(
+            &mut out,
+            "rate_limited_total",
+            "Requests refused by a rate limit, by partner and function.",
+            &self.rate_limited,
+            |(p, f)| format!("partner=\"{p}\",function=\"{f}\""),
+        );
+        counter_family(
+            &mut out,
+            "tls_handshake_failures_total",
+            "Failed TLS handshakes by listener and reason.",
+            &self.handshake_failures,
+            |(l, r)| format!("listener=\"{l}\",reason=\"{r}\""),
+        );
+        counter_family(
+            &mut out,
+            "reloads_total",
+            "Configuration reloads by result.",
+            &self.reloads,
+            |r| format!("result=\"{r}\""),
+        );
+        counter_family(
+            &mut out,
+            "ledger_swept_total",
+            "Ledger records expired or purged by the sweeper, by kind.",
+            &self.swept,
+            |k| format!("kind=\"{k}\""),
+        );
+        counter_family(
+            &mut out,
+            "validation_notes_total",
+            "Accepted oddities in partner data.",
+            &self.validation_notes,
+            |w| format!("what=\"{w}\""),
+        );
+        out.push_str(gauges);
+        out
+    }
+}
+
+fn histogram<K: Eq + Hash>(map: &DashMap<K, Arc<Histogram>>, key: K) -> Arc<Histogram> {
+    if let Some(h) = map.get(&key) {
+        return h.clone();
+    }
+    map.entry(key).or_default().clone()
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(
+        out,
+        "# HELP aidhub_{name} {help}\n# TYPE aidhub_{name} {kind}"
+    );
+}
+
+fn counter_family<K: Eq + Hash + Clone>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    family: &Family<K>,
+    labels: impl Fn(&K) -> String,
+) {
+    header(out, name, "counter", help);
+    for (key, n) in family.snapshot() {
+        let _ = writeln!(out, "aidhub_{name}{{{}}} {n}", labels(&key));
+    }
+}
+
+/// Formats one gauge header and its lines for [`Metrics::render`].
+pub fn gauge(out: &mut String, name: &str, help: &str, values: &[(String, f64)]) {
+    header(out, name, "gauge", help);
+    for (labels, value) in values {
+        if labels.is_empty() {
+            let _ = writeln!(out, "aidhub_{name} {value}");
+        } else {
+            let _ = writeln!(out, "aidhub_{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_render_in_the_text_format() {
+        let m = Metrics::default();
+        let a: Label = Arc::from("msp1");
+        let b: Label = Arc::from("cmp1");
+        m.requests
+            .inc((a.clone(), b.clone(), "send_msp_token", 201));
+        m.requests
+            .inc((a.clone(), b.clone(), "send_msp_token", 201));
+        m.observe_request("send_msp_token", Duration::from_micros(1500));
+        m.observe_request("send_msp_token", Duration::from_secs(30));
+        let text = m.render("");
+        assert!(text.contains(
+            "aidhub_requests_total{caller=\"msp1\",target=\"cmp1\",function=\"send_msp_token\",status=\"201\"} 2"
+        ), "{text}");
+        assert!(text.contains("aidhub_request_duration_seconds_bucket{function=\"send_msp_token\",le=\"0.002\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "aidhub_request_duration_seconds_bucket{function=\"send_msp_token\",le=\"+Inf\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("aidhub_request_duration_seconds_count{function=\"send_msp_token\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE aidhub_requests_total counter"));
+    }
+}

@@ -1,0 +1,363 @@
+//! Upstream faults: whatever the partner behind the hub does (not listening, too slow,
+//! hanging up, answering garbage, failing TLS), the caller promptly gets a spec-format
+//! error; a proper partner error is relayed unchanged; and a request that reached the
+//! partner is never replayed.
+
+use crate::common::{self, assert_error, edit_partner, replace_line};
+use crate::support::{bodies, TestHub};
+use aidhub::client::{Reply, Version};
+use aidhub::sim::{Fault, SIM_ICCID};
+use http::Method;
+use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+/// Send MSP Token from mspalpha to cmpone with a valid account id.
+async fn send_msp_token(hub: &TestHub, version: Version) -> Reply {
+    let (account_id, _) = hub.account_id("cmpone", 600);
+    common::call(
+        hub,
+        version,
+        "mspalpha",
+        "cmpone",
+        Method::POST,
+        &format!("/cesim/msp/v1/users/{account_id}"),
+        Some(&bodies::msp_token(&Uuid::new_v4())),
+    )
+    .await
+}
+
+/// Request Activation Code (synchronous) from cmpone to mspalpha for `token`.
+async fn request_code(hub: &TestHub, token: Uuid) -> Reply {
+    common::call(
+        hub,
+        Version::Http1,
+        "cmpone",
+        "mspalpha",
+        Method::POST,
+        &format!("/v1/activation-code-requests/{token}"),
+        Some(&bodies::ac_request(&Uuid::new_v4(), "tcu")),
+    )
+    .await
+}
+
+/// Send CSIM Status from cmpone to mspalpha for `token`.
+async fn csim_status(hub: &TestHub, version: Version, token: Uuid) -> Reply {
+    common::call(
+        hub,
+        version,
+        "cmpone",
+        "mspalpha",
+        Method::POST,
+        &format!("/v1/statuses/{token}"),
+        Some(&bodies::csim_status("installed")),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_partner_that_is_not_listening_gives_502_code_202() {
+    let port = common::closed_port();
+    let hub = TestHub::builder()
+        .routes(move |t| {
+            edit_partner(t, "cmpone", |block| {
+                replace_line(
+                    block,
+                    "url = ",
+                    &format!("url = \"https://127.0.0.1:{port}\""),
+                )
+            })
+        })
+        .start()
+        .await
+        .expect("the stage starts");
+    for version in common::VERSIONS {
+        let started = Instant::now();
+        let reply = send_msp_token(&hub, version).await;
+        assert_error(&reply, 502, "202", &format!("cmpone down ({version:?})"));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "answered promptly"
+        );
+    }
+    assert_eq!(hub.partner("cmpone").seen_count(), 0);
+}
+
+#[tokio::test]
+async fn a_partner_slower_than_the_function_timeout_gives_504_code_204_on_time() {
+    const DEFAULT_MS: u64 = 300;
+    const RAC_MS: u64 = 600;
+    let hub = TestHub::builder()
+        .hub(|t| {
+            format!(
+                "{}\n[timeouts.functions]\nrequest_activation_code = {RAC_MS}\n",
+                t.replace("default_ms = 2000", &format!("default_ms = {DEFAULT_MS}"))
+            )
+        })
+        .start()
+        .await
+        .expect("the stage starts");
+    let token = common::onboard(&hub, "mspalpha", "cmpone").await;
+    let slow = Fault::Delay(Duration::from_secs(10));
+    hub.partner("cmpone")
+        .fault("/cesim/msp/v1/users/", slow.clone());
+    hub.partner("mspalpha")
+        .fault("/v1/activation-code-requests/", slow);
+    let margin = Duration::from_millis(1500);
+
+    let cmp_before = hub.partner("cmpone").seen_count();
+    let started = Instant::now();
+    let reply = send_msp_token(&hub, Version::Http1).await;
+    let took = started.elapsed();
+    assert_error(&reply, 504, "204", "slow Send MSP Token");
+    let timeout = Duration::from_millis(DEFAULT_MS);
+    assert!(
+        took >= timeout && took < timeout + margin,
+        "Send MSP Token answered after {took:?}, its timeout is {timeout:?}"
+    );
+    assert_eq!(
+        hub.partner("cmpone").seen_count(),
+        cmp_before + 1,
+        "sent once"
+    );
+
+    let msp_before = hub.partner("mspalpha").seen_count();
+    let started = Instant::now();
+    let reply = request_code(&hub, token).await;
+    let took = started.elapsed();
+    assert_error(&reply, 504, "204", "slow Request Activation Code");
+    let timeout = Duration::from_millis(RAC_MS);
+    assert!(
+        took >= timeout && took < timeout + margin,
+        "Request Activation Code answered after {took:?}, its timeout is {timeout:?}"
+    );
+    assert_eq!(
+        hub.partner("mspalpha").seen_count(),
+        msp_before + 1,
+        "sent once"
+    );
+}
+
+#[tokio::test]
+async fn a_partner_that_hangs_up_gives_502_code_205_and_is_never_sent_the_request_again() {
+    let hub = common::stage().await;
+    let token = common::onboard(&hub, "mspalpha", "cmpone").await;
+    let msp = hub.partner("mspalpha");
+    msp.fault("/v1/statuses/", Fault::Hangup);
+    for version in common::VERSIONS {
+        for attempt in 1..=3 {
+            let case = format!("hang-up #{attempt} ({version:?})");
+            let before = msp.seen_count();
+            let reply = csim_status(&hub, version, token).await;
+            assert_error(&reply, 502, "205", &case);
+            assert_eq!(
+                msp.seen_count(),
+                before + 1,
+                "{case}: the partner saw the request exactly once"
+            );
+        }
+    }
+    msp.clear_faults();
+    let reply = csim_status(&hub, Version::Http1, token).await;
+    assert_eq!(
+        reply.status, 201,
+        "the partner answers again once it behaves"
+    );
+}
+
+#[tokio::test]
+async fn an_activation_code_answer_that_breaks_the_contract_gives_502_code_206() {
+    let hub = common::stage().await;
+    let token = common::onboard(&hub, "mspalpha", "cmpone").await;
+    let msp = hub.partner("mspalpha");
+    let no_code = json!({"iccid": SIM_ICCID, "profileType": "personal", "swappedIccid": null});
+    let answers = [
+        (
+            "200 with a body that is not JSON",
+            "here is your code: 42".to_owned(),
+        ),
+        ("200 without activationCode", no_code.to_string()),
+    ];
+    for (case, body) in answers {
+        msp.clear_faults();
+        msp.fault("/v1/activation-code-requests/", Fault::Answer(200, body));
+        let before = msp.seen_count();
+        let reply = request_code(&hub, token).await;
+        assert_error(&reply, 502, "206", case);
+        assert_eq!(msp.seen_count(), before + 1, "{case}: sent once");
+    }
+    msp.clear_faults();
+    let reply = request_code(&hub, token).await;
+    assert_eq!(reply.status, 200, "the federation still takes requests");
+}
+
+#[tokio::test]
+async fn a_partner_error_with_the_spec_error_body_is_relayed_unchanged() {
+    let hub = common::stage().await;
+    let token = common::onboard(&hub, "mspalpha", "cmpone").await;
+    let msp = hub.partner("mspalpha");
+    let answers = [
+        (
+            404,
+            r#"{"code":"20","error":"The msp_token was not found"}"#,
+        ),
+        (
+            422,
+            r#"{"code": "39", "error": "Other error", "vendor": {"ref": 7}}"#,
+        ),
+        (500, r#"{"code":"90","error":"Internal Server Error"}"#),
+    ];
+    for (status, body) in answers {
+        msp.clear_faults();
+        msp.fault("/v1/statuses/", Fault::Answer(status, body.to_owned()));
+        for version in common::VERSIONS {
+            let before = msp.seen_count();
+            let reply = csim_status(&hub, version, token).await;
+            assert_eq!(
+                reply.status.as_u16(),
+                status,
+                "{status} relayed ({version:?})"
+            );
+            assert_eq!(
+                reply.body,
+                body.as_bytes(),
+                "{status}: body relayed byte for byte"
+            );
+            assert_eq!(msp.seen_count(), before + 1, "{status}: sent once");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_partner_error_without_the_spec_error_body_gives_502_code_206() {
+    let hub = common::stage().await;
+    let token = common::onboard(&hub, "mspalpha", "cmpone").await;
+    let msp = hub.partner("mspalpha");
+    let answers = [
+        (500, ""),
+        (404, "<html><body>Not Found</body></html>"),
+        (422, r#"{"error":"no code"}"#),
+    ];
+    for (status, body) in answers {
+        msp.clear_faults();
+        msp.fault("/v1/statuses/", Fault::Answer(status, body.to_owned()));
+        let before = msp.seen_count();
+        let reply = csim_status(&hub, Version::Http1, token).await;
+        assert_error(&reply, 502, "206", &format!("{status} {body:?}"));
+        assert_eq!(msp.seen_count(), before + 1, "{status}: sent once");
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_whose_certificate_the_hub_does_not_trust_gives_502_code_203() {
+    let foreign = tempfile::tempdir().expect("a temp dir");
+    let ca = common::own_ca(foreign.path(), &[]);
+    let ca_line = format!("ca = [\"{}\"]", ca.display());
+    let hub = TestHub::builder()
+        .routes(move |t| edit_partner(t, "cmpone", |block| replace_line(block, "ca = ", &ca_line)))
+        .start()
+        .await
+        .expect("the stage starts");
+    for version in common::VERSIONS {
+        let reply = send_msp_token(&hub, version).await;
+        assert_error(
+            &reply,
+            502,
+            "203",
+            &format!("untrusted cmpone ({version:?})"),
+        );
+    }
+    assert_eq!(hub.partner("cmpone").seen_count(), 0, "no request crossed");
+    // The other partners' upstreams are unaffected.
+    let token = common::onboard(&hub, "mspalpha", "cmptwo").await;
+    let reply = common::call(
+        &hub,
+        Version::Http1,
+        "mspalpha",
+        "cmptwo",
+        Method::PATCH,
+        &format!("/cesim/msp/v1/subscriptions/{token}"),
+        Some(&json!({"subscriptionType": "business"})),
+    )
+    .await;
+    assert_eq!(reply.status, 201);
+}
+
+/// A partner that speaks only HTTP/1.1 and closes the connection as soon as it has read a
+/// request head, without answering; counts the heads it read.
+fn start_hang_up_partner(
+    listener: tokio::net::TcpListener,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Arc<AtomicUsize> {
+    let mut config = rustls::ServerConfig::builder_with_provider(aidhub::tls::provider())
+        .with_protocol_versions(aidhub::tls::VERSIONS)
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            aidhub::tls::read_certs(cert).expect("the partner's certificate"),
+            aidhub::tls::read_key(key).expect("the partner's key"),
+        )
+        .expect("a server configuration");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let heads = Arc::new(AtomicUsize::new(0));
+    let counted = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut read = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = tls.read(&mut buf).await {
+                    read.extend_from_slice(&buf[..n]);
+                    if read.windows(4).any(|w| w == b"\r\n\r\n") {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        break;
+                    }
+                }
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    heads
+}
+
+#[tokio::test]
+async fn a_partner_closing_an_http1_connection_unanswered_gives_502_code_205_without_replay() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let port = listener.local_addr().expect("its address").port();
+    let hub = TestHub::builder()
+        .routes(move |t| {
+            edit_partner(t, "cmpone", |block| {
+                replace_line(
+                    block,
+                    "url = ",
+                    &format!("url = \"https://127.0.0.1:{port}\""),
+                )
+            })
+        })
+        .start()
+        .await
+        .expect("the stage starts");
+    let (cert, key) = aidhub::pki::partner_server(&hub.certs(), "cmpone");
+    let heads = start_hang_up_partner(listener, &cert, &key);
+    for (attempt, version) in common::VERSIONS.into_iter().enumerate() {
+        let reply = send_msp_token(&hub, version).await;
+        assert_error(&reply, 502, "205", &format!("hang-up ({version:?})"));
+        assert_eq!(
+            heads.load(Ordering::SeqCst),
+            attempt + 1,
+            "the request reached the partner once and was not replayed ({version:?})"
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! Request validation, class by class, and the account id of Send MSP Token: each refusal
+//! carries its spec status and code, and nothing reaches a partner.
+
+use crate::common::{self, assert_error, header, seen_total, Ids};
+use crate::support::{account_secret, bodies, TestHub};
+use aidhub::account_id::{self, AccountClaims};
+use aidhub::client::Version;
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use serde_json::json;
+use uuid::Uuid;
+
+/// One malformed request and how the hub must answer it.
+struct Case {
+    case: &'static str,
+    from: &'static str,
+    to: &'static str,
+    method: Method,
+    path: String,
+    body: Option<Bytes>,
+    headers: HeaderMap,
+    status: u16,
+    code: &'static str,
+    allow: Option<&'static str>,
+}
+
+impl Case {
+    /// A call from `from` to `to` with fresh ids and a JSON body.
+    fn new(
+        case: &'static str,
+        (from, to): (&'static str, &'static str),
+        method: Method,
+        path: String,
+        body: Option<serde_json::Value>,
+        (status, code): (u16, &'static str),
+    ) -> Case {
+        Case {
+            case,
+            from,
+            to,
+            method,
+            path,
+            body: body.map(|b| Bytes::from(b.to_string())),
+            headers: Ids::new().headers(),
+            status,
+            code,
+            allow: None,
+        }
+    }
+
+    async fn check(&self, hub: &TestHub) {
+        for version in common::VERSIONS {
+            let case = format!("{} ({version:?})", self.case);
+            let before = seen_total(hub);
+            let reply = common::send(
+                hub,
+                version,
+                self.from,
+                &common::caller(hub, self.from),
+                self.to,
+                self.method.clone(),
+                &self.path,
+                self.body.clone(),
+                self.headers.clone(),
+            )
+            .await;
+            assert_error(&reply, self.status, self.code, &case);
+            if let Some(allow) = self.allow {
+                assert_eq!(
+                    reply.headers.get(http::header::ALLOW).map(|v| v.as_bytes()),
+                    Some(allow.as_bytes()),
+                    "{case}: Allow"
+                );
+            }
+            assert_eq!(seen_total(hub), before, "{case}: no partner saw anything");
+        }
+    }
+}
+
+const MSP_TO_CMP: (&str, &str) = ("mspalpha", "cmpone");
+const CMP_TO_MSP: (&str, &str) = ("cmpone", "mspalpha");
+
+#[tokio::test]
+async fn each_validation_class_is_refused_with_its_status_and_code() {
+    let hub = common::stage().await;
+    let token = Uuid::new_v4();
+    let statuses = format!("/v1/statuses/{token}");
+    let csim = || Some(bodies::csim_status("installed"));
+    let mut cases = vec![
+        Case::new(
+            "unknown path",
+            CMP_TO_MSP,
+            Method::POST,
+            format!("/v1/no-such-function/{token}"),
+            csim(),
+            (404, "209"),
+        ),
+        Case::new(
+            "trailing slash",
+            CMP_TO_MSP,
+            Method::POST,
+            format!("{statuses}/"),
+            csim(),
+            (404, "209"),
+        ),
+        Case {
+            allow: Some("POST"),
+            ..Case::new(
+                "GET on Send CSIM Status",
+                CMP_TO_MSP,
+                Method::GET,
+                statuses.clone(),
+                None,
+                (405, "210"),
+            )
+        },
+        Case {
+            allow: Some("PATCH"),
+            ..Case::new(
+                "POST on Update Subscription Info",
+                MSP_TO_CMP,
+                Method::POST,
+                format!("/cesim/msp/v1/subscriptions/{token}"),
+                Some(json!({"subscriptionType": "business"})),
+                (405, "210"),
+            )
+        },
+        Case::new(
+            "msp_token that is not a UUID",
+            CMP_TO_MSP,
+            Method::POST,
+            "/v1/statuses/not-a-uuid".to_owned(),
+            csim(),
+            (422, "29"),
+        ),
+        Case {
+            headers: only("correlation-id", &Uuid::new_v4().to_string()),
+            ..Case::new(
+                "missing CMP-request-id",
+                CMP_TO_MSP,
+                Method::POST,
+                statuses.clone(),
+                csim(),
+                (400, "91"),
+            )
+        },
+        Case {
+            headers: {
+                let mut map = only("cmp-request-id", &Uuid::new_v4().to_string());
+                map.insert("correlation-id", header("not-a-uuid-1234"));
+                map
+            },
+            ..Case::new(
+                "malformed correlation-id",
+                CMP_TO_MSP,
+                Method::POST,
+                statuses.clone(),
+                csim(),
+                (400, "92"),
+            )
+        },
+        Case {
+            headers: {
+                let mut map = Ids::new().headers();
+                map.insert(http::header::CONTENT_TYPE, header("text/plain"));
+                map
+            },
+            ..Case::new(
+                "text/plain body",
+                CMP_TO_MSP,
+                Method::POST,
+                statuses.clone(),
+                csim(),
+                (415, "208"),
+            )
+        },
+        Case {
+            body: Some(Bytes::new()),
+            ..Case::new(
+                "empty body",
+                CMP_TO_MSP,
+                Method::POST,
+                statuses.clone(),
+                None,
+                (422, "60"),
+            )
+        },
+        Case {
+            body: Some(Bytes::from_static(br#"{"iccid": "8944500805172032953", "#)),
+            ..Case::new(
+                "invalid JSON",
+                CMP_TO_MSP,
+                Method::POST,
+                statuses.clone(),
+                None,
+                (422, "91"),
+            )
+        },
+        Case::new(
+            "status outside its enum",
+            CMP_TO_MSP,
+            Method::POST,
+            statuses.clone(),
+            Some(bodies::csim_status("exploded")),
+            (422, "91"),
+        ),
+        Case::new(
+            "subscriptionType outside its enum",
+            MSP_TO_CMP,
+            Method::PATCH,
+            format!("/cesim/msp/v1/subscriptions/{token}"),
+            Some(json!({"subscriptionType": "gold"})),
+            (422, "91"),
+        ),
+        Case::new(
+            "activation code without its token field",
+            MSP_TO_CMP,
+            Method::POST,
+            format!("/cesim/msp/v1/activation-codes/{token}"),
+            Some({
+                let mut body = bodies::send_ac(&Uuid::new_v4());
+                body["activationCode"] = json!("1$SMDP.EXAMPLE.COM");
+                body
+            }),
+            (422, "47"),
+        ),
+        Case::new(
+            "profile type other than personal",
+            CMP_TO_MSP,
+            Method::POST,
+            format!("/v1/activation-code-requests/{token}"),
+            Some({
+                let mut body = bodies::ac_request(&Uuid::new_v4(), "tcu");
+                body["profileType"] = json!("business");
+                body
+            }),
+            (422, "50"),
+        ),
+    ];
+    for case in cases.drain(..) {
+        case.check(&hub).await;
+    }
+}
+
+/// A header map holding one header.
+fn only(name: &'static str, value: &str) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    map.insert(name, header(value));
+    map
+}
+
+#[tokio::test]
+async fn a_body_over_the_configured_cap_is_refused_413_207() {
+    let hub = TestHub::builder()
+        .hub(|t| format!("{t}\n[limits]\nmax_body_bytes = 1024\n"))
+        .start()
+        .await
+        .expect("the stage starts");
+    // Bodies under the cap pass.
+    let token = common::onboard(&hub, "mspalpha", "cmpone").await;
+    let reason = "x".repeat(2000);
+    let body = json!({"profiles": [{"iccid": aidhub::sim::SIM_ICCID, "status": "suspended", "reason": reason}]});
+    let case = Case::new(
+        "Send Profile Information of 2 KB",
+        MSP_TO_CMP,
+        Method::POST,
+        format!("/cesim/msp/v1/users/{token}/profiles"),
+        Some(body),
+        (413, "207"),
+    );
+    assert!(case.body.as_ref().is_some_and(|b| b.len() > 1024));
+    case.check(&hub).await;
+}
+
+/// Send MSP Token from mspalpha to cmpone with `account_id` in the path.
+async fn send_msp_token(
+    hub: &TestHub,
+    version: Version,
+    account_id: &str,
+) -> aidhub::client::Reply {
+    common::call(
+        hub,
+        version,
+        "mspalpha",
+        "cmpone",
+        Method::POST,
+        &format!("/cesim/msp/v1/users/{account_id}"),
+        Some(&bodies::msp_token(&Uuid::new_v4())),
+    )
+    .await
+}
+
+fn claims(expires_in: i64) -> AccountClaims {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    AccountClaims {
+        sid: Uuid::new_v4(),
+        exp: (now + expires_in) as u64,
+        iat: Some((now - 60) as u64),
+        has_ver: false,
+    }
+}
+
+#[tokio::test]
+async fn account_ids_that_fail_verification_are_refused_with_their_codes() {
+    let hub = common::stage().await;
+    let (expired, _) = hub.account_id("cmpone", -5);
+    let wrong_secret = account_id::sign(
+        &claims(600),
+        None,
+        false,
+        account_secret("cmptwo").as_bytes(),
+    );
+    let cases = [
+        ("expired", expired, "11"),
+        ("signed with another CMP's secret", wrong_secret, "12"),
+        (
+            "garbage in the path's alphabet",
+            "abc.def.ghi".to_owned(),
+            "19",
+        ),
+    ];
+    for (case, account_id, code) in cases {
+        for version in common::VERSIONS {
+            let before = seen_total(&hub);
+            let reply = send_msp_token(&hub, version, &account_id).await;
+            assert_error(&reply, 422, code, &format!("{case} ({version:?})"));
+            assert_eq!(seen_total(&hub), before, "{case}: nothing forwarded");
+        }
+    }
+}
+
+#[tokio::test]
+async fn account_ids_with_exp_as_a_number_or_a_numeric_string_are_both_accepted() {
+    let hub = common::stage().await;
+    let secret = account_secret("cmpone");
+    for exp_as_string in [false, true] {
+        let account_id =
+            account_id::sign(&claims(600), Some("6789"), exp_as_string, secret.as_bytes());
+        assert_eq!(
+            exp_claim(&account_id).is_string(),
+            exp_as_string,
+            "the account id carries exp as a {}",
+            if exp_as_string { "string" } else { "number" }
+        );
+        let reply = send_msp_token(&hub, Version::Http1, &account_id).await;
+        assert_eq!(
+            reply.status, 201,
+            "exp as string: {exp_as_string}: {:?}",
+            reply.body
+        );
+    }
+}
+
+/// The `exp` claim of an account id, as written in its payload.
+fn exp_claim(account_id: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = account_id.split('.').nth(1).expect("a payload segment");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("Base64url");
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON claims");
+    claims["exp"].clone()
+}
