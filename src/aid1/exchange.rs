@@ -117,6 +117,7 @@ impl Protocol for Aid1Hub {
         let function = route.function;
         super::check_content_type(&parts.headers, function, body.len())?;
         let request = super::request(function, &body, &cx.snap.config.rules)?;
+        note_oddities(cx, &request);
         let claims = match (&request, &route.account_id) {
             (Aid1Request::SendMspToken(_), Some(account_id)) => {
                 Some(verify_account_id(&caller, &target, account_id.expose())?)
@@ -183,6 +184,51 @@ impl Protocol for Aid1Hub {
 
     async fn failed(&self, cx: &mut Cx, call: Call, _error: &HubError) {
         lifecycle::abandon(&*self.ledger, &cx.snap, call.step).await;
+    }
+}
+
+/// Counts and logs what the digest's decisions accept but a partner should hear about: ICCIDs
+/// whose Luhn digit fails, 32-digit EIDs whose MOD 97-10 check fails.
+fn note_oddities(cx: &Cx, request: &Aid1Request) {
+    use super::send_activation_code::ActivationCodeOutcome;
+    let mut iccids = Vec::new();
+    let mut eids = Vec::new();
+    match request {
+        Aid1Request::RequestActivationCode(r) => eids.extend(r.eid.as_ref()),
+        Aid1Request::SendCsimStatus(r) => {
+            iccids.push(&r.iccid);
+            eids.extend(r.eid.as_ref());
+        }
+        Aid1Request::SendProfileInformation(r) => {
+            iccids.extend(r.profiles.iter().map(|p| &p.iccid))
+        }
+        Aid1Request::SendActivationCode(r) => {
+            if let ActivationCodeOutcome::Issued(issued) = &r.outcome {
+                iccids.push(&issued.iccid);
+                iccids.extend(issued.swapped_iccid.as_ref());
+            }
+        }
+        _ => {}
+    }
+    let metrics = cx.hub.metrics();
+    let caller = cx.record.caller.as_deref().unwrap_or("-");
+    for iccid in iccids.into_iter().filter(|i| !i.luhn_ok()) {
+        metrics.validation_notes.inc("iccid_luhn_failed");
+        tracing::info!(
+            partner = caller,
+            iccid = iccid.as_str(),
+            "accepted an ICCID whose Luhn check digit fails"
+        );
+    }
+    for _ in eids
+        .into_iter()
+        .filter(|e| e.check_digits_ok() == Some(false))
+    {
+        metrics.validation_notes.inc("eid_check_digits_failed");
+        tracing::info!(
+            partner = caller,
+            "accepted a 32-digit EID whose MOD 97-10 check fails"
+        );
     }
 }
 

@@ -466,6 +466,17 @@ pub async fn sweeper(hub: Hub, mut shutdown: tokio::sync::watch::Receiver<bool>)
         let retention = snap.config.ledger.retention.as_millis() as u64;
         match hub.ledger().sweep(now_ms(), retention).await {
             Ok(report) => {
+                let metrics = hub.metrics();
+                metrics.swept.add("expired", report.expired);
+                metrics.swept.add("abandoned", report.abandoned);
+                metrics.swept.add("requests_purged", report.requests_purged);
+                metrics
+                    .swept
+                    .add("federations_purged", report.federations_purged);
+                metrics
+                    .swept
+                    .add("reservations_dropped", report.reservations_dropped);
+                metrics.swept.add("profiles_purged", report.profiles_purged);
                 if report.expired + report.requests_purged + report.federations_purged > 0 {
                     tracing::info!(?report, "ledger sweep");
                 }
