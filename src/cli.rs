@@ -108,6 +108,13 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
         admin_addr: None,
         grace: Duration::from_secs(grace_secs),
     };
+    let mut signals = match Signals::register() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("aidhub: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let running = match run::start(options).await {
         Ok(r) => r,
         Err(e) => {
@@ -116,7 +123,7 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
         }
     };
     print_welcome(&running);
-    wait_for_signals(&running).await;
+    signals.serve_until_stopped(&running).await;
     tracing::info!("shutting down: draining requests in flight");
     match running.shutdown().await {
         Ok(()) => {
@@ -130,22 +137,36 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
     }
 }
 
-async fn wait_for_signals(running: &run::Running) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = tokio::signal::ctrl_c() => return,
-            _ = hup.recv() => {
-                // The outcome is logged and counted by the reload itself.
-                let _ = running.hub.reload("SIGHUP");
+/// The signals `serve` answers, registered before the hub announces itself so that none
+/// arrives while its default action (terminate) is still in place.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Reloads on SIGHUP; returns on SIGTERM or SIGINT.
+    async fn serve_until_stopped(&mut self, running: &run::Running) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => {
+                    let hub = running.hub.clone();
+                    // Reading certificates is blocking file I/O; the outcome is logged and
+                    // counted by the reload itself.
+                    let _ = tokio::task::spawn_blocking(move || hub.reload("SIGHUP")).await;
+                }
             }
         }
     }

@@ -435,6 +435,14 @@ impl Routes {
             problems: vec![format!("{name}: {}", e.to_string().trim_end())],
         })?;
         let mut errors = ConfigError::default();
+        if raw.partners.is_empty() {
+            // Also what a half-written file looks like to a reload: never swap that in.
+            errors.push(
+                name,
+                "",
+                "no [[partner]] tables: a routing table needs at least one partner",
+            );
+        }
         let roles: HashMap<&str, &str> = raw
             .partners
             .iter()

@@ -133,3 +133,9 @@ fn duplicate_ids_are_refused() {
     let e = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap_err();
     assert!(e.to_string().contains("duplicate partner id"), "{e}");
 }
+
+#[test]
+fn an_empty_routing_table_is_refused() {
+    let e = Routes::from_str("", "routes.toml", Path::new(".")).unwrap_err();
+    assert!(e.to_string().contains("at least one partner"), "{e}");
+}

@@ -1,0 +1,504 @@
+//! Durability across a crash of the real binary (issue 3, "The ledger"): `aidhub serve` runs
+//! as a child process in front of simulated partners, a burst of concurrent onboardings and
+//! async activation-code requests is under way when the child is killed with SIGKILL, and
+//! the hub restarted on the same files still knows every federation and open request it
+//! had acknowledged; the ledger export afterwards parses line by line.
+
+mod support;
+
+use aidhub::account_id::{self, AccountClaims};
+use aidhub::client::{Caller, HubClient, Reply, Version};
+use aidhub::config::Routes;
+use aidhub::ledger::{AcState, ExportRecord, FederationState, LedgerStats, Outcome, Pair};
+use aidhub::pki;
+use aidhub::sim::{Side, SimPartner};
+use http::Method;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{account_secret, bodies, credential, HUB_TOML, PARTNERS};
+use uuid::Uuid;
+
+/// The pairs the burst federates (all permitted by the stage's agreements).
+const PAIRS: [(&str, &str); 3] = [
+    ("mspalpha", "cmpone"),
+    ("mspbeta", "cmpone"),
+    ("mspalpha", "cmptwo"),
+];
+/// Concurrent partner tasks in the burst.
+const TASKS: usize = 8;
+/// The child is killed once this many federations and this many open requests were
+/// acknowledged (while every task keeps sending).
+const KILL_AFTER: (usize, usize) = (150, 120);
+
+/// A temporary hub directory (config, routes, PKI, ledger) with simulated partners running
+/// in this process, and the logs of the children started on it.
+struct Site {
+    dir: tempfile::TempDir,
+    _partners: BTreeMap<String, SimPartner>,
+    callers: BTreeMap<String, Caller>,
+    logs: Vec<PathBuf>,
+}
+
+impl Site {
+    async fn new() -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let certs = support::certs(dir.path());
+        let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let specs: Vec<pki::PartnerCerts<'_>> = PARTNERS
+            .iter()
+            .map(|(id, _)| pki::PartnerCerts { id, hosts: &hosts })
+            .collect();
+        let request = pki::PkiRequest {
+            dir: &certs,
+            hub_hosts: &hosts,
+            partners: &specs,
+            days: 30,
+        };
+        pki::ensure(&request, &mut |_| {}).expect("the PKI is made");
+        let mut partners = BTreeMap::new();
+        let mut routes = String::new();
+        for (id, side) in PARTNERS {
+            let (cert, key) = pki::partner_server(&certs, id);
+            let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+            // MSPs without a delivery answer async requests with 201 and deliver nothing:
+            // this test sends the Send Activation Codes itself.
+            let sim = SimPartner::start(*side, any_port, &cert, &key, &pki::ca_cert(&certs))
+                .await
+                .expect("a simulated partner starts");
+            routes.push_str(&partner_entry(id, *side, sim.addr));
+            partners.insert(id.to_string(), sim);
+        }
+        std::fs::write(dir.path().join("routes.toml"), &routes).expect("routes.toml");
+        let hub_toml = format!(
+            "{HUB_TOML}\n[listen]\npartners = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+        );
+        std::fs::write(dir.path().join("hub.toml"), hub_toml).expect("hub.toml");
+        let table = Routes::load(&dir.path().join("routes.toml"), dir.path())
+            .unwrap_or_else(|e| panic!("routes.toml is valid: {e}\n{routes}"));
+        let callers = table
+            .partners
+            .iter()
+            .map(|p| (p.id.to_string(), Caller::for_partner(p)))
+            .collect();
+        Site {
+            dir,
+            _partners: partners,
+            callers,
+            logs: Vec::new(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn aidhub(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_aidhub"));
+        command
+            .args(["--config", "hub.toml"])
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("RUST_LOG")
+            .env_remove("AIDHUB_CONFIG");
+        command
+    }
+
+    /// Starts `aidhub serve` and waits until it answers over TLS.
+    async fn serve(&mut self) -> Served {
+        let log = self
+            .path()
+            .join(format!("serve-{}.log", self.logs.len() + 1));
+        self.logs.push(log.clone());
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = self
+            .aidhub(&["serve", "--grace-secs", "1"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("aidhub starts");
+        let mut served = Served { child, addr: None };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = welcome_addr(&text) {
+                break addr;
+            }
+            if let Ok(Some(status)) = served.child.try_wait() {
+                panic!("aidhub serve exited with {status}:\n{text}");
+            }
+            assert!(Instant::now() < deadline, "aidhub did not start:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        served.addr = Some(addr);
+        let probe = self.client(addr, "cmpone");
+        let caller = self.callers["cmpone"].clone();
+        let path = format!("/v1/statuses/{}", Uuid::new_v4());
+        let body = bodies::csim_status("enabled");
+        loop {
+            let reply = probe
+                .call(&caller, "mspalpha", Method::POST, &path, Some(&body))
+                .await;
+            match reply {
+                Ok(r) => {
+                    assert_eq!(r.status, 404, "an unknown token is refused");
+                    break;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "no TLS answer: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        served
+    }
+
+    fn client(&self, addr: SocketAddr, id: &str) -> HubClient {
+        let certs = support::certs(self.path());
+        let (cert, key) = pki::partner_client(&certs, id);
+        HubClient::new(
+            &format!("https://localhost:{}", addr.port()),
+            &pki::ca_cert(&certs),
+            &cert,
+            &key,
+            Version::Http1,
+        )
+        .expect("a partner client")
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for log in &self.logs {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                eprintln!("---- {} ----\n{text}", log.display());
+            }
+        }
+    }
+}
+
+/// A running `aidhub serve`; killed when dropped.
+struct Served {
+    child: Child,
+    addr: Option<SocketAddr>,
+}
+
+impl Served {
+    fn addr(&self) -> SocketAddr {
+        self.addr.expect("started")
+    }
+
+    /// SIGKILL (`Child::kill` on unix), then reap it.
+    fn crash(&mut self) {
+        self.child.kill().expect("the child can be killed");
+        let status = self.child.wait().expect("the child is reaped");
+        assert!(!status.success(), "killed, not exited: {status}");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn welcome_addr(log: &str) -> Option<SocketAddr> {
+    let rest = log.split("aidhub is serving AID1 on https://").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// One `[[partner]]` of routes.toml for a stage partner whose upstream is `addr`.
+fn partner_entry(id: &str, side: Side, addr: SocketAddr) -> String {
+    let role = if side == Side::Msp { "msp" } else { "cmp" };
+    let secret = match side {
+        Side::Cmp => format!("account_id_secret = \"{}\"\n", account_secret(id)),
+        Side::Msp => String::new(),
+    };
+    format!(
+        "[[partner]]\nid = \"{id}\"\nrole = \"{role}\"\nidentities = [\"cn:{id}\"]\n\
+         credential = {cred}\n{secret}\
+         [partner.upstream]\nurl = \"https://127.0.0.1:{port}\"\nca = [\"certs/ca.pem\"]\n\
+         credential = {{ api_key = \"hubAt{id}\" }}\nserver_name = \"localhost\"\n\n",
+        cred = credential(id),
+        port = addr.port(),
+    )
+}
+
+fn account_id(cmp: &str) -> String {
+    let now = aidhub::aid1::lifecycle::now_ms() / 1000;
+    let claims = AccountClaims {
+        sid: Uuid::new_v4(),
+        exp: now + 600,
+        iat: Some(now),
+        has_ver: false,
+    };
+    account_id::sign(&claims, None, false, account_secret(cmp).as_bytes())
+}
+
+/// What the crashed hub acknowledged with success.
+#[derive(Default)]
+struct Acked {
+    /// 201 to Send MSP Token: token and pair.
+    federations: Vec<(Uuid, Pair)>,
+    /// 201 to an async Request Activation Code: request id, token and pair.
+    open: Vec<(Uuid, Uuid, Pair)>,
+    /// Any answer other than the expected success (a bug, unless the hub was gone).
+    unexpected: Vec<String>,
+}
+
+/// A partner's view of one hub: a client per partner and the callers.
+#[derive(Clone)]
+struct Partners {
+    clients: BTreeMap<String, HubClient>,
+    callers: BTreeMap<String, Caller>,
+}
+
+impl Partners {
+    fn new(site: &Site, addr: SocketAddr) -> Partners {
+        Partners {
+            clients: PARTNERS
+                .iter()
+                .map(|(id, _)| (id.to_string(), site.client(addr, id)))
+                .collect(),
+            callers: site.callers.clone(),
+        }
+    }
+
+    async fn call(
+        &self,
+        from: &str,
+        to: &str,
+        method: Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Reply, String> {
+        self.clients[from]
+            .call(&self.callers[from], to, method, path, Some(body))
+            .await
+    }
+}
+
+/// One task of the burst: onboard, then ask for an async code, until the hub is gone.
+async fn burst_task(n: usize, partners: Partners, acked: Arc<Mutex<Acked>>) {
+    for round in n.. {
+        let (msp, cmp) = PAIRS[round % PAIRS.len()];
+        let pair = Pair::new(msp, cmp);
+        let token = Uuid::new_v4();
+        let path = format!("/cesim/msp/v1/users/{}", account_id(cmp));
+        let onboarded = partners
+            .call(msp, cmp, Method::POST, &path, &bodies::msp_token(&token))
+            .await;
+        match onboarded {
+            Ok(r) if r.status == 201 => lock(&acked).federations.push((token, pair.clone())),
+            Ok(r) => {
+                let what = format!("Send MSP Token: {} {:?}", r.status, r.body);
+                lock(&acked).unexpected.push(what);
+                return;
+            }
+            Err(_) => return,
+        }
+        let id = Uuid::new_v4();
+        let path = format!("/v1/activation-code-requests/{token}");
+        let asked = partners
+            .call(
+                cmp,
+                msp,
+                Method::POST,
+                &path,
+                &bodies::ac_request(&id, "async"),
+            )
+            .await;
+        match asked {
+            Ok(r) if r.status == 201 => lock(&acked).open.push((id, token, pair)),
+            Ok(r) => {
+                let what = format!("Request Activation Code: {} {:?}", r.status, r.body);
+                lock(&acked).unexpected.push(what);
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_burst_loses_no_acknowledged_federation_or_open_request() {
+    let mut site = Site::new().await;
+    let mut first = site.serve().await;
+    let partners = Partners::new(&site, first.addr());
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|n| tokio::spawn(burst_task(n, partners.clone(), acked.clone())))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (feds, open) = {
+            let a = lock(&acked);
+            (a.federations.len(), a.open.len())
+        };
+        if feds >= KILL_AFTER.0 && open >= KILL_AFTER.1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the burst is too slow: {feds} federations, {open} open requests in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Every task is between two calls or inside one: this is mid-burst.
+    let running = tasks.iter().filter(|t| !t.is_finished()).count();
+    first.crash();
+    for task in tasks {
+        task.await.expect("a burst task");
+    }
+    let acked = std::mem::take(&mut *lock(&acked));
+    assert!(
+        acked.unexpected.is_empty(),
+        "unexpected answers: {:?}",
+        acked.unexpected
+    );
+    assert_eq!(
+        running, TASKS,
+        "every task was still sending when the hub died"
+    );
+    eprintln!(
+        "acknowledged before SIGKILL: {} federations, {} open requests",
+        acked.federations.len(),
+        acked.open.len()
+    );
+
+    // Restarted on the same files, the hub honours every acknowledged federation (a new
+    // code request is not refused with 20) and matches every acknowledged open request.
+    let mut second = site.serve().await;
+    let partners = Partners::new(&site, second.addr());
+    let mut checks = tokio::task::JoinSet::new();
+    for (token, pair) in acked.federations.clone() {
+        let partners = partners.clone();
+        checks.spawn(async move {
+            let path = format!("/v1/activation-code-requests/{token}");
+            let body = bodies::ac_request(&Uuid::new_v4(), "tcu");
+            let r = partners
+                .call(&pair.cmp, &pair.msp, Method::POST, &path, &body)
+                .await;
+            (
+                format!("federation {token} of {pair:?}"),
+                r.map(|r| (r.status.as_u16(), r.body)),
+            )
+        });
+    }
+    for (id, token, pair) in acked.open.clone() {
+        let partners = partners.clone();
+        checks.spawn(async move {
+            let path = format!("/cesim/msp/v1/activation-codes/{token}");
+            let body = bodies::send_ac(&id);
+            let r = partners
+                .call(&pair.msp, &pair.cmp, Method::POST, &path, &body)
+                .await;
+            (
+                format!("open request {id} of {pair:?}"),
+                r.map(|r| (r.status.as_u16(), r.body)),
+            )
+        });
+    }
+    let mut lost = Vec::new();
+    while let Some(check) = checks.join_next().await {
+        let (what, outcome) = check.expect("a check task");
+        if !matches!(outcome, Ok((200, _))) {
+            lost.push(format!("{what}: {outcome:?}"));
+        }
+    }
+    assert!(lost.is_empty(), "lost across SIGKILL:\n{}", lost.join("\n"));
+
+    // Killed again, the files read back whole: every export line parses, and the records
+    // agree with what was acknowledged (before and after the first crash).
+    second.crash();
+    let export = site
+        .aidhub(&["ledger", "export"])
+        .output()
+        .expect("ledger export runs");
+    assert!(
+        export.status.success(),
+        "ledger export failed: {}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let text = String::from_utf8(export.stdout).expect("the export is UTF-8");
+    let mut federations = BTreeMap::new();
+    let mut requests = BTreeMap::new();
+    let mut profiles = 0;
+    for (n, line) in text.lines().enumerate() {
+        let record: ExportRecord = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("export line {} does not parse ({e}): {line}", n + 1));
+        match record {
+            ExportRecord::Federation(f) => {
+                federations.insert(f.msp_token, f);
+            }
+            ExportRecord::Request(r) => {
+                requests.insert(r.id, r);
+            }
+            ExportRecord::Profile(_) => profiles += 1,
+        }
+    }
+    let reserved = federations
+        .values()
+        .filter(|f| matches!(f.state, FederationState::Reserved { .. }))
+        .count();
+    let pending = requests
+        .values()
+        .filter(|r| r.state == AcState::Pending)
+        .count();
+    eprintln!(
+        "caught in flight by the SIGKILL: {reserved} reservations, {pending} pending requests"
+    );
+    for (token, pair) in &acked.federations {
+        let f = &federations[token];
+        assert_eq!((&f.pair, &f.state), (pair, &FederationState::Active));
+    }
+    for (id, token, pair) in &acked.open {
+        let r = &requests[id];
+        assert_eq!((&r.pair, r.msp_token), (pair, *token));
+        assert!(
+            matches!(
+                r.state,
+                AcState::Closed {
+                    outcome: Outcome::Answered,
+                    ..
+                }
+            ),
+            "request {id} was answered after the restart: {:?}",
+            r.state
+        );
+    }
+    let stats = site
+        .aidhub(&["ledger", "stats"])
+        .output()
+        .expect("ledger stats runs");
+    assert!(
+        stats.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stats.stderr)
+    );
+    let stats: LedgerStats = serde_json::from_slice(&stats.stdout).expect("stats are JSON");
+    let active = federations
+        .values()
+        .filter(|f| f.state == FederationState::Active)
+        .count();
+    let open: BTreeSet<_> = requests
+        .values()
+        .filter(|r| !matches!(r.state, AcState::Closed { .. }))
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(stats.federations_active as usize, active);
+    assert_eq!(
+        (stats.requests_pending + stats.requests_open + stats.requests_answering) as usize,
+        open.len()
+    );
+    assert_eq!(stats.profiles as usize, profiles);
+}
