@@ -205,8 +205,21 @@ pub(super) fn open(
     cur: Option<&AcRequest>,
     req: &NewAcRequest,
 ) -> Step<AcRequest, ()> {
-    if cur.is_some() {
-        return Step::keep(Err(LedgerError::DuplicateRequest));
+    if let Some(cur) = cur {
+        // A request the MSP never answered (the forward failed or the answer was unusable)
+        // may be asked again with the same id, by the same pair for the same token: that is
+        // the CMP retrying, not a duplicate.
+        let retry = matches!(
+            cur.state,
+            AcState::Closed {
+                outcome: Outcome::Abandoned,
+                ..
+            }
+        ) && cur.msp_token == req.msp_token
+            && cur.pair == req.pair;
+        if !retry {
+            return Step::keep(Err(LedgerError::DuplicateRequest));
+        }
     }
     if let Some(fed) = fed {
         if let FederationState::Invalid { .. } = fed.state {

@@ -100,7 +100,30 @@ pub async fn request_sync_refused_and_abandoned(l: &dyn Ledger) {
             .await;
         assert_eq!(answer, Err(LedgerError::RequestClosed));
         let dup = l.open_request(new_req(rid, token, &a, 180)).await;
-        assert_eq!(dup, Err(LedgerError::DuplicateRequest));
+        if outcome == Outcome::Abandoned {
+            // The MSP never answered: the CMP may ask again with the same id, and only it.
+            let b = crate::ledger::Pair::new(&a.msp, "cmp-other");
+            let other = l.open_request(new_req(rid, token, &b, 175)).await;
+            assert_eq!(other, Err(LedgerError::DuplicateRequest));
+            let other_token = l.open_request(new_req(rid, id(), &a, 176)).await;
+            assert_eq!(other_token, Err(LedgerError::DuplicateRequest));
+            assert_eq!(dup, Ok(()));
+            assert_eq!(
+                l.request(rid).await.unwrap().unwrap().state,
+                AcState::Pending
+            );
+            assert_eq!(
+                l.settle_request(rid, Settle::Sync, 190)
+                    .await
+                    .map(|r| r.state),
+                Ok(AcState::Closed {
+                    at: 190,
+                    outcome: Outcome::Sync
+                })
+            );
+        } else {
+            assert_eq!(dup, Err(LedgerError::DuplicateRequest));
+        }
     }
 }
 
