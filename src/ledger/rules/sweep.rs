@@ -8,11 +8,17 @@ use crate::ledger::types::{AcRequest, AcState, Federation, FederationState, Outc
 pub(in crate::ledger) enum SweptRequest {
     /// Open past its deadline: closed as expired.
     Expired,
-    /// Pending or answering for longer than the retention: closed as abandoned.
+    /// Pending or answering for longer than [`IN_FLIGHT_STALE_MS`] (or the retention, if
+    /// shorter): closed as abandoned.
     Abandoned,
     /// Closed for longer than the retention: removed.
     Purged,
 }
+
+/// Nothing is legitimately in flight this long (upstream timeouts are seconds): a request
+/// still pending or answering, or a federation still reserved, after this was left behind by
+/// a crash, and is settled without waiting for the whole retention.
+pub(in crate::ledger) const IN_FLIGHT_STALE_MS: u64 = 10 * 60 * 1000;
 
 /// What a sweep does to one request.
 pub(in crate::ledger) fn sweep_request(
@@ -31,10 +37,10 @@ pub(in crate::ledger) fn sweep_request(
         AcState::Open { deadline } if now > deadline => {
             close(Outcome::Expired, SweptRequest::Expired)
         }
-        AcState::Pending if older(now, cur.created_at, retention_ms) => {
+        AcState::Pending if older(now, cur.created_at, stale(retention_ms)) => {
             close(Outcome::Abandoned, SweptRequest::Abandoned)
         }
-        AcState::Answering { at, .. } if older(now, at, retention_ms) => {
+        AcState::Answering { at, .. } if older(now, at, stale(retention_ms)) => {
             close(Outcome::Abandoned, SweptRequest::Abandoned)
         }
         AcState::Closed { at, .. } if older(now, at, retention_ms) => {
@@ -42,6 +48,10 @@ pub(in crate::ledger) fn sweep_request(
         }
         _ => Step::keep(Ok(None)),
     }
+}
+
+fn stale(retention_ms: u64) -> u64 {
+    retention_ms.min(IN_FLIGHT_STALE_MS)
 }
 
 /// What sweeping one federation did.
@@ -63,7 +73,7 @@ pub(in crate::ledger) fn sweepable(
         FederationState::Invalid { at, .. } if older(now, at, retention_ms) => {
             Some(SweptFederation::Purged)
         }
-        FederationState::Reserved { at } if older(now, at, retention_ms) => {
+        FederationState::Reserved { at } if older(now, at, stale(retention_ms)) => {
             Some(SweptFederation::Dropped)
         }
         _ => None,
