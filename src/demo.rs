@@ -4,19 +4,32 @@
 //! information, a subscription update and a withdrawal, printing each hop.
 
 use crate::client::Reply;
-use crate::stage::{bodies, TestHub};
+use crate::stage::{bodies, eventually, TestHub};
 use http::Method;
+use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::time::Duration;
+use uuid::Uuid;
+
+/// One call of the walk: who calls whom, what, and the status the spec leads to.
+struct Step {
+    title: &'static str,
+    from: &'static str,
+    to: &'static str,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    expect: u16,
+}
 
 /// Runs the walk-through; exits non-zero if any step does not end as the spec says.
 pub async fn run() -> ExitCode {
     crate::cli::init_logging(false, "warn");
-    let hub = match TestHub::builder()
+    let started = TestHub::builder()
         .async_delay(Duration::from_millis(300))
         .start()
-        .await
-    {
+        .await;
+    let mut hub = match started {
         Ok(hub) => hub,
         Err(e) => {
             eprintln!("demo: cannot start the hub: {e}");
@@ -30,182 +43,18 @@ pub async fn run() -> ExitCode {
     for (id, sim) in &hub.partners {
         println!("  {id:<9} upstream https://{}", sim.addr);
     }
-    let mut failures = 0;
-    let step = |title: &str, reply: &Reply, expect: u16, hops: (&str, &str)| -> usize {
-        let ok = reply.status.as_u16() == expect;
-        let detail = summarize(reply);
-        println!(
-            "\n{} {title}\n    {} ──mTLS──► hub ──mTLS──► {}  answered {}{}",
-            if ok { "✔" } else { "✘" },
-            hops.0,
-            hops.1,
-            reply.status.as_u16(),
-            if detail.is_empty() {
-                String::new()
-            } else {
-                format!("  {detail}")
-            }
-        );
-        usize::from(!ok)
-    };
     let (account_id, _) = hub.account_id("cmpone", 600);
-    let token = uuid::Uuid::new_v4();
-    let r = hub
-        .call(
-            "mspalpha",
-            "cmpone",
-            Method::POST,
-            &format!("/cesim/msp/v1/users/{account_id}"),
-            Some(&bodies::msp_token(&token)),
-        )
-        .await;
-    failures += step(
-        "Send MSP Token: onboarding federates the user's accounts",
-        &r,
-        201,
-        ("mspalpha", "cmpone"),
-    );
-    let r = hub
-        .call(
-            "cmpone",
-            "mspalpha",
-            Method::POST,
-            &format!("/v1/activation-code-requests/{token}"),
-            Some(&bodies::ac_request(&uuid::Uuid::new_v4(), "tcu")),
-        )
-        .await;
-    failures += step(
-        "Request Activation Code, synchronous",
-        &r,
-        200,
-        ("cmpone", "mspalpha"),
-    );
-    let id = uuid::Uuid::new_v4();
-    let r = hub
-        .call(
-            "cmpone",
-            "mspalpha",
-            Method::POST,
-            &format!("/v1/activation-code-requests/{token}"),
-            Some(&bodies::ac_request(&id, "async")),
-        )
-        .await;
-    failures += step(
-        "Request Activation Code, asynchronous (201 now, the code later)",
-        &r,
-        201,
-        ("cmpone", "mspalpha"),
-    );
-    let msp = hub.partner("mspalpha").clone();
-    let delivered =
-        crate::stage::eventually(Duration::from_secs(5), || !msp.deliveries().is_empty()).await;
-    match msp.deliveries().first() {
-        Some((status, _)) if delivered => {
-            let ok = *status == 200;
-            failures += usize::from(!ok);
-            println!(
-                "\n{} Send Activation Code: the MSP delivers the code for request {id}\n    mspalpha ──mTLS──► hub (matched to the open request) ──mTLS──► cmpone  answered {status}",
-                if ok { "✔" } else { "✘" }
-            );
-        }
-        _ => {
-            failures += 1;
-            println!("\n✘ Send Activation Code: no delivery within 5 s");
-        }
+    let token = Uuid::new_v4();
+    let async_id = Uuid::new_v4();
+    let (first, then) = walk(&account_id, token, async_id);
+    let mut failures = 0;
+    for step in &first {
+        failures += run_step(&hub, step).await;
     }
-    let r = hub
-        .call(
-            "cmpone",
-            "mspalpha",
-            Method::POST,
-            &format!("/v1/statuses/{token}"),
-            Some(&bodies::csim_status("installed")),
-        )
-        .await;
-    failures += step(
-        "Send CSIM Status: the profile is installed in the car",
-        &r,
-        201,
-        ("cmpone", "mspalpha"),
-    );
-    let r = hub
-        .call(
-            "cmpone",
-            "mspalpha",
-            Method::GET,
-            &format!("/v1/profiles/status/{token}"),
-            None,
-        )
-        .await;
-    failures += step("Request Profile Status", &r, 200, ("cmpone", "mspalpha"));
-    let info = serde_json::json!({"profiles": [{"iccid": crate::sim::SIM_ICCID, "status": "suspended", "reason": "bill unpaid"}]});
-    let r = hub
-        .call(
-            "mspalpha",
-            "cmpone",
-            Method::POST,
-            &format!("/cesim/msp/v1/users/{token}/profiles"),
-            Some(&info),
-        )
-        .await;
-    failures += step("Send Profile Information", &r, 200, ("mspalpha", "cmpone"));
-    let update = serde_json::json!({"subscriptionType": "business"});
-    let r = hub
-        .call(
-            "mspalpha",
-            "cmpone",
-            Method::PATCH,
-            &format!("/cesim/msp/v1/subscriptions/{token}"),
-            Some(&update),
-        )
-        .await;
-    failures += step("Update Subscription Info", &r, 201, ("mspalpha", "cmpone"));
-    let r = hub
-        .call(
-            "cmpone",
-            "mspalpha",
-            Method::DELETE,
-            &format!("/v1/users/{token}"),
-            None,
-        )
-        .await;
-    failures += step(
-        "Request Invalidate MSP Token: the user withdraws",
-        &r,
-        204,
-        ("cmpone", "mspalpha"),
-    );
-    let r = hub
-        .call(
-            "cmpone",
-            "mspalpha",
-            Method::POST,
-            &format!("/v1/activation-code-requests/{token}"),
-            Some(&bodies::ac_request(&uuid::Uuid::new_v4(), "tcu")),
-        )
-        .await;
-    failures += step(
-        "Request Activation Code after the withdrawal: refused by the hub",
-        &r,
-        422,
-        ("cmpone", "(refused)"),
-    );
-    let r = hub
-        .call(
-            "cmpone",
-            "mspalpha",
-            Method::POST,
-            &format!("/v1/statuses/{token}"),
-            Some(&bodies::csim_status("deleted")),
-        )
-        .await;
-    failures += step(
-        "Send CSIM Status after the withdrawal: the deletion still passes",
-        &r,
-        201,
-        ("cmpone", "mspalpha"),
-    );
-    let mut hub = hub;
+    failures += async_delivery(&hub, async_id).await;
+    for step in &then {
+        failures += run_step(&hub, step).await;
+    }
     if let Err(e) = hub.stop().await {
         eprintln!("demo: shutdown: {e}");
         failures += 1;
@@ -216,6 +65,178 @@ pub async fn run() -> ExitCode {
     } else {
         println!("\n{failures} step(s) did not end as expected");
         ExitCode::FAILURE
+    }
+}
+
+/// The walk, before and after the asynchronous delivery.
+fn walk(account_id: &str, token: Uuid, async_id: Uuid) -> (Vec<Step>, Vec<Step>) {
+    let step = |title, from, to, method, path: String, body, expect| Step {
+        title,
+        from,
+        to,
+        method,
+        path,
+        body,
+        expect,
+    };
+    let rac = format!("/v1/activation-code-requests/{token}");
+    let first = vec![
+        step(
+            "Send MSP Token: onboarding federates the user's accounts",
+            "mspalpha",
+            "cmpone",
+            Method::POST,
+            format!("/cesim/msp/v1/users/{account_id}"),
+            Some(bodies::msp_token(&token)),
+            201,
+        ),
+        step(
+            "Request Activation Code, synchronous",
+            "cmpone",
+            "mspalpha",
+            Method::POST,
+            rac.clone(),
+            Some(bodies::ac_request(&Uuid::new_v4(), "tcu")),
+            200,
+        ),
+        step(
+            "Request Activation Code, asynchronous (201 now, the code later)",
+            "cmpone",
+            "mspalpha",
+            Method::POST,
+            rac.clone(),
+            Some(bodies::ac_request(&async_id, "async")),
+            201,
+        ),
+    ];
+    let info = json!({"profiles": [{"iccid": crate::sim::SIM_ICCID, "status": "suspended", "reason": "bill unpaid"}]});
+    let then = vec![
+        step(
+            "Send CSIM Status: the profile is installed in the car",
+            "cmpone",
+            "mspalpha",
+            Method::POST,
+            format!("/v1/statuses/{token}"),
+            Some(bodies::csim_status("installed")),
+            201,
+        ),
+        step(
+            "Request Profile Status",
+            "cmpone",
+            "mspalpha",
+            Method::GET,
+            format!("/v1/profiles/status/{token}"),
+            None,
+            200,
+        ),
+        step(
+            "Send Profile Information",
+            "mspalpha",
+            "cmpone",
+            Method::POST,
+            format!("/cesim/msp/v1/users/{token}/profiles"),
+            Some(info),
+            200,
+        ),
+        step(
+            "Update Subscription Info",
+            "mspalpha",
+            "cmpone",
+            Method::PATCH,
+            format!("/cesim/msp/v1/subscriptions/{token}"),
+            Some(json!({"subscriptionType": "business"})),
+            201,
+        ),
+        step(
+            "Request Invalidate MSP Token: the user withdraws",
+            "cmpone",
+            "mspalpha",
+            Method::DELETE,
+            format!("/v1/users/{token}"),
+            None,
+            204,
+        ),
+        step(
+            "Request Activation Code after the withdrawal: refused by the hub (code 21)",
+            "cmpone",
+            "mspalpha",
+            Method::POST,
+            rac,
+            Some(bodies::ac_request(&Uuid::new_v4(), "tcu")),
+            422,
+        ),
+        step(
+            "Send CSIM Status after the withdrawal: the deletion still passes",
+            "cmpone",
+            "mspalpha",
+            Method::POST,
+            format!("/v1/statuses/{token}"),
+            Some(bodies::csim_status("deleted")),
+            201,
+        ),
+    ];
+    (first, then)
+}
+
+/// Sends one step and prints its hop; returns 1 if it did not end as expected.
+async fn run_step(hub: &TestHub, step: &Step) -> usize {
+    let reply = hub
+        .call(
+            step.from,
+            step.to,
+            step.method.clone(),
+            &step.path,
+            step.body.as_ref(),
+        )
+        .await;
+    let status = reply.status.as_u16();
+    let ok = status == step.expect;
+    let detail = summarize(&reply);
+    // The walk's only 4xx is a refusal by the hub itself: nothing went upstream.
+    let route = if (400..500).contains(&status) {
+        "hub (refused: nothing forwarded)".to_owned()
+    } else {
+        format!("hub ──mTLS──► {}", step.to)
+    };
+    println!(
+        "\n{} {}\n    {} ──mTLS──► {route}  answered {status}{}{}",
+        mark(ok),
+        step.title,
+        step.from,
+        if detail.is_empty() { "" } else { "  " },
+        detail
+    );
+    usize::from(!ok)
+}
+
+/// Waits for the simulated MSP's Send Activation Code; returns 1 if it did not arrive as 200.
+async fn async_delivery(hub: &TestHub, id: Uuid) -> usize {
+    let msp = hub.partner("mspalpha").clone();
+    let delivered = eventually(Duration::from_secs(5), || !msp.deliveries().is_empty()).await;
+    match msp.deliveries().first() {
+        Some((status, _)) if delivered => {
+            let ok = *status == 200;
+            println!(
+                "\n{} Send Activation Code: the MSP delivers the code for request {id}\n    mspalpha ──mTLS──► hub (matched to the open request) ──mTLS──► cmpone  answered {status}",
+                mark(ok)
+            );
+            usize::from(!ok)
+        }
+        _ => {
+            println!(
+                "\n{} Send Activation Code: no delivery within 5 s",
+                mark(false)
+            );
+            1
+        }
+    }
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "✔"
+    } else {
+        "✘"
     }
 }
 
