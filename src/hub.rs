@@ -97,6 +97,7 @@ impl Hub {
                 let next = Arc::new(next);
                 let (added, removed) = previous.partner_diff(&next);
                 self.inner.snapshot.store(next.clone());
+                self.inner.limits.retain(&next);
                 *last_error = None;
                 self.inner.metrics.reloads.inc("ok");
                 tracing::info!(

@@ -40,13 +40,29 @@ impl Limits {
     /// Takes one token from `partner`'s bucket and from its bucket for `function`, if it has
     /// them. Refuses with 429 and the time until a token is free.
     pub fn admit(&self, partner: &Partner, function: &'static str) -> Result<(), HubError> {
-        if let Some(spec) = partner.limits.rate {
-            self.take(&partner.id, None, spec)?;
-        }
+        // The narrower bucket first: a call it refuses costs no partner-wide token.
         if let Some(spec) = partner.limits.functions.get(function) {
             self.take(&partner.id, Some(function), *spec)?;
         }
+        if let Some(spec) = partner.limits.rate {
+            self.take(&partner.id, None, spec)?;
+        }
         Ok(())
+    }
+
+    /// Drops the buckets and gates of partners and limits `snap` no longer has, so a limit
+    /// removed and later added back starts with a full bucket. In-flight gates of partners
+    /// still configured are kept (their requests are still counted).
+    pub fn retain(&self, snap: &crate::snapshot::Snapshot) {
+        self.buckets.retain(|(partner, function), bucket| {
+            snap.partner(partner).is_some_and(|p| match function {
+                None => p.limits.rate == Some(bucket.spec),
+                Some(f) => p.limits.functions.get(f) == Some(&bucket.spec),
+            })
+        });
+        self.in_flight.retain(|partner, count| {
+            snap.partner(partner).is_some() || count.load(Ordering::Acquire) > 0
+        });
     }
 
     fn take(

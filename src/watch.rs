@@ -1,45 +1,45 @@
 //! Reload on file change: watches `hub.toml`, `routes.toml` and every certificate, key, CRL
 //! and trust anchor they name, and reloads once the files have been quiet for
-//! `reload.debounce_ms` (editors and deploy tools write in several steps). The watch is
-//! renewed after each reload, since the set of files may have changed.
+//! `reload.debounce_ms` (editors and deploy tools write in several steps). The watch stays
+//! armed during a reload — a change made meanwhile triggers another — and is renewed when
+//! the set of files changes.
 
 use crate::hub::Hub;
-use notify::{RecursiveMode, Watcher};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+
+/// How often a hub with `reload.watch = false` looks whether a reload turned it on.
+const DISABLED_RECHECK: Duration = Duration::from_secs(5);
 
 /// Runs until `shutdown` fires.
 pub async fn watcher(hub: Hub, mut shutdown: watch::Receiver<bool>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let mut armed: Option<(RecommendedWatcher, HashSet<PathBuf>)> = None;
     loop {
         let snap = hub.snapshot();
         if !snap.config.reload.watch {
-            let _ = shutdown.changed().await;
-            return;
+            armed = None;
+            tokio::select! {
+                _ = tokio::time::sleep(DISABLED_RECHECK) => continue,
+                _ = shutdown.changed() => return,
+            }
         }
-        let debounce = snap.config.reload.debounce;
         let files = watched(&hub);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
-                let _ = tx.send(event.paths);
-            }
-        });
-        let mut watcher = match watcher {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(cause = %e, "cannot watch configuration files; reload with SIGHUP or the admin API");
-                let _ = shutdown.changed().await;
-                return;
-            }
-        };
-        let dirs: HashSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
-        for dir in dirs {
-            if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
-                tracing::warn!(dir = %dir.display(), cause = %e, "cannot watch a configuration directory");
+        if armed.as_ref().is_none_or(|(_, current)| *current != files) {
+            match arm(&files, tx.clone()) {
+                Ok(w) => armed = Some((w, files)),
+                Err(e) => {
+                    tracing::warn!(cause = %e, "cannot watch configuration files; reload with SIGHUP or the admin API");
+                    let _ = shutdown.changed().await;
+                    return;
+                }
             }
         }
-        // Wait for a change to one of our files.
+        let Some((_, files)) = &armed else { continue };
+        // Wait for a change to one of our files, then for quiet.
         loop {
             tokio::select! {
                 paths = rx.recv() => match paths {
@@ -50,7 +50,7 @@ pub async fn watcher(hub: Hub, mut shutdown: watch::Receiver<bool>) {
                 _ = shutdown.changed() => return,
             }
         }
-        // Then for quiet.
+        let debounce = snap.config.reload.debounce;
         loop {
             tokio::select! {
                 _ = rx.recv() => continue,
@@ -58,11 +58,29 @@ pub async fn watcher(hub: Hub, mut shutdown: watch::Receiver<bool>) {
                 _ = shutdown.changed() => return,
             }
         }
-        drop(watcher);
         let reloading = hub.clone();
         // Outcome logged and counted by the reload itself.
         let _ = tokio::task::spawn_blocking(move || reloading.reload("file change")).await;
     }
+}
+
+/// Watches the directories of `files` (a file may be replaced by a rename).
+fn arm(
+    files: &HashSet<PathBuf>,
+    tx: mpsc::UnboundedSender<Vec<PathBuf>>,
+) -> notify::Result<RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let _ = tx.send(event.paths);
+        }
+    })?;
+    let dirs: HashSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();
+    for dir in dirs {
+        if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), cause = %e, "cannot watch a configuration directory");
+        }
+    }
+    Ok(watcher)
 }
 
 /// Every file the configuration reads, as absolute paths.
