@@ -568,6 +568,23 @@ fn partner(
             account_id_secrets.insert(msp.clone(), s);
         }
     }
+    // AID.02 chapter 6: calls to the CMP-hosted API carry an api-key; only the MSP-hosted API
+    // may use basic authentication. MSPs call the hub's CMP-hosted side, and the hub calls
+    // CMPs' own CMP-hosted API.
+    if role == Role::Msp && matches!(credential, Some(Credential::Basic { .. })) {
+        errors.push(
+            file,
+            &format!("{at}.credential"),
+            "an MSP calls the CMP-hosted API, which takes an api_key (AID.02 chapter 6), not basic auth",
+        );
+    }
+    if role == Role::Cmp && matches!(upstream_credential, Some(Credential::Basic { .. })) {
+        errors.push(
+            file,
+            &format!("{at}.upstream.credential"),
+            "a CMP's API takes an api_key (AID.02 chapter 6), not basic auth",
+        );
+    }
     match role {
         Role::Cmp if p.account_id_secret.is_none() && p.account_id_secrets.is_empty() => errors
             .push(

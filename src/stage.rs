@@ -153,9 +153,9 @@ level = "warn"
 pub fn credential(id: &str) -> &'static str {
     match id {
         "mspalpha" => r#"{ api_key = "alphaKey1" }"#,
-        "mspbeta" => r#"{ username = "mspbeta", password = "betaPass" }"#,
+        "mspbeta" => r#"{ api_key = "betaKey1" }"#,
         "cmpone" => r#"{ api_key = "oneKey1" }"#,
-        "cmptwo" => r#"{ api_key = "twoKey1" }"#,
+        "cmptwo" => r#"{ username = "cmptwo", password = "twoPass" }"#,
         _ => r#"{ api_key = "unknown" }"#,
     }
 }

@@ -139,3 +139,32 @@ fn an_empty_routing_table_is_refused() {
     let e = Routes::from_str("", "routes.toml", Path::new(".")).unwrap_err();
     assert!(e.to_string().contains("at least one partner"), "{e}");
 }
+
+#[test]
+fn basic_auth_is_only_for_the_msp_hosted_api() {
+    let basic = "credential = { username = \"u\", password = \"p\" }";
+    let msp = partner("msp1", "msp", "").replace("credential = { api_key = \"kmsp1\" }", basic);
+    let cmp = partner("cmp1", "cmp", "account_id_secret = \"s\"");
+    let e = Routes::from_str(&format!("{msp}{cmp}"), "routes.toml", Path::new(".")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("partner[0] (msp1).credential: an MSP calls the CMP-hosted API"),
+        "{e}"
+    );
+    let cmp_basic = partner("cmp1", "cmp", "account_id_secret = \"s\"")
+        .replace("credential = { api_key = \"kcmp1\" }", basic);
+    let r = Routes::from_str(&cmp_basic, "routes.toml", Path::new("."));
+    assert!(
+        r.is_ok(),
+        "a CMP may call the MSP-hosted API with basic auth: {:?}",
+        r.err()
+    );
+    let cmp_up = partner("cmp1", "cmp", "account_id_secret = \"s\"")
+        .replace("credential = { api_key = \"up\" }", basic);
+    let e = Routes::from_str(&cmp_up, "routes.toml", Path::new(".")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("upstream.credential: a CMP's API takes an api_key"),
+        "{e}"
+    );
+}

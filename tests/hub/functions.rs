@@ -239,7 +239,7 @@ async fn nine_functions_end_to_end_over_http1() {
 }
 
 #[tokio::test]
-async fn nine_functions_end_to_end_over_h2_from_a_basic_auth_msp() {
+async fn nine_functions_end_to_end_over_h2_between_another_pair() {
     let hub = stage().await;
     let walk = Walk {
         hub: &hub,
@@ -251,7 +251,7 @@ async fn nine_functions_end_to_end_over_h2_from_a_basic_auth_msp() {
 }
 
 #[tokio::test]
-async fn nine_functions_end_to_end_over_h2_to_an_upstream_with_a_path_prefix() {
+async fn nine_functions_end_to_end_over_h2_with_a_basic_auth_cmp_and_an_upstream_path_prefix() {
     let hub = stage().await;
     let walk = Walk {
         hub: &hub,

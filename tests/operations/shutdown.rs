@@ -132,18 +132,22 @@ fn client(dir: &Path, id: &str, port: u16) -> HubClient {
     .expect("a partner client")
 }
 
-fn caller(id: &str, key: &str) -> Caller {
+/// A caller with an api-key, or basic auth when `credential` is `user:password`.
+fn caller(id: &str, credential: &str) -> Caller {
+    let basic = credential
+        .split_once(':')
+        .map(|(user, pass)| (user.to_owned(), pass.to_owned()));
     Caller {
         client_id: id.into(),
-        api_key: Some(key.into()),
-        basic: None,
+        api_key: basic.is_none().then(|| credential.into()),
+        basic,
     }
 }
 
 /// The shipped partners' hub credentials and account-id secrets.
 const ALPHA_KEY: &str = "alphaHubKey1";
 const ONE_KEY: &str = "oneHubKey1";
-const TWO_KEY: &str = "twoHubKey1";
+const TWO_KEY: &str = "cmptwo:twoHubPassword";
 
 async fn onboard(dir: &Path, port: u16, cmp: &str) -> Uuid {
     let now = std::time::SystemTime::now()
