@@ -79,28 +79,35 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Sets up logging from the config (text or JSON, filter), overridable by `RUST_LOG`.
-pub fn init_logging(json: bool, level: &str) {
+/// Sets up logging from the config (text or JSON, filter), overridable by `RUST_LOG`. Lines
+/// are written by a background thread, so a request never waits on a write to stderr (the
+/// channel blocks rather than drops when the writer falls behind). Keep the guard alive
+/// until exit: dropping it flushes what is queued.
+pub fn init_logging(json: bool, level: &str) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.try_init()
     };
+    guard
 }
 
 async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
-    match HubConfig::load(&config, &base) {
+    let _logging = match HubConfig::load(&config, &base) {
         Ok(c) => init_logging(c.log.json, &c.log.level),
         Err(e) => {
             eprintln!("aidhub: {} is not valid:\n{e}", config.display());
             return ExitCode::FAILURE;
         }
-    }
+    };
     let options = Options {
         hub_toml: config,
         base,

@@ -24,7 +24,7 @@ struct Step {
 
 /// Runs the walk-through; exits non-zero if any step does not end as the spec says.
 pub async fn run() -> ExitCode {
-    crate::cli::init_logging(false, "warn");
+    let _logging = crate::cli::init_logging(false, "warn");
     let started = TestHub::builder()
         .async_delay(Duration::from_millis(300))
         .start()
