@@ -33,6 +33,8 @@
 //! * [`access`] — the access log line; [`metrics`] — Prometheus counters and histograms.
 //! * [`limits`] — per-partner rate limits and upstream in-flight caps.
 //! * [`admin`] — the admin listener; [`watch`] — reload on file change.
+//! * [`touchpoints`] — the browser-facing redirect directory of AID.02 7.1/7.2 (agreed
+//!   domains, refusal pages); beside the AID1 walk, not part of it.
 //! * [`run`] — starting and stopping a whole hub; [`cli`] — the command line.
 //! * [`pki`] — the development PKI; [`sim`] — simulated partners; [`client`] — a partner's
 //!   client; [`demo`] — the walk-through.
@@ -62,5 +64,6 @@ pub mod sim;
 pub mod snapshot;
 pub mod stage;
 pub mod tls;
+pub mod touchpoints;
 pub mod upstream;
 pub mod watch;
