@@ -16,6 +16,10 @@
 //!           route           ledger check
 //! ```
 //!
+//! Browsers take another, short road on their own listener (server TLS only):
+//! `server` accept ─► [`touchpoints`] route ─► query ─► partners and agreement ─►
+//! `redirect_uri` in the agreed domains ─► account id ─► `302` or a refusal page.
+//!
 //! # Modules
 //!
 //! * [`config`] — `config/hub.toml` and `routes.toml`, parsed then validated; secrets.

@@ -14,7 +14,7 @@
 //! | `GET /touchpoints/{msp}/return?from={cmp}&redirect_uri=…&id=…` | 7.2.1 | `redirect_uri` in the MSP's domains; `id` as above | `302` to `redirect_uri` + `&id=…` |
 //! | `GET /touchpoints/{msp}/return?from={cmp}&redirect_uri=…&code=…[&error=…]` | 7.2.2 | `redirect_uri` as above; `code` a 5.5 code; `error` printable, ≤ 512 | `302` to `redirect_uri` + `&code=…&error=…` |
 //!
-//! Every request, in this order ([`walk`]): the path names an endpoint and a partner of the
+//! Every request, in this order (`walk`): the path names an endpoint and a partner of the
 //! directory (else 404) → GET or HEAD (else 405) → the query ([`query`]: known names, each
 //! once, bounded, no control characters; else 400) → `from` is a partner of the directory
 //! with the other role (else 403) and both partners' `counterparts` permit the pair (else
@@ -140,20 +140,22 @@ fn walk(
     if method != Method::GET && method != Method::HEAD {
         return Err(Refusal::Method);
     }
-    let to = listed(snap, id).ok_or_else(|| Refusal::UnknownPartner { id: id.to_owned() })?;
+    let to = listed(snap, id).ok_or_else(|| Refusal::unknown_partner(id))?;
     cx.to = Some(to.clone());
     let leg = match (endpoint, to.role) {
         (Endpoint::Onboarding, Role::Msp) => Leg::ToMsp,
         (Endpoint::Onboarding, Role::Cmp) => Leg::ToCmp,
         (Endpoint::Return, Role::Msp) => Leg::BackToMsp,
-        (Endpoint::Return, Role::Cmp) => return Err(Refusal::NotAnMsp { id: id.to_owned() }),
+        (Endpoint::Return, Role::Cmp) => {
+            return Err(Refusal::NotAnMsp {
+                id: to.id.to_string(),
+            })
+        }
     };
     cx.leg = Some(leg);
     let query = Query::parse(uri.query(), leg.parameters());
     let from_id = query.require("from")?;
-    let from = listed(snap, from_id).ok_or_else(|| Refusal::UnknownFrom {
-        id: from_id.to_owned(),
-    })?;
+    let from = listed(snap, from_id).ok_or_else(|| Refusal::unknown_from(from_id))?;
     cx.from = Some(from.clone());
     agreement(&from, &to)?;
     cx.env = Some(environment(&query)?);

@@ -209,5 +209,11 @@ mod tests {
             Some(Refusal::Parameter { name, .. }) => assert_eq!(name.len(), 40),
             other => panic!("{other:?}"),
         }
+        match problem("%0aforged%20log%20line=1") {
+            Some(Refusal::Parameter { name, .. }) => {
+                assert_eq!(name, "\u{FFFD}forged log line", "no line break survives")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -7,6 +7,15 @@ use crate::account_id::AccountIdError;
 use crate::aid1::Role;
 use crate::touchpoints::urls::RedirectProblem;
 
+/// User input as refusals keep it (for the page and the log): at most `max` characters, control
+/// characters replaced, so that it can forge neither a log line nor the page's layout.
+fn shown(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
 /// What is wrong with one query parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamProblem {
@@ -88,7 +97,7 @@ pub enum Refusal {
         to: String,
     },
     /// `redirect_uri` is not acceptable.
-    #[error("redirect_uri: {problem:?} (domains of {owner})")]
+    #[error("redirect_uri: {problem} (domains of {owner})")]
     Redirect {
         /// What is wrong.
         problem: RedirectProblem,
@@ -135,9 +144,19 @@ impl Refusal {
     /// A parameter refusal.
     pub fn parameter(name: &str, problem: ParamProblem) -> Refusal {
         Refusal::Parameter {
-            name: name.chars().take(40).collect(),
+            name: shown(name, 40),
             problem,
         }
+    }
+
+    /// The path names no partner of the directory.
+    pub fn unknown_partner(id: &str) -> Refusal {
+        Refusal::UnknownPartner { id: shown(id, 64) }
+    }
+
+    /// `from` names no partner of the directory.
+    pub fn unknown_from(id: &str) -> Refusal {
+        Refusal::UnknownFrom { id: shown(id, 64) }
     }
 
     /// `from` has the role of the target.

@@ -133,6 +133,18 @@ pub enum RedirectProblem {
     NotAgreed,
 }
 
+impl fmt::Display for RedirectProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RedirectProblem::NotUrl => "not an absolute URL",
+            RedirectProblem::NotHttps => "not https",
+            RedirectProblem::UserInfo => "carries a user name or password",
+            RedirectProblem::Fragment => "carries a fragment",
+            RedirectProblem::NotAgreed => "host not among the agreed domains",
+        })
+    }
+}
+
 /// Parses a `redirect_uri` and checks everything but the agreed domains.
 pub fn parse_redirect(text: &str) -> Result<Url, RedirectProblem> {
     if text.len() > REDIRECT_URI_MAX {
