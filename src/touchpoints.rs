@@ -112,12 +112,28 @@ pub fn respond(hub: &Hub, method: &Method, uri: &Uri) -> Response<Full<Bytes>> {
         .inc((label(&cx.from), label(&cx.to), kind, result));
     match outcome {
         Ok((url, response)) => {
-            tracing::info!(target: "aidhub::touchpoints", from = %label(&cx.from), to = %label(&cx.to), kind, host = url.host_str().unwrap_or_default(), "redirected");
+            tracing::info!(
+                target: "aidhub::touchpoints",
+                from = %label(&cx.from),
+                to = %label(&cx.to),
+                kind,
+                host = url.host_str().unwrap_or_default(),
+                "redirected"
+            );
             response
         }
         Err(refusal) => {
             let (status, _) = error::touchpoint_status_and_code(&refusal);
-            tracing::info!(target: "aidhub::touchpoints", from = %label(&cx.from), to = %label(&cx.to), kind, outcome = result, status = status.as_u16(), cause = %refusal, "refused");
+            tracing::info!(
+                target: "aidhub::touchpoints",
+                from = %label(&cx.from),
+                to = %label(&cx.to),
+                kind,
+                outcome = result,
+                status = status.as_u16(),
+                cause = %refusal,
+                "refused"
+            );
             let parties = page::Parties {
                 from: cx.from.as_deref(),
                 to: cx.to.as_deref(),
