@@ -113,6 +113,7 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
         base,
         partners_addr: None,
         admin_addr: None,
+        browsers_addr: None,
         grace: Duration::from_secs(grace_secs),
     };
     let mut signals = match Signals::register() {
@@ -192,6 +193,11 @@ fn print_welcome(running: &run::Running) {
         .map(|p| format!("{} ({})", p.id, p.role.as_str()))
         .collect();
     eprintln!("partners: {}", partners.join(", "));
+    if let Some(browsers) = running.browsers_addr {
+        eprintln!(
+            "touchpoint redirects for browsers on https://{browsers}/touchpoints/{{partner}}/onboarding and …/return"
+        );
+    }
     let Some(dir) = &snap.config.tls.dev_pki else {
         return;
     };

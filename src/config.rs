@@ -7,6 +7,7 @@
 
 pub mod raw;
 pub mod secret;
+pub mod touchpoint;
 
 use crate::aid1::{Function, Role, Rules};
 use crate::identity::Identity;
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+pub use touchpoint::{Environment, Touchpoint};
 
 /// Every problem found in a configuration, each with its location.
 #[derive(Debug, Default)]
@@ -70,6 +72,8 @@ pub struct HubConfig {
     pub routes: PathBuf,
     /// The partner-facing listener.
     pub partners_addr: SocketAddr,
+    /// The browser-facing listener (touchpoint redirects), when configured.
+    pub browsers_addr: Option<SocketAddr>,
     /// TLS material.
     pub tls: TlsFiles,
     /// Ledger settings.
@@ -151,6 +155,10 @@ pub struct TlsFiles {
     pub dev_hosts: Vec<String>,
     /// TLS handshake deadline for partners.
     pub handshake_timeout: Duration,
+    /// Certificate chain of the browser-facing listener (default: `server_cert`).
+    pub browsers_cert: PathBuf,
+    /// Its key (default: `server_key`).
+    pub browsers_key: PathBuf,
 }
 
 /// `[ledger]`, validated.
@@ -228,6 +236,20 @@ impl HubConfig {
                 errors.push(name, "listen.partners", format_args!("not an address: {e}"));
                 SocketAddr::from(([127, 0, 0, 1], 8443))
             });
+        let browsers_addr = raw.listen.browsers.as_deref().and_then(|text| {
+            text.parse()
+                .map_err(|e| {
+                    errors.push(name, "listen.browsers", format_args!("not an address: {e}"))
+                })
+                .ok()
+        });
+        if raw.tls.browsers_cert.is_some() != raw.tls.browsers_key.is_some() {
+            errors.push(
+                name,
+                "tls.browsers_cert",
+                "browsers_cert and browsers_key come together (or neither: the server certificate serves)",
+            );
+        }
         if raw.tls.partner_ca.is_empty() {
             errors.push(
                 name,
@@ -267,6 +289,7 @@ impl HubConfig {
         let config = HubConfig {
             routes: path(&raw.routes),
             partners_addr,
+            browsers_addr,
             tls: TlsFiles {
                 server_cert: path(&raw.tls.server_cert),
                 server_key: path(&raw.tls.server_key),
@@ -278,6 +301,18 @@ impl HubConfig {
                 dev_hosts: raw.tls.dev_hosts.clone(),
                 handshake_timeout: Duration::from_secs(
                     raw.tls.handshake_timeout_secs.unwrap_or(10),
+                ),
+                browsers_cert: path(
+                    raw.tls
+                        .browsers_cert
+                        .as_deref()
+                        .unwrap_or(&raw.tls.server_cert),
+                ),
+                browsers_key: path(
+                    raw.tls
+                        .browsers_key
+                        .as_deref()
+                        .unwrap_or(&raw.tls.server_key),
                 ),
             },
             ledger: LedgerSettings {
@@ -381,6 +416,9 @@ pub struct Partner {
     pub account_id_secrets: BTreeMap<String, Secret>,
     /// Rate limits and in-flight cap.
     pub limits: PartnerLimits,
+    /// Its onboarding pages and agreed redirect domains, when it is in the touchpoint
+    /// directory.
+    pub touchpoint: Option<Touchpoint>,
 }
 
 impl Partner {
@@ -598,6 +636,9 @@ fn partner(
         _ => {}
     }
     let limits = partner_limits(&p.limits, file, &format!("{at}.limits"), errors);
+    let touchpoint = p.touchpoint.as_ref().and_then(|raw| {
+        touchpoint::touchpoint(raw, &p.id, file, &format!("{at}.touchpoint"), errors)
+    });
     if errors.problems.len() > before {
         return None;
     }
@@ -618,6 +659,7 @@ fn partner(
         account_id_secret,
         account_id_secrets,
         limits,
+        touchpoint,
     })
 }
 

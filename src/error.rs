@@ -9,6 +9,8 @@
 
 use crate::account_id::AccountIdError;
 use crate::aid1::{Violation, ViolationKind};
+use crate::touchpoints::urls::RedirectProblem;
+use crate::touchpoints::Refusal;
 use crate::upstream::UpstreamFault;
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
@@ -109,6 +111,10 @@ pub enum HubError {
     /// A fault inside the hub.
     #[error("internal error")]
     Internal(String),
+    /// A browser redirect the touchpoint directory refused (answered with a page, not the
+    /// error body).
+    #[error("touchpoint: {0}")]
+    Touchpoint(Refusal),
 }
 
 /// The hub's proprietary error codes (AID.02 5.5 reserves 200–300).
@@ -253,6 +259,7 @@ impl HubError {
             },
             HubError::Contract { .. } => (StatusCode::BAD_GATEWAY, H::UpstreamContract as u16),
             HubError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 90),
+            HubError::Touchpoint(refusal) => touchpoint_status_and_code(refusal),
         }
     }
 
@@ -280,6 +287,7 @@ impl HubError {
             HubError::Upstream { .. } => "upstream",
             HubError::Contract { .. } => "contract",
             HubError::Internal(_) => "internal",
+            HubError::Touchpoint(_) => "touchpoint",
         }
     }
 
@@ -334,6 +342,37 @@ impl HubError {
 impl From<Violation> for HubError {
     fn from(v: Violation) -> HubError {
         HubError::Invalid(v)
+    }
+}
+
+/// The status of a touchpoint refusal page, and the spec code that names its cause (for
+/// logs; pages show no codes): 404 when the page asked for does not exist, 405 for another
+/// method, 400 when the request is malformed, 403 when it is well-formed but not permitted
+/// (no agreement, a domain not agreed, an account id that fails verification).
+pub fn touchpoint_status_and_code(refusal: &Refusal) -> (StatusCode, u16) {
+    use HubCode as H;
+    let bad = StatusCode::BAD_REQUEST;
+    let forbidden = StatusCode::FORBIDDEN;
+    match refusal {
+        Refusal::NoEndpoint | Refusal::NotAnMsp { .. } | Refusal::NoPage { .. } => {
+            (StatusCode::NOT_FOUND, H::UnknownFunction as u16)
+        }
+        Refusal::UnknownPartner { .. } => (StatusCode::NOT_FOUND, 93),
+        Refusal::Method => (StatusCode::METHOD_NOT_ALLOWED, H::MethodNotAllowed as u16),
+        Refusal::QueryTooLong | Refusal::Parameter { .. } => (bad, 91),
+        Refusal::UnknownFrom { .. } => (forbidden, 93),
+        Refusal::WrongRole { .. } | Refusal::NoAgreement { .. } => {
+            (forbidden, H::NotPermitted as u16)
+        }
+        Refusal::Redirect {
+            problem: RedirectProblem::NotAgreed,
+            ..
+        } => (forbidden, H::NotPermitted as u16),
+        Refusal::Redirect { .. } => (bad, 91),
+        Refusal::AccountId(AccountIdError::Malformed(_)) => (bad, 19),
+        Refusal::AccountId(AccountIdError::Expired) => (forbidden, 11),
+        Refusal::AccountId(AccountIdError::BadSignature) => (forbidden, 12),
+        Refusal::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 90),
     }
 }
 

@@ -16,6 +16,10 @@
 //!           route           ledger check
 //! ```
 //!
+//! Browsers take another, short road on their own listener (server TLS only):
+//! `server` accept ─► [`touchpoints`] route ─► query ─► partners and agreement ─►
+//! `redirect_uri` in the agreed domains ─► account id ─► `302` or a refusal page.
+//!
 //! # Modules
 //!
 //! * [`config`] — `config/hub.toml` and `routes.toml`, parsed then validated; secrets.
@@ -33,6 +37,8 @@
 //! * [`access`] — the access log line; [`metrics`] — Prometheus counters and histograms.
 //! * [`limits`] — per-partner rate limits and upstream in-flight caps.
 //! * [`admin`] — the admin listener; [`watch`] — reload on file change.
+//! * [`touchpoints`] — the browser-facing redirect directory of AID.02 7.1/7.2 (agreed
+//!   domains, refusal pages); beside the AID1 walk, not part of it.
 //! * [`run`] — starting and stopping a whole hub; [`cli`] — the command line.
 //! * [`pki`] — the development PKI; [`sim`] — simulated partners; [`client`] — a partner's
 //!   client; [`demo`] — the walk-through.
@@ -62,5 +68,6 @@ pub mod sim;
 pub mod snapshot;
 pub mod stage;
 pub mod tls;
+pub mod touchpoints;
 pub mod upstream;
 pub mod watch;

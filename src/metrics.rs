@@ -19,6 +19,7 @@
 //! | `ledger_federations` / `ledger_requests` / `ledger_profiles` | state | ledger sizes |
 //! | `ledger_swept_total` | kind | requests expired and records purged by the sweeper |
 //! | `validation_notes_total` | what | accepted oddities: ICCIDs failing Luhn, EIDs failing MOD 97 |
+//! | `touchpoint_redirects_total` | from, to, kind, outcome | browser redirects of the touchpoint directory: `redirected` or the refusal |
 
 use dashmap::DashMap;
 use std::fmt::Write as _;
@@ -145,6 +146,8 @@ pub struct Metrics {
     pub swept: Family<&'static str>,
     /// what.
     pub validation_notes: Family<&'static str>,
+    /// from, to, kind, outcome.
+    pub touchpoint_redirects: Family<(Label, Label, &'static str, &'static str)>,
 }
 
 impl Metrics {
@@ -248,6 +251,13 @@ impl Metrics {
             "Accepted oddities in partner data.",
             &self.validation_notes,
             |w| format!("what=\"{w}\""),
+        );
+        counter_family(
+            &mut out,
+            "touchpoint_redirects_total",
+            "Browser redirects of the touchpoint directory, by partners, kind and outcome.",
+            &self.touchpoint_redirects,
+            |(f, t, k, o)| format!("from=\"{f}\",to=\"{t}\",kind=\"{k}\",outcome=\"{o}\""),
         );
         out.push_str(gauges);
         out

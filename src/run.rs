@@ -32,6 +32,9 @@ pub struct Options {
     pub partners_addr: Option<SocketAddr>,
     /// Override of the admin listener address (tests bind port 0).
     pub admin_addr: Option<SocketAddr>,
+    /// Override of the browser listener address (tests bind port 0); `None` uses
+    /// `listen.browsers`, and without that no browser listener is started.
+    pub browsers_addr: Option<SocketAddr>,
     /// How long open requests may take to finish on shutdown.
     pub grace: Duration,
 }
@@ -42,6 +45,8 @@ pub struct Running {
     pub partners_addr: SocketAddr,
     /// The admin listener's bound address.
     pub admin_addr: SocketAddr,
+    /// The browser listener's bound address (touchpoint redirects), when one runs.
+    pub browsers_addr: Option<SocketAddr>,
     /// The shared state (snapshot, ledger).
     pub hub: Hub,
     /// Simulated partners started by `[dev] simulate_partners`.
@@ -106,6 +111,18 @@ pub async fn start(options: Options) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot listen on {admin_bind} (admin): {e}"))?;
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+    let browsers = match options.browsers_addr.or(snapshot.config.browsers_addr) {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (browsers): {e}"))?,
+        ),
+        None => None,
+    };
+    let browsers_addr = match &browsers {
+        Some(listener) => Some(listener.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
     let hub = Hub::new(
         snapshot,
         ledger.clone(),
@@ -121,7 +138,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
     };
     let (shutdown, watch) = watch::channel(false);
     let protocol = Arc::new(Aid1Hub::new(ledger));
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(crate::server::partner_listener(
             listener,
             hub.clone(),
@@ -131,11 +148,20 @@ pub async fn start(options: Options) -> Result<Running, String> {
         )),
         tokio::spawn(crate::aid1::lifecycle::sweeper(hub.clone(), watch.clone())),
         tokio::spawn(crate::admin::listener(admin, hub.clone(), watch.clone())),
-        tokio::spawn(crate::watch::watcher(hub.clone(), watch)),
+        tokio::spawn(crate::watch::watcher(hub.clone(), watch.clone())),
     ];
+    if let Some(listener) = browsers {
+        tasks.push(tokio::spawn(crate::server::browser_listener(
+            listener,
+            hub.clone(),
+            watch,
+            options.grace,
+        )));
+    }
     Ok(Running {
         partners_addr,
         admin_addr,
+        browsers_addr,
         hub,
         simulated,
         shutdown,

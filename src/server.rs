@@ -1,6 +1,9 @@
 //! Listeners: accept TCP, finish the TLS handshake under the current snapshot's
 //! configuration, read the peer's identity once, and serve HTTP/1.1 or h2 (by ALPN) on the
 //! connection until it closes or the hub drains.
+//!
+//! Two kinds: the partner listener (mutual TLS, the AID1 walk of [`crate::proxy`]) and the
+//! browser listener (server TLS only, answered by [`crate::touchpoints`]).
 
 use crate::hub::Hub;
 use crate::identity::CertIdentities;
@@ -80,6 +83,74 @@ pub async fn partner_listener<P: Protocol>(
         tracing::warn!(
             grace_ms = grace.as_millis() as u64,
             "grace period over; closing open connections"
+        );
+    }
+}
+
+/// Accepts browser connections (server TLS, no client certificate) and answers every request
+/// with [`crate::touchpoints::respond`], until `shutdown` fires; then lets open requests
+/// finish within `grace`.
+pub async fn browser_listener(
+    listener: TcpListener,
+    hub: Hub,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(cause = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let hub = hub.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let snap = hub.snapshot();
+            let acceptor = TlsAcceptor::from(snap.browser_tls.clone());
+            let deadline = snap.config.tls.handshake_timeout;
+            let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    let reason = handshake_failure(&e);
+                    hub.metrics().handshake_failures.inc(("browsers", reason));
+                    tracing::debug!(%peer, reason, cause = %e, "browser TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    hub.metrics()
+                        .handshake_failures
+                        .inc(("browsers", "timeout"));
+                    return;
+                }
+            };
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let response = crate::touchpoints::respond(&hub, request.method(), request.uri());
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%peer, cause = %e, "browser connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "grace period over; closing open browser connections"
         );
     }
 }

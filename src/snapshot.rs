@@ -33,6 +33,8 @@ pub struct Snapshot {
     identities: Arc<IdentityIndex>,
     /// The partner-facing TLS configuration.
     pub server_tls: Arc<rustls::ServerConfig>,
+    /// The browser-facing TLS configuration (no client certificates).
+    pub browser_tls: Arc<rustls::ServerConfig>,
     upstreams: HashMap<PartnerId, Arc<Upstream>>,
     /// What each upstream pool was built from (reused on reload when equal).
     upstream_keys: HashMap<PartnerId, [u8; 32]>,
@@ -119,6 +121,10 @@ impl Snapshot {
             (&tls_files.client_cert, "tls.client_cert".into()),
             (&tls_files.client_key, "tls.client_key".into()),
         ];
+        if tls_files.browsers_cert != tls_files.server_cert {
+            files.push((&tls_files.browsers_cert, "tls.browsers_cert".into()));
+            files.push((&tls_files.browsers_key, "tls.browsers_key".into()));
+        }
         files.extend(
             tls_files
                 .partner_ca
@@ -160,6 +166,9 @@ impl Snapshot {
         )
         .map_err(|e| problem(format!("partner listener TLS: {e}")))
         .ok();
+        let browser_tls = tls::browser_config(&tls_files.browsers_cert, &tls_files.browsers_key)
+            .map_err(|e| problem(format!("browser listener TLS: {e}")))
+            .ok();
         let hub_client = [
             std::fs::read(&tls_files.client_cert).unwrap_or_default(),
             std::fs::read(&tls_files.client_key).unwrap_or_default(),
@@ -196,7 +205,7 @@ impl Snapshot {
         for (file, _) in &files {
             hasher.update(std::fs::read(file).unwrap_or_default());
         }
-        let Some(server_tls) = server_tls else {
+        let (Some(server_tls), Some(browser_tls)) = (server_tls, browser_tls) else {
             return Err(errors);
         };
         if !errors.problems.is_empty() {
@@ -211,6 +220,7 @@ impl Snapshot {
             partners,
             identities,
             server_tls: Arc::new(server_tls),
+            browser_tls: Arc::new(browser_tls),
             upstreams,
             upstream_keys,
         })

@@ -40,6 +40,8 @@ pub struct TestHub {
     pub running: Option<Running>,
     /// The hub's partner listener.
     pub addr: std::net::SocketAddr,
+    /// The hub's browser listener (touchpoint redirects).
+    pub browsers: std::net::SocketAddr,
     /// The simulated partners by id.
     pub partners: BTreeMap<String, SimPartner>,
     /// The hub configuration file.
@@ -106,14 +108,19 @@ impl Builder {
             base: dir.path().to_path_buf(),
             partners_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             admin_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            browsers_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             grace: Duration::from_secs(5),
         })
         .await?;
         let addr = running.partners_addr;
+        let browsers = running
+            .browsers_addr
+            .ok_or("the browser listener did not start")?;
         let hub = TestHub {
             dir,
             running: Some(running),
             addr,
+            browsers,
             partners,
             hub_toml,
         };
@@ -165,6 +172,34 @@ pub fn account_secret(cmp: &str) -> String {
     format!("{cmp}-secret")
 }
 
+/// Each stage partner's `[partner.touchpoint]` table, as routes.toml writes it.
+pub fn touchpoint_toml(id: &str) -> &'static str {
+    match id {
+        "mspalpha" => {
+            "[partner.touchpoint]\nname = \"Alpha Mobile\"\n\
+             login_url = \"https://login.msp.example/portal/login\"\n\
+             preproduction_login_url = \"https://preprod.msp.example/portal/login?stage=1\"\n\
+             redirect_domains = [\"*.msp.example\"]\n"
+        }
+        "mspbeta" => {
+            "[partner.touchpoint]\nname = \"Beta Telecom\"\n\
+             login_url = \"https://beta-msp.example/esim/login\"\n\
+             redirect_domains = [\"beta-msp.example\"]\n"
+        }
+        "cmpone" => {
+            "[partner.touchpoint]\nname = \"One Motors\"\n\
+             login_url = \"https://portal.cmp.example/esim\"\n\
+             redirect_domains = [\"*.cmp.example\"]\n"
+        }
+        "cmptwo" => {
+            "[partner.touchpoint]\nname = \"Two Cars\"\n\
+             login_url = \"https://www.cmptwo.example/login\"\n\
+             redirect_domains = [\"www.cmptwo.example\", \"app.cmptwo.example:8443\"]\n"
+        }
+        _ => "",
+    }
+}
+
 fn routes_toml(partners: &BTreeMap<String, SimPartner>) -> String {
     let mut out = String::new();
     for (id, side) in PARTNERS {
@@ -187,9 +222,10 @@ fn routes_toml(partners: &BTreeMap<String, SimPartner>) -> String {
         out.push_str(&format!(
             "[[partner]]\nid = \"{id}\"\nrole = \"{role}\"\nidentities = [\"{identity}\"]\ncredential = {cred}\n{extra}\
              [partner.upstream]\nurl = \"https://127.0.0.1:{port}{prefix}\"\nca = [\"certs/ca.pem\"]\n\
-             credential = {{ api_key = \"hubAt{id}\" }}\nserver_name = \"localhost\"\n\n",
+             credential = {{ api_key = \"hubAt{id}\" }}\nserver_name = \"localhost\"\n{touchpoint}\n",
             cred = credential(id),
             port = partners[*id].addr.port(),
+            touchpoint = touchpoint_toml(id),
         ));
     }
     out

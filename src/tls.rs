@@ -6,6 +6,8 @@
 //!   verifier — the certificate's identity resolved against the routing table, so an unknown
 //!   partner is refused during the handshake, before any HTTP is read. ALPN offers h2 and
 //!   http/1.1.
+//! * [`browser_config`] builds the browser-facing server configuration: the same versions
+//!   and ALPN, no client certificate (browsers follow touchpoint redirects anonymously).
 //! * [`client_config`] builds one upstream client configuration per partner: its own trust
 //!   anchors, the hub's client certificate, the same protocol versions.
 
@@ -104,6 +106,18 @@ pub fn server_config(
         .with_protocol_versions(VERSIONS)
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(verifier)
+        .with_single_cert(read_certs(cert)?, read_key(key)?)
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Browser-facing server configuration: server authentication only.
+pub fn browser_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
         .with_single_cert(read_certs(cert)?, read_key(key)?)
         .map_err(|e| format!("{}: {e}", cert.display()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -19,7 +19,8 @@ fn shipped_copy() -> (tempfile::TempDir, Vec<u16>) {
     let hub = std::fs::read_to_string(root.join("config/hub.toml"))
         .unwrap()
         .replace("127.0.0.1:8443", &format!("127.0.0.1:{}", ports[0]))
-        .replace("127.0.0.1:9090", "127.0.0.1:0");
+        .replace("127.0.0.1:9090", "127.0.0.1:0")
+        .replace("127.0.0.1:8444", "127.0.0.1:0");
     std::fs::write(dir.path().join("config/hub.toml"), hub).unwrap();
     let mut routes = std::fs::read_to_string(root.join("routes.toml")).unwrap();
     for (old, new) in ["9101", "9102", "9201", "9202"].iter().zip(&ports[1..]) {

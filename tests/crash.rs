@@ -73,8 +73,12 @@ impl Site {
             partners.insert(id.to_string(), sim);
         }
         std::fs::write(dir.path().join("routes.toml"), &routes).expect("routes.toml");
+        // Generous upstream timeouts: this test is about durability, and a busy CI machine
+        // must not turn a slow in-process partner into a 504.
         let hub_toml = format!(
-            "{HUB_TOML}\n[listen]\npartners = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+            "{}\n[timeouts.functions]\nrequest_activation_code = 15000\n\
+             [listen]\npartners = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+            HUB_TOML.replace("default_ms = 2000", "default_ms = 15000")
         );
         std::fs::write(dir.path().join("hub.toml"), hub_toml).expect("hub.toml");
         let table = Routes::load(&dir.path().join("routes.toml"), dir.path())

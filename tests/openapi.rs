@@ -711,6 +711,8 @@ fn scope(error: &HubError) -> Scope {
         | HubError::Overloaded { .. }
         | HubError::Contract { .. }
         | HubError::Internal(_) => Scope::Every,
+        // The browser-facing touchpoint listener's refusals: never on the AID1 API.
+        HubError::Touchpoint(_) => Scope::Only(&[]),
     }
 }
 

@@ -74,6 +74,8 @@ fn default_routes() -> String {
 pub struct RawListen {
     /// The partner-facing mutual-TLS listener.
     pub partners: Option<String>,
+    /// The browser-facing listener (touchpoint redirects); absent: not started.
+    pub browsers: Option<String>,
 }
 
 /// `[tls]`.
@@ -100,6 +102,10 @@ pub struct RawTls {
     pub dev_hosts: Vec<String>,
     /// Seconds a client may take to finish the TLS handshake.
     pub handshake_timeout_secs: Option<u64>,
+    /// The certificate chain the browser-facing listener presents (default: `server_cert`).
+    pub browsers_cert: Option<String>,
+    /// Its private key (default: `server_key`).
+    pub browsers_key: Option<String>,
 }
 
 /// `[ledger]`.
@@ -196,6 +202,24 @@ pub struct RawPartner {
     /// Rate limits and the upstream in-flight cap.
     #[serde(default)]
     pub limits: RawPartnerLimits,
+    /// Its onboarding pages and agreed redirect domains (absent: not in the touchpoint
+    /// directory).
+    pub touchpoint: Option<RawTouchpoint>,
+}
+
+/// `[partner.touchpoint]`: what a browser is sent to and may be sent back to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTouchpoint {
+    /// The name shown to users on the hub's refusal pages (default: the partner id).
+    pub name: Option<String>,
+    /// The production onboarding (login) page.
+    pub login_url: String,
+    /// The pre-production onboarding page.
+    pub preproduction_login_url: Option<String>,
+    /// Hosts a `redirect_uri` towards this partner may name: `*.cmp.example`,
+    /// `portal.cmp.example`, optionally with `:port`.
+    pub redirect_domains: Vec<String>,
 }
 
 /// `[partner.limits]`.

@@ -168,3 +168,95 @@ fn basic_auth_is_only_for_the_msp_hosted_api() {
         "{e}"
     );
 }
+
+#[test]
+fn touchpoint_tables_are_validated_with_their_location() {
+    let table = "[partner.touchpoint]\nlogin_url = \"https://portal.cmp.example/esim?lang=de\"\n\
+                 preproduction_login_url = \"https://pre.cmp.example/esim\"\n\
+                 redirect_domains = [\"*.CMP.example\", \"app.cmp.example:8443\"]\n";
+    let text = format!(
+        "{}{}{table}",
+        partner("msp1", "msp", ""),
+        partner("cmp1", "cmp", "account_id_secret = \"s\"")
+    );
+    let r = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap();
+    assert!(r.partners[0].touchpoint.is_none());
+    let t = r.partners[1].touchpoint.as_ref().unwrap();
+    assert_eq!(t.name, "cmp1", "the name defaults to the id");
+    assert_eq!(
+        t.page(Environment::Preproduction).map(url::Url::as_str),
+        Some("https://pre.cmp.example/esim")
+    );
+    let domains: Vec<String> = t.redirect_domains.iter().map(|d| d.to_string()).collect();
+    assert_eq!(domains, ["*.cmp.example", "app.cmp.example:8443"]);
+
+    let bad = "[partner.touchpoint]\nname = \"\"\nlogin_url = \"http://portal.cmp.example/\"\n\
+               preproduction_login_url = \"https://u@pre.cmp.example/\"\n\
+               redirect_domains = [\"*.example\", \"https://x.cmp.example\", \"a.cmp.example\", \"A.cmp.example\"]\n";
+    let text = format!(
+        "{}{bad}",
+        partner("cmp1", "cmp", "account_id_secret = \"s\"")
+    );
+    let e = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap_err();
+    let all = e.to_string();
+    assert_eq!(e.problems.len(), 6, "{all}");
+    let at = "routes.toml: partner[0] (cmp1).touchpoint";
+    assert!(all.contains(&format!("{at}.name: must be 1-80")), "{all}");
+    assert!(
+        all.contains(&format!(
+            "{at}.login_url: `http://portal.cmp.example/` must be an https:// URL"
+        )),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "{at}.preproduction_login_url: `https://u@pre.cmp.example/` must not carry a user name"
+        )),
+        "{all}"
+    );
+    assert!(
+        all.contains("`*.example` would agree to a whole top-level domain"),
+        "{all}"
+    );
+    assert!(
+        all.contains("`https://x.cmp.example` must be a host name"),
+        "{all}"
+    );
+    assert!(all.contains("`A.cmp.example` is listed twice"), "{all}");
+
+    let empty = "[partner.touchpoint]\nlogin_url = \"https://p.cmp.example/\"\nredirect_domains = []\nbogus = 1\n";
+    let text = format!(
+        "{}{empty}",
+        partner("cmp1", "cmp", "account_id_secret = \"s\"")
+    );
+    let e = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap_err();
+    assert!(
+        e.to_string().contains("bogus"),
+        "unknown keys are refused: {e}"
+    );
+}
+
+#[test]
+fn the_browser_listener_is_optional_and_checked() {
+    let c = HubConfig::from_str(HUB, "hub.toml", Path::new("/base")).unwrap();
+    assert_eq!(c.browsers_addr, None);
+    assert_eq!(
+        c.tls.browsers_cert,
+        Path::new("/base/s.pem"),
+        "defaults to the server certificate"
+    );
+    let text = format!("[listen]\nbrowsers = \"127.0.0.1:8444\"\n{HUB}");
+    let c = HubConfig::from_str(&text, "hub.toml", Path::new("/base")).unwrap();
+    assert_eq!(c.browsers_addr.map(|a| a.port()), Some(8444));
+    let text = format!("[listen]\nbrowsers = \"somewhere\"\n{HUB}browsers_cert = \"b.pem\"\n");
+    let e = HubConfig::from_str(&text, "hub.toml", Path::new(".")).unwrap_err();
+    let all = e.to_string();
+    assert!(
+        all.contains("hub.toml: listen.browsers: not an address"),
+        "{all}"
+    );
+    assert!(
+        all.contains("hub.toml: tls.browsers_cert: browsers_cert and browsers_key come together"),
+        "{all}"
+    );
+}

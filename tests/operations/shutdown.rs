@@ -25,7 +25,8 @@ fn shipped_copy() -> (tempfile::TempDir, u16) {
     let hub = std::fs::read_to_string(root.join("config/hub.toml"))
         .expect("the shipped hub.toml")
         .replace("127.0.0.1:8443", &format!("127.0.0.1:{}", ports[0]))
-        .replace("127.0.0.1:9090", &format!("127.0.0.1:{}", ports[5]));
+        .replace("127.0.0.1:9090", &format!("127.0.0.1:{}", ports[5]))
+        .replace("127.0.0.1:8444", "127.0.0.1:0");
     std::fs::write(dir.path().join("config/hub.toml"), hub).expect("write hub.toml");
     let mut routes =
         std::fs::read_to_string(root.join("routes.toml")).expect("the shipped routes.toml");
