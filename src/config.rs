@@ -5,11 +5,13 @@
 //! work in unit tests. Relative paths resolve against the base directory given by the caller
 //! (the hub's working directory).
 
+pub mod carrier;
 pub mod raw;
 pub mod secret;
 
 use crate::aid1::{Function, Role, Rules};
 use crate::identity::Identity;
+pub use carrier::{Carrier, CarrierLimits, EcsSpec, Normalise};
 use raw::{RawCredential, RawHub, RawPartner, RawRoutes};
 pub use secret::Secret;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -70,6 +72,8 @@ pub struct HubConfig {
     pub routes: PathBuf,
     /// The partner-facing listener.
     pub partners_addr: SocketAddr,
+    /// The device-facing TS.43 listener, when configured.
+    pub devices_addr: Option<SocketAddr>,
     /// TLS material.
     pub tls: TlsFiles,
     /// Ledger settings.
@@ -228,6 +232,13 @@ impl HubConfig {
                 errors.push(name, "listen.partners", format_args!("not an address: {e}"));
                 SocketAddr::from(([127, 0, 0, 1], 8443))
             });
+        let devices_addr = raw.listen.devices.as_deref().and_then(|a| {
+            a.parse()
+                .map_err(|e| {
+                    errors.push(name, "listen.devices", format_args!("not an address: {e}"))
+                })
+                .ok()
+        });
         if raw.tls.partner_ca.is_empty() {
             errors.push(
                 name,
@@ -267,6 +278,7 @@ impl HubConfig {
         let config = HubConfig {
             routes: path(&raw.routes),
             partners_addr,
+            devices_addr,
             tls: TlsFiles {
                 server_cert: path(&raw.tls.server_cert),
                 server_key: path(&raw.tls.server_key),
@@ -417,6 +429,8 @@ pub struct UpstreamSpec {
 pub struct Routes {
     /// Partners, in file order.
     pub partners: Vec<Arc<Partner>>,
+    /// TS.43 carriers, in file order.
+    pub carriers: Vec<Arc<Carrier>>,
 }
 
 impl Routes {
@@ -435,12 +449,12 @@ impl Routes {
             problems: vec![format!("{name}: {}", e.to_string().trim_end())],
         })?;
         let mut errors = ConfigError::default();
-        if raw.partners.is_empty() {
+        if raw.partners.is_empty() && raw.carriers.is_empty() {
             // Also what a half-written file looks like to a reload: never swap that in.
             errors.push(
                 name,
                 "",
-                "no [[partner]] tables: a routing table needs at least one partner",
+                "no [[partner]] or [[carrier]] tables: a routing table needs at least one",
             );
         }
         let roles: HashMap<&str, &str> = raw
@@ -459,7 +473,9 @@ impl Routes {
                 partners.push(Arc::new(partner));
             }
         }
-        errors.into_result(Routes { partners })
+        let partner_ids: Vec<&str> = raw.partners.iter().map(|p| p.id.as_str()).collect();
+        let carriers = carrier::carriers(&raw.carriers, &partner_ids, base, name, &mut errors);
+        errors.into_result(Routes { partners, carriers })
     }
 }
 

@@ -49,6 +49,27 @@ impl Limits {
         Ok(())
     }
 
+    /// Takes one token from the bucket `(key, scope)` of quota `spec` (TS.43: a carrier's
+    /// bucket, or a device's keyed by the hash of its `terminal_id`). Device buckets are
+    /// many: past 100 000 keys, the full ones of `scope` are dropped.
+    pub fn admit_keyed(
+        &self,
+        key: &Arc<str>,
+        scope: &'static str,
+        spec: LimitSpec,
+    ) -> Result<(), HubError> {
+        if self.buckets.len() > 100_000 {
+            let full = |b: &Bucket| {
+                let burst =
+                    std::num::NonZeroU32::new(b.spec.burst).unwrap_or(std::num::NonZeroU32::MIN);
+                matches!(b.limiter.check_n(burst), Ok(Ok(())))
+            };
+            self.buckets
+                .retain(|(_, s), b| *s != Some(scope) || !full(b));
+        }
+        self.take(key, Some(scope), spec)
+    }
+
     fn take(
         &self,
         partner: &Arc<str>,

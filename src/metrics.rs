@@ -19,6 +19,11 @@
 //! | `ledger_federations` / `ledger_requests` / `ledger_profiles` | state | ledger sizes |
 //! | `ledger_swept_total` | kind | requests expired and records purged by the sweeper |
 //! | `validation_notes_total` | what | accepted oddities: ICCIDs failing Luhn, EIDs failing MOD 97 |
+//! | `ts43_carrier_violations_total` | carrier, what | TS.43 answers breaking the contract |
+//! | `ts43_normalisations_total` | carrier, what | TS.43 fixes the hub applied for Android phones |
+//! | `ts43_requirements_total` | carrier, what | events measured against the Android page's requirements |
+//! | `ts43_eap_total` | carrier, what | EAP-AKA relay packets by kind |
+//! | `ts43_device_violations_total` | carrier, reason | TS.43 requests the hub refused |
 
 use dashmap::DashMap;
 use std::fmt::Write as _;
@@ -111,6 +116,11 @@ impl<K: Eq + Hash + Clone> Family<K> {
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
+    /// Every series and its value.
+    pub fn entries(&self) -> Vec<(K, u64)> {
+        self.snapshot()
+    }
+
     fn snapshot(&self) -> Vec<(K, u64)> {
         let mut all: Vec<(K, u64)> = self
             .series
@@ -145,6 +155,16 @@ pub struct Metrics {
     pub swept: Family<&'static str>,
     /// what.
     pub validation_notes: Family<&'static str>,
+    /// carrier, what.
+    pub ts43_violations: Family<(Label, &'static str)>,
+    /// carrier, what.
+    pub ts43_normalisations: Family<(Label, &'static str)>,
+    /// carrier, what.
+    pub ts43_requirements: Family<(Label, &'static str)>,
+    /// carrier, what.
+    pub ts43_eap: Family<(Label, &'static str)>,
+    /// carrier, reason.
+    pub ts43_device_violations: Family<(Label, &'static str)>,
 }
 
 impl Metrics {
@@ -248,6 +268,42 @@ impl Metrics {
             "Accepted oddities in partner data.",
             &self.validation_notes,
             |w| format!("what=\"{w}\""),
+        );
+        let carrier_what = |(c, w): &(Label, &'static str)| format!("carrier=\"{c}\",what=\"{w}\"");
+        counter_family(
+            &mut out,
+            "ts43_carrier_violations_total",
+            "TS.43 carrier answers breaking the contract, by carrier and what.",
+            &self.ts43_violations,
+            carrier_what,
+        );
+        counter_family(
+            &mut out,
+            "ts43_normalisations_total",
+            "TS.43 fixes applied for Android phones, by carrier and what.",
+            &self.ts43_normalisations,
+            carrier_what,
+        );
+        counter_family(
+            &mut out,
+            "ts43_requirements_total",
+            "Events measured against the Android eSIM transfer requirements, by carrier.",
+            &self.ts43_requirements,
+            carrier_what,
+        );
+        counter_family(
+            &mut out,
+            "ts43_eap_total",
+            "EAP-AKA relay packets by carrier and kind.",
+            &self.ts43_eap,
+            carrier_what,
+        );
+        counter_family(
+            &mut out,
+            "ts43_device_violations_total",
+            "TS.43 requests refused by the hub, by carrier and reason.",
+            &self.ts43_device_violations,
+            |(c, r)| format!("carrier=\"{c}\",reason=\"{r}\""),
         );
         out.push_str(gauges);
         out

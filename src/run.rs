@@ -9,10 +9,13 @@ use crate::client::{Caller, HubClient, Version};
 use crate::config::{HubConfig, Routes};
 use crate::hub::{Hub, Source};
 use crate::ledger::sled::SledLedger;
+use crate::ledger::transfers::TransferLedger;
 use crate::ledger::Ledger;
 use crate::pki;
 use crate::sim::{AsyncDelivery, Side, SimPartner};
 use crate::snapshot::Snapshot;
+use crate::ts43::exchange::Ts43Hub;
+use crate::ts43::Ts43State;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +35,9 @@ pub struct Options {
     pub partners_addr: Option<SocketAddr>,
     /// Override of the admin listener address (tests bind port 0).
     pub admin_addr: Option<SocketAddr>,
+    /// Override of the device (TS.43) listener address; it runs when this or
+    /// `listen.devices` is set.
+    pub devices_addr: Option<SocketAddr>,
     /// How long open requests may take to finish on shutdown.
     pub grace: Duration,
 }
@@ -42,6 +48,8 @@ pub struct Running {
     pub partners_addr: SocketAddr,
     /// The admin listener's bound address.
     pub admin_addr: SocketAddr,
+    /// The device-facing TS.43 listener's bound address, when it runs.
+    pub devices_addr: Option<SocketAddr>,
     /// The shared state (snapshot, ledger).
     pub hub: Hub,
     /// Simulated partners started by `[dev] simulate_partners`.
@@ -93,7 +101,9 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let snapshot =
         Snapshot::load(&options.hub_toml, &options.base, 1).map_err(|e| e.to_string())?;
     let ledger_path = snapshot.config.ledger.path.clone();
-    let ledger: Arc<dyn Ledger> = Arc::new(open_ledger(&ledger_path)?);
+    let sled = open_ledger(&ledger_path)?;
+    let transfers: Arc<dyn TransferLedger> = Arc::new(sled.clone());
+    let ledger: Arc<dyn Ledger> = Arc::new(sled);
     let addr = options
         .partners_addr
         .unwrap_or(snapshot.config.partners_addr);
@@ -106,9 +116,22 @@ pub async fn start(options: Options) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot listen on {admin_bind} (admin): {e}"))?;
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+    let devices = match options.devices_addr.or(snapshot.config.devices_addr) {
+        Some(bind) => Some(
+            TcpListener::bind(bind)
+                .await
+                .map_err(|e| format!("cannot listen on {bind} (devices): {e}"))?,
+        ),
+        None => None,
+    };
+    let devices_addr = match &devices {
+        Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
     let hub = Hub::new(
         snapshot,
         ledger.clone(),
+        Ts43State::new(transfers),
         Source {
             hub_toml: options.hub_toml.clone(),
             base: options.base.clone(),
@@ -121,7 +144,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
     };
     let (shutdown, watch) = watch::channel(false);
     let protocol = Arc::new(Aid1Hub::new(ledger));
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(crate::server::partner_listener(
             listener,
             hub.clone(),
@@ -131,11 +154,22 @@ pub async fn start(options: Options) -> Result<Running, String> {
         )),
         tokio::spawn(crate::aid1::lifecycle::sweeper(hub.clone(), watch.clone())),
         tokio::spawn(crate::admin::listener(admin, hub.clone(), watch.clone())),
-        tokio::spawn(crate::watch::watcher(hub.clone(), watch)),
+        tokio::spawn(crate::ts43::exchange::sweeper(hub.clone(), watch.clone())),
+        tokio::spawn(crate::watch::watcher(hub.clone(), watch.clone())),
     ];
+    if let Some(devices) = devices {
+        tasks.push(tokio::spawn(crate::server::device_listener(
+            devices,
+            hub.clone(),
+            Arc::new(Ts43Hub),
+            watch,
+            options.grace,
+        )));
+    }
     Ok(Running {
         partners_addr,
         admin_addr,
+        devices_addr,
         hub,
         simulated,
         shutdown,

@@ -106,6 +106,7 @@ impl Builder {
             base: dir.path().to_path_buf(),
             partners_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             admin_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            devices_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             grace: Duration::from_secs(5),
         })
         .await?;

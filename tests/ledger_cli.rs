@@ -125,6 +125,7 @@ async fn restart(hub: &mut TestHub) {
         base: hub.dir.path().to_path_buf(),
         partners_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         admin_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        devices_addr: None,
         grace: Duration::from_secs(1),
     })
     .await

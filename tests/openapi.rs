@@ -711,6 +711,8 @@ fn scope(error: &HubError) -> Scope {
         | HubError::Overloaded { .. }
         | HubError::Contract { .. }
         | HubError::Internal(_) => Scope::Every,
+        // TS.43 refusals are made on the device listener only, never on an AID1 function.
+        HubError::Ts43 { .. } => Scope::Path,
     }
 }
 
