@@ -454,7 +454,7 @@ impl Routes {
             errors.push(
                 name,
                 "",
-                "no [[partner]] or [[carrier]] tables: a routing table needs at least one",
+                "no [[partner]] or [[carrier]] tables: a routing table needs at least one partner or carrier",
             );
         }
         let roles: HashMap<&str, &str> = raw
