@@ -145,8 +145,8 @@ impl Params {
         let mut pairs = Vec::new();
         for raw in query.split('&').filter(|s| !s.is_empty()) {
             let (name, value) = raw.split_once('=').unwrap_or((raw, ""));
-            let name = decode(name).ok_or_else(|| bad_encoding(raw))?;
-            let value = decode(value).ok_or_else(|| bad_encoding(&name))?;
+            let name = decode(name).ok_or_else(|| bad_encoding("a parameter name"))?;
+            let value = decode(value).ok_or_else(|| bad_encoding(&format!("`{name}`")))?;
             pairs.push((raw.to_owned(), name, value));
         }
         Params::checked(pairs, Source::Query)
@@ -455,9 +455,10 @@ fn check_format(name: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// Names the parameter, never its value (it may be a token or an IMSI).
 fn bad_encoding(what: &str) -> HubError {
-    let shown: String = what.chars().take(24).collect();
-    Ts43Refusal::Malformed.because(format!("bad percent-encoding near `{shown}`"))
+    let shown: String = what.chars().take(40).collect();
+    Ts43Refusal::Malformed.because(format!("bad percent-encoding in {shown}"))
 }
 
 /// Decodes a query component (`+` is a space); `None` on a broken escape or non-UTF-8.
