@@ -17,6 +17,10 @@
 //! | GET | `/ledger/federations/{msp_token}` | a federation and its profiles |
 //! | GET | `/ledger/requests?all=&partner=&older_than_secs=&limit=` | activation-code requests (open by default) |
 //! | GET | `/ledger/export` | every record, JSON lines |
+//! | GET | `/ts43/transfers?carrier=&limit=` | TS.43 transfers, newest first, with their steps |
+//! | GET | `/ts43/carriers` | each carrier against the Android eSIM-transfer requirements |
+
+mod ts43;
 
 use crate::hub::Hub;
 use crate::ledger::RequestFilter;
@@ -157,6 +161,8 @@ async fn handle(hub: &Hub, request: Request<Incoming>) -> Response<Full<Bytes>> 
         },
         (&Method::GET, "/ledger/export") => export(hub).await,
         (&Method::GET, "/ledger/requests") => requests(hub, &query).await,
+        (&Method::GET, "/ts43/transfers") => ts43::transfers(hub, &query).await,
+        (&Method::GET, "/ts43/carriers") => ts43::carriers(hub),
         (&Method::GET, p) if p.starts_with("/ledger/federations/") => {
             federation(hub, &p["/ledger/federations/".len()..]).await
         }

@@ -114,6 +114,7 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
         partners_addr: None,
         admin_addr: None,
         browsers_addr: None,
+        devices_addr: None,
         grace: Duration::from_secs(grace_secs),
     };
     let mut signals = match Signals::register() {

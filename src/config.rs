@@ -5,12 +5,14 @@
 //! work in unit tests. Relative paths resolve against the base directory given by the caller
 //! (the hub's working directory).
 
+pub mod carrier;
 pub mod raw;
 pub mod secret;
 pub mod touchpoint;
 
 use crate::aid1::{Function, Role, Rules};
 use crate::identity::Identity;
+pub use carrier::{Carrier, CarrierLimits, EcsSpec, Normalise};
 use raw::{RawCredential, RawHub, RawPartner, RawRoutes};
 pub use secret::Secret;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -74,6 +76,8 @@ pub struct HubConfig {
     pub partners_addr: SocketAddr,
     /// The browser-facing listener (touchpoint redirects), when configured.
     pub browsers_addr: Option<SocketAddr>,
+    /// The device-facing TS.43 listener, when configured.
+    pub devices_addr: Option<SocketAddr>,
     /// TLS material.
     pub tls: TlsFiles,
     /// Ledger settings.
@@ -250,6 +254,13 @@ impl HubConfig {
                 "browsers_cert and browsers_key come together (or neither: the server certificate serves)",
             );
         }
+        let devices_addr = raw.listen.devices.as_deref().and_then(|a| {
+            a.parse()
+                .map_err(|e| {
+                    errors.push(name, "listen.devices", format_args!("not an address: {e}"))
+                })
+                .ok()
+        });
         if raw.tls.partner_ca.is_empty() {
             errors.push(
                 name,
@@ -290,6 +301,7 @@ impl HubConfig {
             routes: path(&raw.routes),
             partners_addr,
             browsers_addr,
+            devices_addr,
             tls: TlsFiles {
                 server_cert: path(&raw.tls.server_cert),
                 server_key: path(&raw.tls.server_key),
@@ -455,6 +467,8 @@ pub struct UpstreamSpec {
 pub struct Routes {
     /// Partners, in file order.
     pub partners: Vec<Arc<Partner>>,
+    /// TS.43 carriers, in file order.
+    pub carriers: Vec<Arc<Carrier>>,
 }
 
 impl Routes {
@@ -473,12 +487,12 @@ impl Routes {
             problems: vec![format!("{name}: {}", e.to_string().trim_end())],
         })?;
         let mut errors = ConfigError::default();
-        if raw.partners.is_empty() {
+        if raw.partners.is_empty() && raw.carriers.is_empty() {
             // Also what a half-written file looks like to a reload: never swap that in.
             errors.push(
                 name,
                 "",
-                "no [[partner]] tables: a routing table needs at least one partner",
+                "no [[partner]] or [[carrier]] tables: a routing table needs at least one partner or carrier",
             );
         }
         let roles: HashMap<&str, &str> = raw
@@ -497,7 +511,9 @@ impl Routes {
                 partners.push(Arc::new(partner));
             }
         }
-        errors.into_result(Routes { partners })
+        let partner_ids: Vec<&str> = raw.partners.iter().map(|p| p.id.as_str()).collect();
+        let carriers = carrier::carriers(&raw.carriers, &partner_ids, base, name, &mut errors);
+        errors.into_result(Routes { partners, carriers })
     }
 }
 

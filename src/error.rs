@@ -6,11 +6,18 @@
 //! ([`HubCode`]). This module is the only place that chooses a status or a code. 5xx
 //! descriptions name the failure in plain words (which partner, what kind) and never carry
 //! internals; the detail goes to the log.
+//!
+//! Errors are phrased in the protocol of the request they answer ([`Dialect`]): AID1 as
+//! above; TS.43 as its devices expect — a refusal the protocol answers inside a document
+//! is HTTP 200 with `OperationResult` 101/102 in the document format the device asked for,
+//! token refusals are 401/403, and the hub's own faults keep their status with a plain-text
+//! body (the AOSP client surfaces the status and `Retry-After`, never a body).
 
 use crate::account_id::AccountIdError;
 use crate::aid1::{Violation, ViolationKind};
 use crate::touchpoints::urls::RedirectProblem;
 use crate::touchpoints::Refusal;
+use crate::ts43::{Format, Ts43Refusal};
 use crate::upstream::UpstreamFault;
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
@@ -101,11 +108,19 @@ pub enum HubError {
         fault: UpstreamFault,
     },
     /// The upstream answered something the spec does not allow.
-    #[error("partner {partner} answered outside the AID1 contract: {reason}")]
+    #[error("partner {partner} answered outside its protocol's contract: {reason}")]
     Contract {
         /// The upstream partner.
         partner: String,
         /// What was wrong (no secret values).
+        reason: String,
+    },
+    /// A TS.43 request refused by the hub.
+    #[error("{reason}")]
+    Ts43 {
+        /// What kind of refusal (decides status and `OperationResult`).
+        refusal: Ts43Refusal,
+        /// Plain words, no secret values.
         reason: String,
     },
     /// A fault inside the hub.
@@ -115,6 +130,21 @@ pub enum HubError {
     /// error body).
     #[error("touchpoint: {0}")]
     Touchpoint(Refusal),
+}
+
+/// The protocol an error answer is phrased in.
+#[derive(Debug, Clone, Default)]
+pub enum Dialect {
+    /// AID1: the spec's JSON error body.
+    #[default]
+    Aid1,
+    /// TS.43: documents in the format the device asked for.
+    Ts43 {
+        /// XML or JSON.
+        format: Format,
+        /// The app ID to name in a refusal document (`ap2009` when unknown).
+        app: Option<String>,
+    },
 }
 
 /// The hub's proprietary error codes (AID.02 5.5 reserves 200–300).
@@ -258,8 +288,64 @@ impl HubError {
                 UpstreamFault::TooLarge => (StatusCode::BAD_GATEWAY, H::UpstreamContract as u16),
             },
             HubError::Contract { .. } => (StatusCode::BAD_GATEWAY, H::UpstreamContract as u16),
+            HubError::Ts43 { refusal, .. } => match refusal.operation_result() {
+                Some(result) => (StatusCode::OK, result),
+                None => {
+                    let status = match refusal {
+                        Ts43Refusal::Malformed => StatusCode::BAD_REQUEST,
+                        Ts43Refusal::TokenUnknown => StatusCode::UNAUTHORIZED,
+                        Ts43Refusal::NoCarrier => StatusCode::NOT_FOUND,
+                        Ts43Refusal::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+                        _ => StatusCode::FORBIDDEN,
+                    };
+                    (status, status.as_u16())
+                }
+            },
             HubError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 90),
             HubError::Touchpoint(refusal) => touchpoint_status_and_code(refusal),
+        }
+    }
+
+    /// The error answer in `dialect`.
+    pub fn response_in(&self, dialect: &Dialect) -> Response<Full<Bytes>> {
+        match dialect {
+            Dialect::Aid1 => self.response(),
+            Dialect::Ts43 { format, app } => self.ts43_response(*format, app.as_deref()),
+        }
+    }
+
+    /// TS.43: a document with `OperationResult` (and `GeneralErrorText`) for the refusals
+    /// the protocol answers in a document, the status alone (plain text) otherwise.
+    fn ts43_response(&self, format: Format, app: Option<&str>) -> Response<Full<Bytes>> {
+        let (status, code) = self.status_and_code();
+        let (body, content_type) = match self {
+            HubError::Ts43 { refusal, reason } if refusal.operation_result().is_some() => {
+                let doc = crate::ts43::document::refusal(app.unwrap_or("ap2009"), code, reason);
+                (doc.serialise(format), format.content_type())
+            }
+            _ => (Bytes::from(self.description()), "text/plain; charset=utf-8"),
+        };
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        self.retry_after(response.headers_mut());
+        response
+    }
+
+    fn retry_after(&self, headers: &mut http::HeaderMap) {
+        match self {
+            HubError::RateLimited { retry_after } => {
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            HubError::RequestPending
+            | HubError::Overloaded { .. }
+            | HubError::LedgerUnavailable => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(1u64));
+            }
+            _ => {}
         }
     }
 
@@ -286,6 +372,7 @@ impl HubError {
             HubError::Overloaded { .. } => "upstream_busy",
             HubError::Upstream { .. } => "upstream",
             HubError::Contract { .. } => "contract",
+            HubError::Ts43 { refusal, .. } => refusal.reason(),
             HubError::Internal(_) => "internal",
             HubError::Touchpoint(_) => "touchpoint",
         }
@@ -315,25 +402,15 @@ impl HubError {
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        match self {
-            HubError::RateLimited { retry_after } => {
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        self.retry_after(headers);
+        if let HubError::Invalid(Violation {
+            kind: ViolationKind::MethodNotAllowed { allow },
+            ..
+        }) = self
+        {
+            if let Ok(v) = HeaderValue::from_str(allow.as_str()) {
+                headers.insert(ALLOW, v);
             }
-            HubError::RequestPending
-            | HubError::Overloaded { .. }
-            | HubError::LedgerUnavailable => {
-                headers.insert(RETRY_AFTER, HeaderValue::from(1u64));
-            }
-            HubError::Invalid(Violation {
-                kind: ViolationKind::MethodNotAllowed { allow },
-                ..
-            }) => {
-                if let Ok(v) = HeaderValue::from_str(allow.as_str()) {
-                    headers.insert(ALLOW, v);
-                }
-            }
-            _ => {}
         }
         response
     }

@@ -20,6 +20,7 @@ pub struct Hub {
 struct Inner {
     snapshot: ArcSwap<Snapshot>,
     ledger: Arc<dyn Ledger>,
+    ts43: crate::ts43::Ts43State,
     limits: Limits,
     metrics: Metrics,
     source: Source,
@@ -38,13 +39,19 @@ pub struct Source {
 }
 
 impl Hub {
-    /// Wraps a first snapshot and an open ledger.
-    pub fn new(snapshot: Snapshot, ledger: Arc<dyn Ledger>, source: Source) -> Hub {
+    /// Wraps a first snapshot, an open ledger and the TS.43 state.
+    pub fn new(
+        snapshot: Snapshot,
+        ledger: Arc<dyn Ledger>,
+        ts43: crate::ts43::Ts43State,
+        source: Source,
+    ) -> Hub {
         let version = snapshot.version;
         Hub {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 ledger,
+                ts43,
                 limits: Limits::default(),
                 metrics: Metrics::default(),
                 source,
@@ -62,6 +69,11 @@ impl Hub {
     /// The ledger.
     pub fn ledger(&self) -> &Arc<dyn Ledger> {
         &self.inner.ledger
+    }
+
+    /// TS.43 temporary tokens, transfers and kept source sessions.
+    pub fn ts43(&self) -> &crate::ts43::Ts43State {
+        &self.inner.ts43
     }
 
     /// Rate-limit buckets and in-flight gates.

@@ -23,7 +23,9 @@
 //! - `memory.rs`: [`MemoryLedger`], the model and test double;
 //! - `sled.rs` (with `sled/group_commit.rs`, `counters.rs`, `sweep.rs`, and the tests
 //!   `sled/tests.rs`, `sled/model_tests.rs`): [`SledLedger`];
-//! - `conformance.rs` (and `conformance/*.rs`): the checks every backend passes.
+//! - `conformance.rs` (and `conformance/*.rs`): the checks every backend passes;
+//! - `transfers.rs` (and `transfers/*.rs`, `sled/transfers.rs`): TS.43 temporary tokens
+//!   and eSIM transfers, behind their own [`transfers::TransferLedger`] trait.
 //!
 //! Conventions: times are Unix milliseconds passed in by the caller (`now`), so tests
 //! control time; "older than `x` ms" means strictly older. Every mutating method returns
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod conformance;
 pub mod memory;
 pub mod sled;
+pub mod transfers;
 
 mod codec;
 mod rules;

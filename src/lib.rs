@@ -30,6 +30,9 @@
 //! * [`server`] — listeners, handshakes, HTTP/1.1 and h2, graceful drain.
 //! * [`proxy`] — the protocol-agnostic walk and the [`proxy::Protocol`] trait.
 //! * [`aid1`] — the AID1 protocol: functions, validation, the hub's exchange and lifecycle.
+//! * [`ts43`] — the TS.43 (ODSA) protocol on the device-facing listener: eSIM transfer
+//!   through the hub, with EAP-AKA relayed, temporary tokens and transfers in the ledger,
+//!   per-carrier normalisation for Android phones, and carrier scoring.
 //! * [`account_id`] — HS256 account ids (AID.02 5.2).
 //! * [`ledger`] — federations, activation-code requests, profiles; sled backend.
 //! * [`upstream`] — pooled mutual-TLS clients per partner, fault classification.
@@ -69,5 +72,6 @@ pub mod snapshot;
 pub mod stage;
 pub mod tls;
 pub mod touchpoints;
+pub mod ts43;
 pub mod upstream;
 pub mod watch;

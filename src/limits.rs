@@ -54,15 +54,41 @@ impl Limits {
     /// removed and later added back starts with a full bucket. In-flight gates of partners
     /// still configured are kept (their requests are still counted).
     pub fn retain(&self, snap: &crate::snapshot::Snapshot) {
-        self.buckets.retain(|(partner, function), bucket| {
-            snap.partner(partner).is_some_and(|p| match function {
-                None => p.limits.rate == Some(bucket.spec),
-                Some(f) => p.limits.functions.get(f) == Some(&bucket.spec),
-            })
+        self.buckets.retain(|(key, scope), bucket| match *scope {
+            // TS.43 buckets: quota checked on use; device buckets are evicted by size.
+            Some("ts43_carrier") => snap.carrier(key).is_some(),
+            Some("ts43_device") => true,
+            None => snap
+                .partner(key)
+                .is_some_and(|p| p.limits.rate == Some(bucket.spec)),
+            Some(f) => snap
+                .partner(key)
+                .is_some_and(|p| p.limits.functions.get(f) == Some(&bucket.spec)),
         });
         self.in_flight.retain(|partner, count| {
             snap.partner(partner).is_some() || count.load(Ordering::Acquire) > 0
         });
+    }
+
+    /// Takes one token from the bucket `(key, scope)` of quota `spec` (TS.43: a carrier's
+    /// bucket, or a device's keyed by the hash of its `terminal_id`). Device buckets are
+    /// many: past 100 000 keys, the full ones of `scope` are dropped.
+    pub fn admit_keyed(
+        &self,
+        key: &Arc<str>,
+        scope: &'static str,
+        spec: LimitSpec,
+    ) -> Result<(), HubError> {
+        if self.buckets.len() > 100_000 {
+            let full = |b: &Bucket| {
+                let burst =
+                    std::num::NonZeroU32::new(b.spec.burst).unwrap_or(std::num::NonZeroU32::MIN);
+                matches!(b.limiter.check_n(burst), Ok(Ok(())))
+            };
+            self.buckets
+                .retain(|(_, s), b| *s != Some(scope) || !full(b));
+        }
+        self.take(key, Some(scope), spec)
     }
 
     fn take(

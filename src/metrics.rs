@@ -20,6 +20,11 @@
 //! | `ledger_swept_total` | kind | requests expired and records purged by the sweeper |
 //! | `validation_notes_total` | what | accepted oddities: ICCIDs failing Luhn, EIDs failing MOD 97 |
 //! | `touchpoint_redirects_total` | from, to, kind, outcome | browser redirects of the touchpoint directory: `redirected` or the refusal |
+//! | `ts43_carrier_violations_total` | carrier, what | TS.43 answers breaking the contract |
+//! | `ts43_normalisations_total` | carrier, what | TS.43 fixes the hub applied for Android phones |
+//! | `ts43_requirements_total` | carrier, what | events measured against the Android page's requirements |
+//! | `ts43_eap_total` | carrier, what | EAP-AKA relay packets by kind |
+//! | `ts43_device_violations_total` | carrier, reason | TS.43 requests the hub refused |
 
 use dashmap::DashMap;
 use std::fmt::Write as _;
@@ -112,6 +117,11 @@ impl<K: Eq + Hash + Clone> Family<K> {
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
+    /// Every series and its value.
+    pub fn entries(&self) -> Vec<(K, u64)> {
+        self.snapshot()
+    }
+
     fn snapshot(&self) -> Vec<(K, u64)> {
         let mut all: Vec<(K, u64)> = self
             .series
@@ -148,6 +158,16 @@ pub struct Metrics {
     pub validation_notes: Family<&'static str>,
     /// from, to, kind, outcome.
     pub touchpoint_redirects: Family<(Label, Label, &'static str, &'static str)>,
+    /// carrier, what.
+    pub ts43_violations: Family<(Label, &'static str)>,
+    /// carrier, what.
+    pub ts43_normalisations: Family<(Label, &'static str)>,
+    /// carrier, what.
+    pub ts43_requirements: Family<(Label, &'static str)>,
+    /// carrier, what.
+    pub ts43_eap: Family<(Label, &'static str)>,
+    /// carrier, reason.
+    pub ts43_device_violations: Family<(Label, &'static str)>,
 }
 
 impl Metrics {
@@ -258,6 +278,42 @@ impl Metrics {
             "Browser redirects of the touchpoint directory, by partners, kind and outcome.",
             &self.touchpoint_redirects,
             |(f, t, k, o)| format!("from=\"{f}\",to=\"{t}\",kind=\"{k}\",outcome=\"{o}\""),
+        );
+        let carrier_what = |(c, w): &(Label, &'static str)| format!("carrier=\"{c}\",what=\"{w}\"");
+        counter_family(
+            &mut out,
+            "ts43_carrier_violations_total",
+            "TS.43 carrier answers breaking the contract, by carrier and what.",
+            &self.ts43_violations,
+            carrier_what,
+        );
+        counter_family(
+            &mut out,
+            "ts43_normalisations_total",
+            "TS.43 fixes applied for Android phones, by carrier and what.",
+            &self.ts43_normalisations,
+            carrier_what,
+        );
+        counter_family(
+            &mut out,
+            "ts43_requirements_total",
+            "Events measured against the Android eSIM transfer requirements, by carrier.",
+            &self.ts43_requirements,
+            carrier_what,
+        );
+        counter_family(
+            &mut out,
+            "ts43_eap_total",
+            "EAP-AKA relay packets by carrier and kind.",
+            &self.ts43_eap,
+            carrier_what,
+        );
+        counter_family(
+            &mut out,
+            "ts43_device_violations_total",
+            "TS.43 requests refused by the hub, by carrier and reason.",
+            &self.ts43_device_violations,
+            |(c, r)| format!("carrier=\"{c}\",reason=\"{r}\""),
         );
         out.push_str(gauges);
         out

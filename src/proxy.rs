@@ -36,6 +36,8 @@ pub struct Cx {
     pub conn: Arc<ConnInfo>,
     /// What the access log will say.
     pub record: AccessRecord,
+    /// The protocol error answers are phrased in (set by the protocol's head phase).
+    pub dialect: crate::error::Dialect,
 }
 
 /// An admitted request, ready to go upstream.
@@ -104,6 +106,7 @@ pub async fn handle<P: Protocol>(
         hub,
         conn,
         record: AccessRecord::default(),
+        dialect: crate::error::Dialect::default(),
     };
     let (parts, body) = request.into_parts();
     let outbound = match admit(&*protocol, &mut cx, parts, body).await {
@@ -199,7 +202,7 @@ fn respond(result: Result<Response<Full<Bytes>>, HubError>, cx: &mut Cx) -> Resp
         Ok(response) => response,
         Err(error) => {
             cx.record.refuse(&error);
-            error.response()
+            error.response_in(&cx.dialect)
         }
     }
 }

@@ -9,10 +9,13 @@ use crate::client::{Caller, HubClient, Version};
 use crate::config::{HubConfig, Routes};
 use crate::hub::{Hub, Source};
 use crate::ledger::sled::SledLedger;
+use crate::ledger::transfers::TransferLedger;
 use crate::ledger::Ledger;
 use crate::pki;
 use crate::sim::{AsyncDelivery, Side, SimPartner};
 use crate::snapshot::Snapshot;
+use crate::ts43::exchange::Ts43Hub;
+use crate::ts43::Ts43State;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +38,9 @@ pub struct Options {
     /// Override of the browser listener address (tests bind port 0); `None` uses
     /// `listen.browsers`, and without that no browser listener is started.
     pub browsers_addr: Option<SocketAddr>,
+    /// Override of the device (TS.43) listener address; it runs when this or
+    /// `listen.devices` is set.
+    pub devices_addr: Option<SocketAddr>,
     /// How long open requests may take to finish on shutdown.
     pub grace: Duration,
 }
@@ -47,6 +53,8 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     /// The browser listener's bound address (touchpoint redirects), when one runs.
     pub browsers_addr: Option<SocketAddr>,
+    /// The device-facing TS.43 listener's bound address, when it runs.
+    pub devices_addr: Option<SocketAddr>,
     /// The shared state (snapshot, ledger).
     pub hub: Hub,
     /// Simulated partners started by `[dev] simulate_partners`.
@@ -98,7 +106,9 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let snapshot =
         Snapshot::load(&options.hub_toml, &options.base, 1).map_err(|e| e.to_string())?;
     let ledger_path = snapshot.config.ledger.path.clone();
-    let ledger: Arc<dyn Ledger> = Arc::new(open_ledger(&ledger_path)?);
+    let sled = open_ledger(&ledger_path)?;
+    let transfers: Arc<dyn TransferLedger> = Arc::new(sled.clone());
+    let ledger: Arc<dyn Ledger> = Arc::new(sled);
     let addr = options
         .partners_addr
         .unwrap_or(snapshot.config.partners_addr);
@@ -123,9 +133,22 @@ pub async fn start(options: Options) -> Result<Running, String> {
         Some(listener) => Some(listener.local_addr().map_err(|e| e.to_string())?),
         None => None,
     };
+    let devices = match options.devices_addr.or(snapshot.config.devices_addr) {
+        Some(bind) => Some(
+            TcpListener::bind(bind)
+                .await
+                .map_err(|e| format!("cannot listen on {bind} (devices): {e}"))?,
+        ),
+        None => None,
+    };
+    let devices_addr = match &devices {
+        Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
     let hub = Hub::new(
         snapshot,
         ledger.clone(),
+        Ts43State::new(transfers),
         Source {
             hub_toml: options.hub_toml.clone(),
             base: options.base.clone(),
@@ -148,12 +171,22 @@ pub async fn start(options: Options) -> Result<Running, String> {
         )),
         tokio::spawn(crate::aid1::lifecycle::sweeper(hub.clone(), watch.clone())),
         tokio::spawn(crate::admin::listener(admin, hub.clone(), watch.clone())),
+        tokio::spawn(crate::ts43::exchange::sweeper(hub.clone(), watch.clone())),
         tokio::spawn(crate::watch::watcher(hub.clone(), watch.clone())),
     ];
     if let Some(listener) = browsers {
         tasks.push(tokio::spawn(crate::server::browser_listener(
             listener,
             hub.clone(),
+            watch.clone(),
+            options.grace,
+        )));
+    }
+    if let Some(devices) = devices {
+        tasks.push(tokio::spawn(crate::server::device_listener(
+            devices,
+            hub.clone(),
+            Arc::new(Ts43Hub),
             watch,
             options.grace,
         )));
@@ -162,6 +195,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         partners_addr,
         admin_addr,
         browsers_addr,
+        devices_addr,
         hub,
         simulated,
         shutdown,

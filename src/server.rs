@@ -31,9 +31,49 @@ pub struct ConnInfo {
     pub h2: bool,
 }
 
+/// Which listener a connection arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Partners (AID1): mutual TLS, a client certificate naming a partner.
+    Partners,
+    /// Devices (TS.43): server TLS only.
+    Devices,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Partners => "partners",
+            Side::Devices => "devices",
+        }
+    }
+}
+
 /// Accepts partner connections until `shutdown` fires, then lets open requests finish within
 /// `grace`.
 pub async fn partner_listener<P: Protocol>(
+    listener: TcpListener,
+    hub: Hub,
+    protocol: Arc<P>,
+    shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    serve(Side::Partners, listener, hub, protocol, shutdown, grace).await
+}
+
+/// Accepts device connections (TS.43, no client certificates) until `shutdown` fires.
+pub async fn device_listener<P: Protocol>(
+    listener: TcpListener,
+    hub: Hub,
+    protocol: Arc<P>,
+    shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    serve(Side::Devices, listener, hub, protocol, shutdown, grace).await
+}
+
+async fn serve<P: Protocol>(
+    side: Side,
     listener: TcpListener,
     hub: Hub,
     protocol: Arc<P>,
@@ -58,7 +98,7 @@ pub async fn partner_listener<P: Protocol>(
         let protocol = protocol.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let Some((tls, info)) = handshake(tcp, peer, &hub).await else {
+            let Some((tls, info)) = handshake(side, tcp, peer, &hub).await else {
                 return;
             };
             let info = Arc::new(info);
@@ -156,35 +196,43 @@ pub async fn browser_listener(
 }
 
 async fn handshake(
+    side: Side,
     tcp: TcpStream,
     peer: SocketAddr,
     hub: &Hub,
 ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, ConnInfo)> {
     let _ = tcp.set_nodelay(true);
     let snap = hub.snapshot();
-    let acceptor = TlsAcceptor::from(snap.server_tls.clone());
+    let config = match side {
+        Side::Partners => snap.server_tls.clone(),
+        Side::Devices => snap.devices_tls.clone(),
+    };
+    let acceptor = TlsAcceptor::from(config);
     let deadline = snap.config.tls.handshake_timeout;
     let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             let reason = handshake_failure(&e);
-            hub.metrics().handshake_failures.inc(("partners", reason));
+            hub.metrics().handshake_failures.inc((side.label(), reason));
             tracing::info!(%peer, reason, cause = %e, "TLS handshake refused");
             return None;
         }
         Err(_) => {
             hub.metrics()
                 .handshake_failures
-                .inc(("partners", "timeout"));
+                .inc((side.label(), "timeout"));
             tracing::info!(%peer, "TLS handshake timed out");
             return None;
         }
     };
     let (_, session) = tls.get_ref();
-    let cert = session
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|der| CertIdentities::from_der(der))?;
+    let cert = match side {
+        Side::Partners => session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|der| CertIdentities::from_der(der))?,
+        Side::Devices => CertIdentities::default(),
+    };
     let h2 = session.alpn_protocol() == Some(b"h2");
     Some((tls, ConnInfo { peer, cert, h2 }))
 }

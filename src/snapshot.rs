@@ -6,7 +6,7 @@
 //! the work that can fail — reading certificates and keys, checking that identities are
 //! unique — so a bad configuration is refused before it replaces a good one.
 
-use crate::config::{ConfigError, HubConfig, Partner, PartnerId, Routes};
+use crate::config::{Carrier, ConfigError, HubConfig, Partner, PartnerId, Routes};
 use crate::identity::{CertIdentities, IdentityIndex, Resolved};
 use crate::tls;
 use crate::upstream::Upstream;
@@ -35,6 +35,9 @@ pub struct Snapshot {
     pub server_tls: Arc<rustls::ServerConfig>,
     /// The browser-facing TLS configuration (no client certificates).
     pub browser_tls: Arc<rustls::ServerConfig>,
+    /// The device-facing (TS.43) TLS configuration: server authentication only.
+    pub devices_tls: Arc<rustls::ServerConfig>,
+    carriers: HashMap<Arc<str>, Arc<Carrier>>,
     upstreams: HashMap<PartnerId, Arc<Upstream>>,
     /// What each upstream pool was built from (reused on reload when equal).
     upstream_keys: HashMap<PartnerId, [u8; 32]>,
@@ -63,6 +66,24 @@ fn upstream_key(partner: &Partner, hub_client: &[u8], connect: std::time::Durati
         h.update(std::fs::read(ca).unwrap_or_default());
     }
     h.update(hub_client);
+    h.finalize().into()
+}
+
+/// Everything a carrier's ECS client depends on.
+fn carrier_key(carrier: &Carrier, connect: std::time::Duration) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let spec = &carrier.ecs;
+    h.update(
+        format!(
+            "carrier|{}|{}|{:?}|{:?}|{:?}|{:?}",
+            spec.origin, spec.path, spec.server_name, connect, spec.ca, spec.client_cert
+        )
+        .as_bytes(),
+    );
+    let client = spec.client_cert.iter().flat_map(|(c, k)| [c, k]);
+    for file in spec.ca.iter().chain(client) {
+        h.update(std::fs::read(file).unwrap_or_default());
+    }
     h.finalize().into()
 }
 
@@ -147,6 +168,20 @@ impl Snapshot {
                     .map(|p| (p.as_path(), key.clone())),
             );
         }
+        for carrier in &routes.carriers {
+            let key = format!("{routes_name}: carrier {}", carrier.id);
+            files.extend(
+                carrier
+                    .ecs
+                    .ca
+                    .iter()
+                    .map(|p| (p.as_path(), format!("{key}: ecs_ca"))),
+            );
+            if let Some((cert, key_file)) = &carrier.ecs.client_cert {
+                files.push((cert.as_path(), format!("{key}: client_cert")));
+                files.push((key_file.as_path(), format!("{key}: client_key")));
+            }
+        }
         let mut missing = false;
         for (file, key) in &files {
             if let Err(e) = std::fs::metadata(file) {
@@ -168,6 +203,9 @@ impl Snapshot {
         .ok();
         let browser_tls = tls::browser_config(&tls_files.browsers_cert, &tls_files.browsers_key)
             .map_err(|e| problem(format!("browser listener TLS: {e}")))
+            .ok();
+        let devices_tls = tls::device_server_config(&tls_files.server_cert, &tls_files.server_key)
+            .map_err(|e| problem(format!("device listener TLS: {e}")))
             .ok();
         let hub_client = [
             std::fs::read(&tls_files.client_cert).unwrap_or_default(),
@@ -202,10 +240,34 @@ impl Snapshot {
                 )),
             }
         }
+        let mut carriers = HashMap::new();
+        for carrier in &routes.carriers {
+            let key = carrier_key(carrier, config.timeouts.connect);
+            let reused = previous
+                .filter(|p| p.upstream_keys.get(&carrier.id) == Some(&key))
+                .and_then(|p| p.upstreams.get(&carrier.id).cloned());
+            let upstream = match reused {
+                Some(u) => Ok(u),
+                None => Upstream::carrier(&carrier.ecs, config.timeouts.connect).map(Arc::new),
+            };
+            match upstream {
+                Ok(u) => {
+                    upstreams.insert(carrier.id.clone(), u);
+                    upstream_keys.insert(carrier.id.clone(), key);
+                }
+                Err(e) => problem(format!(
+                    "{routes_name}: carrier {}: ECS client: {e}",
+                    carrier.id
+                )),
+            }
+            carriers.insert(carrier.id.clone(), carrier.clone());
+        }
         for (file, _) in &files {
             hasher.update(std::fs::read(file).unwrap_or_default());
         }
-        let (Some(server_tls), Some(browser_tls)) = (server_tls, browser_tls) else {
+        let (Some(server_tls), Some(browser_tls), Some(devices_tls)) =
+            (server_tls, browser_tls, devices_tls)
+        else {
             return Err(errors);
         };
         if !errors.problems.is_empty() {
@@ -221,6 +283,8 @@ impl Snapshot {
             identities,
             server_tls: Arc::new(server_tls),
             browser_tls: Arc::new(browser_tls),
+            devices_tls: Arc::new(devices_tls),
+            carriers,
             upstreams,
             upstream_keys,
         })
@@ -253,12 +317,27 @@ impl Snapshot {
         (added, removed)
     }
 
-    /// The in-flight cap towards `partner`'s upstream.
+    /// The in-flight cap towards a partner's or a carrier's upstream.
     pub fn max_in_flight(&self, partner: &str) -> usize {
         self.partners
             .get(partner)
             .and_then(|p| p.limits.max_in_flight)
+            .or_else(|| {
+                self.carriers
+                    .get(partner)
+                    .and_then(|c| c.limits.max_in_flight)
+            })
             .unwrap_or(self.config.max_in_flight_per_upstream)
+    }
+
+    /// A TS.43 carrier by id.
+    pub fn carrier(&self, id: &str) -> Option<&Arc<Carrier>> {
+        self.carriers.get(id)
+    }
+
+    /// The TS.43 carrier whose base path is `path` exactly.
+    pub fn carrier_at(&self, path: &str) -> Option<&Arc<Carrier>> {
+        self.routes.carriers.iter().find(|c| c.base_path == path)
     }
 
     /// The partner a certificate belongs to under this configuration.

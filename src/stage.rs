@@ -25,8 +25,12 @@ pub const PARTNERS: &[(&str, Side)] = &[
     ("cmptwo", Side::Cmp),
 ];
 
+/// What a builder calls to add TS.43 carriers (see [`Builder::carriers`]).
+pub type CarrierSetup = Box<dyn FnOnce(&Path) -> Result<String, String>>;
+
 /// Builder for a stage.
 pub struct Builder {
+    carriers: CarrierSetup,
     edit_routes: Box<dyn Fn(&str) -> String>,
     edit_hub: Box<dyn Fn(&str) -> String>,
     async_delay: Duration,
@@ -42,6 +46,8 @@ pub struct TestHub {
     pub addr: std::net::SocketAddr,
     /// The hub's browser listener (touchpoint redirects).
     pub browsers: std::net::SocketAddr,
+    /// The hub's device (TS.43) listener.
+    pub devices: Option<std::net::SocketAddr>,
     /// The simulated partners by id.
     pub partners: BTreeMap<String, SimPartner>,
     /// The hub configuration file.
@@ -53,7 +59,21 @@ pub fn certs(dir: &Path) -> PathBuf {
     dir.join("certs")
 }
 
+/// The stage PKI's entity whose server certificate TS.43 test ECSs present.
+pub const ECS_ENTITY: &str = "ecs";
+
 impl Builder {
+    /// Adds TS.43 carriers: `carriers` gets the PKI directory (an ECS presents
+    /// `pki::partner_server(dir, ECS_ENTITY)`), may start ECSs, and returns `[[carrier]]`
+    /// tables appended to routes.toml.
+    pub fn carriers(
+        mut self,
+        carriers: impl FnOnce(&Path) -> Result<String, String> + 'static,
+    ) -> Builder {
+        self.carriers = Box::new(carriers);
+        self
+    }
+
     /// Edits the generated routes.toml before the hub starts.
     pub fn routes(mut self, edit: impl Fn(&str) -> String + 'static) -> Builder {
         self.edit_routes = Box::new(edit);
@@ -79,7 +99,9 @@ impl Builder {
         let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         let specs: Vec<pki::PartnerCerts<'_>> = PARTNERS
             .iter()
-            .map(|(id, _)| pki::PartnerCerts { id, hosts: &hosts })
+            .map(|(id, _)| *id)
+            .chain([ECS_ENTITY])
+            .map(|id| pki::PartnerCerts { id, hosts: &hosts })
             .collect();
         pki::ensure(
             &pki::PkiRequest {
@@ -99,7 +121,8 @@ impl Builder {
                 SimPartner::start(*side, any_port, &cert, &key, &pki::ca_cert(&certs)).await?;
             partners.insert(id.to_string(), sim);
         }
-        let routes = (self.edit_routes)(&routes_toml(&partners));
+        let carriers = (self.carriers)(&certs)?;
+        let routes = (self.edit_routes)(&format!("{}{carriers}", routes_toml(&partners)));
         std::fs::write(dir.path().join("routes.toml"), routes).map_err(|e| e.to_string())?;
         let hub_toml = dir.path().join("hub.toml");
         std::fs::write(&hub_toml, (self.edit_hub)(HUB_TOML)).map_err(|e| e.to_string())?;
@@ -109,6 +132,7 @@ impl Builder {
             partners_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             admin_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             browsers_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            devices_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             grace: Duration::from_secs(5),
         })
         .await?;
@@ -116,8 +140,10 @@ impl Builder {
         let browsers = running
             .browsers_addr
             .ok_or("the browser listener did not start")?;
+        let devices = running.devices_addr;
         let hub = TestHub {
             dir,
+            devices,
             running: Some(running),
             addr,
             browsers,
@@ -235,6 +261,7 @@ impl TestHub {
     /// A builder with the default topology.
     pub fn builder() -> Builder {
         Builder {
+            carriers: Box::new(|_| Ok(String::new())),
             edit_routes: Box::new(|s| s.to_owned()),
             edit_hub: Box::new(|s| s.to_owned()),
             async_delay: Duration::from_millis(50),

@@ -141,6 +141,31 @@ pub fn client_config(
     Ok(config)
 }
 
+/// Upstream client configuration without a client certificate (TS.43 carriers that do not
+/// ask for mutual TLS).
+pub fn client_config_anonymous(ca: &[impl AsRef<Path>]) -> Result<rustls::ClientConfig, String> {
+    let roots = read_roots(ca)?;
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Device-facing server configuration (TS.43): server TLS only (devices have no client
+/// certificates), TLS 1.2 and 1.3, forward-secret suites only (ECDHE in TLS 1.2, every
+/// TLS 1.3 suite; rustls offers nothing else and never compresses), ALPN h2 and http/1.1.
+pub fn device_server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(read_certs(cert)?, read_key(key)?)
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// Web PKI verification, then the routing table: a certificate that names no partner (or
 /// several) fails the handshake with `access_denied`.
 #[derive(Debug)]

@@ -6,7 +6,7 @@
 //! and classifies every failure into an [`UpstreamFault`]. A request is retried only when it
 //! provably never reached the partner: a failed connect or TLS handshake.
 
-use crate::config::{Credential, UpstreamSpec};
+use crate::config::{Credential, EcsSpec, UpstreamSpec};
 use crate::tls;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
@@ -91,7 +91,7 @@ pub struct Answer {
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
-    credential: (HeaderName, HeaderValue),
+    credential: Option<(HeaderName, HeaderValue)>,
 }
 
 impl fmt::Debug for Upstream {
@@ -114,6 +114,45 @@ impl Upstream {
         connect_timeout: Duration,
     ) -> Result<Upstream, String> {
         let config = tls::client_config(&spec.ca, hub_cert, hub_key)?;
+        let origin = spec.origin.to_string();
+        let base = format!("{}{}", origin.trim_end_matches('/'), spec.prefix);
+        let client = pooled_client(config, spec.server_name.as_deref(), connect_timeout)?;
+        Ok(Upstream {
+            client,
+            base,
+            credential: Some(credential_header(&spec.credential)?),
+        })
+    }
+
+    /// Builds the client for a TS.43 carrier's entitlement server: its trust anchors, the
+    /// hub's client certificate only if the carrier asks for mutual TLS, no credential
+    /// header (devices authenticate themselves, inside TS.43).
+    pub fn carrier(spec: &EcsSpec, connect_timeout: Duration) -> Result<Upstream, String> {
+        let config = match &spec.client_cert {
+            Some((cert, key)) => tls::client_config(&spec.ca, cert, key)?,
+            None => tls::client_config_anonymous(&spec.ca)?,
+        };
+        let client = pooled_client(config, spec.server_name.as_deref(), connect_timeout)?;
+        let origin = spec.origin.to_string();
+        Ok(Upstream {
+            client,
+            base: format!("{}{}", origin.trim_end_matches('/'), spec.path),
+            credential: None,
+        })
+    }
+
+    /// The upstream's base URL (origin and path prefix).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+fn pooled_client(
+    config: rustls::ClientConfig,
+    server_name: Option<&str>,
+    connect_timeout: Duration,
+) -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String> {
+    {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -121,28 +160,23 @@ impl Upstream {
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_only();
-        let builder = match &spec.server_name {
+        let builder = match server_name {
             Some(name) => {
-                let name = rustls::pki_types::ServerName::try_from(name.clone())
+                let name = rustls::pki_types::ServerName::try_from(name.to_owned())
                     .map_err(|e| format!("server_name `{name}`: {e}"))?;
                 builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
             }
             None => builder,
         };
         let connector = builder.enable_all_versions().wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
+        Ok(Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
-            .build(connector);
-        let origin = spec.origin.to_string();
-        let base = format!("{}{}", origin.trim_end_matches('/'), spec.prefix);
-        Ok(Upstream {
-            client,
-            base,
-            credential: credential_header(&spec.credential)?,
-        })
+            .build(connector))
     }
+}
 
+impl Upstream {
     /// The full upstream URI for an incoming path and query.
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, String> {
         format!("{}{}", self.base, path_and_query)
@@ -150,9 +184,9 @@ impl Upstream {
             .map_err(|e| format!("cannot build the upstream URI: {e}"))
     }
 
-    /// The header carrying the hub's credential at this partner.
-    pub fn credential(&self) -> (&HeaderName, &HeaderValue) {
-        (&self.credential.0, &self.credential.1)
+    /// The header carrying the hub's credential at this partner (none for carriers).
+    pub fn credential(&self) -> Option<(&HeaderName, &HeaderValue)> {
+        self.credential.as_ref().map(|(n, v)| (n, v))
     }
 
     /// Sends `request` and reads the whole answer, all within `deadline`.

@@ -126,6 +126,7 @@ async fn restart(hub: &mut TestHub) {
         partners_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         admin_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         browsers_addr: None,
+        devices_addr: None,
         grace: Duration::from_secs(1),
     })
     .await

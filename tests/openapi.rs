@@ -713,6 +713,8 @@ fn scope(error: &HubError) -> Scope {
         | HubError::Internal(_) => Scope::Every,
         // The browser-facing touchpoint listener's refusals: never on the AID1 API.
         HubError::Touchpoint(_) => Scope::Only(&[]),
+        // TS.43 refusals are made on the device listener only, never on an AID1 function.
+        HubError::Ts43 { .. } => Scope::Path,
     }
 }
 

@@ -330,8 +330,9 @@ fn upstream_request(
             headers.append(name.clone(), value.clone());
         }
     }
-    let (name, value) = upstream.credential();
-    headers.insert(name.clone(), value.clone());
+    if let Some((name, value)) = upstream.credential() {
+        headers.insert(name.clone(), value.clone());
+    }
     Ok(request)
 }
 

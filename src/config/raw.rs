@@ -76,6 +76,8 @@ pub struct RawListen {
     pub partners: Option<String>,
     /// The browser-facing listener (touchpoint redirects); absent: not started.
     pub browsers: Option<String>,
+    /// The device-facing TS.43 listener (server TLS only).
+    pub devices: Option<String>,
 }
 
 /// `[tls]`.
@@ -173,6 +175,70 @@ pub struct RawRoutes {
     /// The partner directory.
     #[serde(default, rename = "partner")]
     pub partners: Vec<RawPartner>,
+    /// The TS.43 carriers (entitlement servers devices reach through the hub).
+    #[serde(default, rename = "carrier")]
+    pub carriers: Vec<RawCarrier>,
+}
+
+/// One `[[carrier]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCarrier {
+    /// Its id.
+    pub id: String,
+    /// The device-facing path (default `/ts43/{id}`).
+    pub base_path: Option<String>,
+    /// The ECS URL, `https://host:port[/path]`.
+    pub ecs_url: String,
+    /// Trust anchors for the ECS certificate.
+    pub ecs_ca: Vec<String>,
+    /// The hub's client certificate towards this ECS (mutual TLS), with `client_key`.
+    pub client_cert: Option<String>,
+    /// Its key.
+    pub client_key: Option<String>,
+    /// TLS name of the ECS when it differs from the URL's host.
+    pub server_name: Option<String>,
+    /// Deadline of one upstream exchange.
+    pub timeout_ms: Option<u64>,
+    /// Normalisation switches.
+    pub normalise: Option<RawNormalise>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: RawCarrierLimits,
+}
+
+/// `[carrier.normalise]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNormalise {
+    /// Ask the ECS for XML on ODSA operations.
+    pub xml_for_odsa: Option<bool>,
+    /// Base64-encode raw activation codes.
+    pub base64_activation_code: Option<bool>,
+    /// Add this `PollingInterval` (minutes) when missing; 0 is off.
+    pub polling_interval_minutes: Option<u32>,
+    /// Keep temporary tokens usable until expiry.
+    pub keep_temporary_token: Option<bool>,
+    /// Give older clients a `TOKEN` to poll with.
+    pub token_for_older_clients: Option<bool>,
+    /// Business outcomes always as HTTP 200.
+    pub business_outcomes_as_200: Option<bool>,
+}
+
+/// `[carrier.limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCarrierLimits {
+    /// Requests per second for all devices of the carrier.
+    pub rate: Option<f64>,
+    /// Its burst.
+    pub burst: Option<u32>,
+    /// Requests per second per device (`terminal_id`).
+    pub device_rate: Option<f64>,
+    /// Its burst.
+    pub device_burst: Option<u32>,
+    /// Requests in flight towards the ECS.
+    pub max_in_flight: Option<u64>,
 }
 
 /// One `[[partner]]`.

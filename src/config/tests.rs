@@ -137,7 +137,10 @@ fn duplicate_ids_are_refused() {
 #[test]
 fn an_empty_routing_table_is_refused() {
     let e = Routes::from_str("", "routes.toml", Path::new(".")).unwrap_err();
-    assert!(e.to_string().contains("at least one partner"), "{e}");
+    assert!(
+        e.to_string().contains("at least one partner or carrier"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -259,4 +262,53 @@ fn the_browser_listener_is_optional_and_checked() {
         all.contains("hub.toml: tls.browsers_cert: browsers_cert and browsers_key come together"),
         "{all}"
     );
+}
+
+const CARRIER: &str =
+    "[[carrier]]\nid = \"acme\"\necs_url = \"https://127.0.0.1:9443/\"\necs_ca = [\"ca.pem\"]\n";
+
+#[test]
+fn carriers_take_documented_defaults() {
+    let r = Routes::from_str(CARRIER, "routes.toml", Path::new("/b")).unwrap();
+    let c = &r.carriers[0];
+    assert_eq!(c.base_path, "/ts43/acme");
+    assert_eq!(c.ecs.path, "");
+    assert_eq!(c.normalise, Normalise::default());
+    assert_eq!(c.timeout, Duration::from_secs(10));
+    assert!(
+        r.partners.is_empty(),
+        "a carrier-only routing table is valid"
+    );
+    let h = HubConfig::from_str(
+        &format!("[listen]\ndevices = \"127.0.0.1:8444\"\n{HUB}"),
+        "hub.toml",
+        Path::new("/b"),
+    )
+    .unwrap();
+    assert_eq!(h.devices_addr.unwrap().to_string(), "127.0.0.1:8444");
+}
+
+#[test]
+fn carrier_problems_are_located() {
+    let text = format!(
+        "{}\n[[carrier]]\nid = \"acme\"\nbase_path = \"ts43/x/\"\necs_url = \"http://e/\"\necs_ca = []\n\
+         client_cert = \"c.pem\"\n[carrier.normalise]\npolling_interval_minutes = 5000\n\
+         [carrier.limits]\ndevice_rate = -1.0\n\n{}",
+        partner("acme", "msp", ""),
+        CARRIER
+    );
+    let e = Routes::from_str(&text, "routes.toml", Path::new("/b")).unwrap_err();
+    let all = e.to_string();
+    for expected in [
+        "routes.toml: carrier[0] (acme): a partner already has this id",
+        "routes.toml: carrier[0] (acme).base_path: must be an absolute path",
+        "routes.toml: carrier[0] (acme).ecs_url: must be an https:// URL",
+        "routes.toml: carrier[0] (acme).ecs_ca: at least one trust anchor is needed",
+        "routes.toml: carrier[0] (acme): client_cert and client_key come together",
+        "routes.toml: carrier[0] (acme).normalise.polling_interval_minutes: must be 0 (off) to 1440 minutes",
+        "routes.toml: carrier[0] (acme).limits.device_rate: rate must be a positive number",
+        "routes.toml: carrier[1] (acme): duplicate carrier id",
+    ] {
+        assert!(all.contains(expected), "missing `{expected}` in:\n{all}");
+    }
 }

@@ -34,6 +34,15 @@ pub enum LedgerCommand {
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
+    /// TS.43 eSIM transfers, newest first, with their steps: where each one stopped.
+    Transfers {
+        /// Only this carrier's.
+        #[arg(long)]
+        carrier: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Counts of federations, requests and profiles.
     Stats,
     /// Every record as one JSON object per line, to standard output or a file.
@@ -106,6 +115,21 @@ pub async fn run(command: LedgerCommand, config: &Path, base: &Path) -> ExitCode
 async fn execute(command: LedgerCommand, ledger: &SledLedger) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     match command {
+        LedgerCommand::Transfers { carrier, limit } => {
+            use super::transfers::TransferLedger as _;
+            let list = ledger
+                .transfers(carrier.as_deref(), limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            for t in list {
+                writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::to_string(&t).map_err(|e| e.to_string())?
+                )
+                .map_err(|e| e.to_string())?;
+            }
+        }
         LedgerCommand::Show { token } => {
             let federation = ledger.federation(token).await.map_err(|e| e.to_string())?;
             let Some(federation) = federation else {

@@ -29,6 +29,7 @@ mod model_tests;
 mod sweep;
 #[cfg(test)]
 mod tests;
+mod transfers;
 
 use std::fmt;
 use std::path::Path;
@@ -64,6 +65,9 @@ struct Inner {
     federations: Tree,
     requests: Tree,
     profiles: Tree,
+    ts43_tokens: Tree,
+    ts43_bridges: Tree,
+    ts43_transfers: Tree,
     counters: Counters,
     // Declared last: dropped after the trees, joining the flusher thread (which holds the
     // last other handle on the database) before `SledLedger` is gone.
@@ -95,6 +99,10 @@ impl SledLedger {
         let federations = db.open_tree("federations")?;
         let requests = db.open_tree("requests")?;
         let profiles = db.open_tree("profiles")?;
+        // TS.43 temporary tokens and transfers (`sled/transfers.rs`).
+        let ts43_tokens = db.open_tree("ts43_tokens")?;
+        let ts43_bridges = db.open_tree("ts43_bridges")?;
+        let ts43_transfers = db.open_tree("ts43_transfers")?;
         let counters = Counters::default();
         counters.count::<Federation>(&federations)?;
         counters.count::<AcRequest>(&requests)?;
@@ -109,6 +117,9 @@ impl SledLedger {
             federations,
             requests,
             profiles,
+            ts43_tokens,
+            ts43_bridges,
+            ts43_transfers,
             counters,
             commits,
         };
