@@ -32,6 +32,7 @@
 pub mod cli;
 pub mod conformance;
 pub mod memory;
+pub mod postgres;
 pub mod sled;
 
 mod codec;
@@ -39,6 +40,7 @@ mod rules;
 mod types;
 
 pub use self::memory::MemoryLedger;
+pub use self::postgres::PostgresLedger;
 pub use self::sled::SledLedger;
 pub use self::types::{
     AcRequest, AcState, Delivered, ExportRecord, Federation, FederationState, ImportReport,
@@ -46,7 +48,34 @@ pub use self::types::{
     RequestFilter, Settle, SweepReport, Withdrawal,
 };
 
+use std::sync::Arc;
+
 use uuid::Uuid;
+
+use crate::config::{LedgerBackend, LedgerSettings};
+
+/// Opens the ledger the configuration names: sled under `ledger.path` (its directory
+/// created when missing) or PostgreSQL (migrated to the current schema).
+pub async fn open(settings: &LedgerSettings) -> Result<Arc<dyn Ledger>, String> {
+    match &settings.backend {
+        LedgerBackend::Sled => {
+            let path = &settings.path;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            let ledger =
+                SledLedger::open(path).map_err(|e| format!("ledger at {}: {e}", path.display()))?;
+            Ok(Arc::new(ledger))
+        }
+        LedgerBackend::Postgres(pg) => {
+            let ledger = PostgresLedger::connect(pg)
+                .await
+                .map_err(|e| format!("ledger on PostgreSQL (schema {}): {e}", pg.schema))?;
+            Ok(Arc::new(ledger))
+        }
+    }
+}
 
 /// Why a ledger call did not do what was asked.
 ///

@@ -7,6 +7,8 @@
 //! let reply = hub.call("mspalpha", "cmpone", Method::POST, "/cesim/...", Some(&body)).await;
 //! ```
 
+pub mod outside;
+
 use crate::account_id::{self, AccountClaims};
 use crate::client::{Caller, HubClient, Reply, Version};
 use crate::pki;
