@@ -38,14 +38,16 @@ pub struct Source {
 }
 
 impl Hub {
-    /// Wraps a first snapshot and an open ledger.
+    /// Wraps a first snapshot and an open ledger. Must run inside the tokio runtime (the
+    /// limits' Redis client, when configured, connects in the background).
     pub fn new(snapshot: Snapshot, ledger: Arc<dyn Ledger>, source: Source) -> Hub {
         let version = snapshot.version;
+        let limits = Limits::new(&snapshot.config.shared_limits);
         Hub {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 ledger,
-                limits: Limits::default(),
+                limits,
                 metrics: Metrics::default(),
                 source,
                 versions: AtomicU64::new(version),
@@ -96,6 +98,9 @@ impl Hub {
                 self.inner.versions.store(version, Ordering::SeqCst);
                 let next = Arc::new(next);
                 let (added, removed) = previous.partner_diff(&next);
+                self.inner
+                    .limits
+                    .set_replicas(next.config.shared_limits.replicas);
                 self.inner.snapshot.store(next.clone());
                 *last_error = None;
                 self.inner.metrics.reloads.inc("ok");

@@ -29,6 +29,7 @@
 //! control time; "older than `x` ms" means strictly older. Every mutating method returns
 //! only once its effect, and anything it observed, is durable, whatever it returns.
 
+pub mod bench;
 pub mod cli;
 pub mod conformance;
 pub mod memory;

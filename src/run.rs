@@ -8,13 +8,12 @@ use crate::aid1::Role;
 use crate::client::{Caller, HubClient, Version};
 use crate::config::{HubConfig, Routes};
 use crate::hub::{Hub, Source};
-use crate::ledger::sled::SledLedger;
 use crate::ledger::Ledger;
 use crate::pki;
 use crate::sim::{AsyncDelivery, Side, SimPartner};
 use crate::snapshot::Snapshot;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -92,8 +91,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
     }
     let snapshot =
         Snapshot::load(&options.hub_toml, &options.base, 1).map_err(|e| e.to_string())?;
-    let ledger_path = snapshot.config.ledger.path.clone();
-    let ledger: Arc<dyn Ledger> = Arc::new(open_ledger(&ledger_path)?);
+    let ledger: Arc<dyn Ledger> = crate::ledger::open(&snapshot.config.ledger).await?;
     let addr = options
         .partners_addr
         .unwrap_or(snapshot.config.partners_addr);
@@ -194,13 +192,6 @@ async fn simulate_partners(
         started.push((partner.id.to_string(), sim));
     }
     Ok(started)
-}
-
-fn open_ledger(path: &Path) -> Result<SledLedger, String> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    SledLedger::open(path).map_err(|e| format!("ledger at {}: {e}", path.display()))
 }
 
 impl Running {

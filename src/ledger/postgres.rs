@@ -108,6 +108,24 @@ impl PostgresLedger {
         Ok(ledger)
     }
 
+    /// Drops `settings.schema` with everything in it (the benchmark's scratch schema).
+    pub async fn drop_schema(settings: &PostgresSettings) -> Result<(), LedgerError> {
+        let config = crate::config::cluster::check_postgres_url(&settings.url)
+            .map_err(LedgerError::Storage)?;
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| Fault::Db(e).into_ledger())?;
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                settings.schema
+            ))
+            .await
+            .map_err(|e| Fault::Db(e).into_ledger())
+    }
+
     /// The schema this ledger's tables live in.
     pub fn schema(&self) -> &str {
         &self.schema
