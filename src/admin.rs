@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | GET | `/health` | 200 while the process serves |
 //! | GET | `/ready` | 200 when the ledger answers a lookup, else 503 |
-//! | GET | `/config` | replica, version, hash, load time, partner count, last refused reload |
+//! | GET | `/config` | replica, version, hash, routes hash, load time, partner count, last refused reload |
 //! | GET | `/partners` | each partner: role, identities, agreements, limits, requests in flight |
 //! | POST | `/reload` | reload now: 200 with the new version and hash, or 422 with every problem |
 //! | GET | `/metrics` | Prometheus text format |
@@ -194,6 +194,7 @@ fn config(hub: &Hub) -> Response<Full<Bytes>> {
             "replica": snap.config.admin.replica_id,
             "version": snap.version,
             "hash": snap.hash,
+            "routes_hash": snap.routes_hash,
             "loaded_at": loaded,
             "partners": snap.routes.partners.len(),
             "last_reload_error": hub.last_reload_error(),
@@ -242,8 +243,8 @@ async fn metrics(hub: &Hub) -> Response<Full<Bytes>> {
         "The configuration in force (value 1).",
         &[(
             format!(
-                "version=\"{}\",hash=\"{}\",replica=\"{}\"",
-                snap.version, snap.hash, snap.config.admin.replica_id
+                "version=\"{}\",hash=\"{}\",routes_hash=\"{}\",replica=\"{}\"",
+                snap.version, snap.hash, snap.routes_hash, snap.config.admin.replica_id
             ),
             1.0,
         )],

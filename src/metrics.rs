@@ -14,7 +14,7 @@
 //! | `rate_limited_total` | partner, function | requests refused with 429 |
 //! | `tls_handshake_failures_total` | listener, reason | failed handshakes |
 //! | `reloads_total` | result | configuration reloads, `ok` / `failed` |
-//! | `config_info` | version, hash, replica | 1 for the configuration in force |
+//! | `config_info` | version, hash, routes_hash, replica | 1 for the configuration in force |
 //! | `rate_limit_mode` | mode | 1 for `redis` (global limits) or `local` (this replica's share) |
 //! | `rate_limit_fallbacks_total` | | falls from Redis to the local share |
 //! | `ledger_degraded_total` | function | calls forwarded unchecked while the ledger was unavailable |
