@@ -3,9 +3,10 @@
 //!
 //! Callers see [`Federation`]s, [`AcRequest`]s and [`Profile`]s and the transitions the
 //! AID1 lifecycle allows (spec digest, "Lifecycle rules"); they never see trees, keys or
-//! bytes. The [`Ledger`] trait is the seam: [`SledLedger`] (embedded, the default) and
-//! [`MemoryLedger`] (the reference model and a test double) implement it, a PostgreSQL
-//! backend can follow, and [`conformance`] is the one test suite every backend runs.
+//! bytes. The [`Ledger`] trait is the seam: [`SledLedger`] (embedded, the default),
+//! [`PostgresLedger`] (shared by several hub replicas) and [`MemoryLedger`] (the reference
+//! model and a test double) implement it, [`open`] picks the configured one, and
+//! [`conformance`] is the one test suite every backend runs.
 //!
 //! How it fits the request walk (`ARCHITECTURE.md`): the *ledger check* phase calls
 //! [`Ledger::reserve_federation`], [`Ledger::open_request`] or [`Ledger::claim_answer`]
@@ -23,7 +24,10 @@
 //! - `memory.rs`: [`MemoryLedger`], the model and test double;
 //! - `sled.rs` (with `sled/group_commit.rs`, `counters.rs`, `sweep.rs`, and the tests
 //!   `sled/tests.rs`, `sled/model_tests.rs`): [`SledLedger`];
-//! - `conformance.rs` (and `conformance/*.rs`): the checks every backend passes.
+//! - `postgres.rs` (with `postgres/rows.rs`, `reads.rs`, `schema.rs`, `sweep.rs`,
+//!   `fault.rs`): [`PostgresLedger`];
+//! - `conformance.rs` (and `conformance/*.rs`): the checks every backend passes;
+//! - `bench.rs`: `aidhub ledger bench`; `cli.rs`: the other `aidhub ledger` commands.
 //!
 //! Conventions: times are Unix milliseconds passed in by the caller (`now`), so tests
 //! control time; "older than `x` ms" means strictly older. Every mutating method returns

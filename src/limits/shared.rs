@@ -15,6 +15,7 @@
 //! for it. The first call that succeeds makes the limits global again, logged once too.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -55,6 +56,11 @@ pub(super) struct Shared {
     script: Script,
     prefix: String,
     timeout: Duration,
+    health: Arc<Health>,
+}
+
+/// Whether Redis answered last time, and when to try again if not.
+struct Health {
     healthy: AtomicBool,
     retry_at_ms: AtomicU64,
     fallbacks: AtomicU64,
@@ -85,11 +91,16 @@ impl Shared {
             .map_err(|e| tracing::error!(cause = %e, "cannot set up the Redis client"))
             .ok()?;
         let script = Script::new(GCRA);
-        let mut warm = conn.clone();
-        let load = script.clone();
+        let health = Arc::new(Health {
+            healthy: AtomicBool::new(true),
+            retry_at_ms: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+        });
+        let (mut warm, load, told) = (conn.clone(), script.clone(), health.clone());
         tokio::spawn(async move {
-            if let Err(e) = load.load_async(&mut warm).await {
-                tracing::debug!(cause = %e, "Redis not reachable at start");
+            match load.load_async(&mut warm).await {
+                Ok(_) => told.up(),
+                Err(e) => told.down(&e.to_string()),
             }
         });
         Some(Shared {
@@ -97,20 +108,18 @@ impl Shared {
             script,
             prefix: settings.redis_key_prefix.clone(),
             timeout: settings.redis_timeout,
-            healthy: AtomicBool::new(true),
-            retry_at_ms: AtomicU64::new(0),
-            fallbacks: AtomicU64::new(0),
+            health,
         })
     }
 
-    /// Whether the last decision came from Redis.
+    /// Whether Redis answered the last time it was asked.
     pub(super) fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Acquire)
+        self.health.healthy.load(Ordering::Acquire)
     }
 
     /// How many times this replica fell back to its local share.
     pub(super) fn fallbacks(&self) -> u64 {
-        self.fallbacks.load(Ordering::Relaxed)
+        self.health.fallbacks.load(Ordering::Relaxed)
     }
 
     /// Takes one token from each bucket of `partner` (`None`: the partner's own bucket,
@@ -120,7 +129,7 @@ impl Shared {
         partner: &str,
         buckets: &[(Option<&'static str>, LimitSpec)],
     ) -> Option<Decision> {
-        if !self.healthy() && !self.probe_now() {
+        if !self.healthy() && !self.health.probe_now() {
             return None;
         }
         let mut invocation = self.script.prepare_invoke();
@@ -140,7 +149,7 @@ impl Shared {
         let call = invocation.invoke_async::<(i64, i64)>(&mut conn);
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok((admitted, wait_us))) => {
-                self.up();
+                self.health.up();
                 Some(if admitted == 1 {
                     Decision::Admitted
                 } else {
@@ -148,16 +157,19 @@ impl Shared {
                 })
             }
             Ok(Err(e)) => {
-                self.down(&e.to_string());
+                self.health.down(&e.to_string());
                 None
             }
             Err(_) => {
-                self.down(&format!("no answer within {} ms", self.timeout.as_millis()));
+                self.health
+                    .down(&format!("no answer within {} ms", self.timeout.as_millis()));
                 None
             }
         }
     }
+}
 
+impl Health {
     /// In fallback: whether this call is the one that tries Redis again now.
     fn probe_now(&self) -> bool {
         let now = crate::aid1::lifecycle::now_ms();
