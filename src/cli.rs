@@ -115,8 +115,11 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Handlers first, welcome second: a SIGHUP sent as soon as the welcome line appears must
+    // reload, not kill the process with the default action.
+    let signals = Signals::install();
     print_welcome(&running);
-    wait_for_signals(&running).await;
+    signals.wait(&running).await;
     tracing::info!("shutting down: draining requests in flight");
     match running.shutdown().await {
         Ok(()) => {
@@ -130,15 +133,36 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
     }
 }
 
-async fn wait_for_signals(running: &run::Running) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
+/// SIGTERM and SIGHUP, registered (or not, where the platform refuses).
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(hup)) => Signals(Some((term, hup))),
+            _ => Signals(None),
+        }
+    }
+
+    /// Reloads on SIGHUP; returns on SIGTERM or Ctrl-C.
+    async fn wait(self, running: &run::Running) {
+        let Some((term, hup)) = self.0 else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        wait_for_signals(running, term, hup).await;
+    }
+}
+
+async fn wait_for_signals(
+    running: &run::Running,
+    mut term: tokio::signal::unix::Signal,
+    mut hup: tokio::signal::unix::Signal,
+) {
     loop {
         tokio::select! {
             _ = term.recv() => return,
