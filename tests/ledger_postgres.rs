@@ -171,3 +171,48 @@ async fn an_unreachable_server_is_unavailable_quickly() {
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// `aidhub ledger stats|show|requests` read the PostgreSQL ledger the configuration names,
+/// beside a running replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_commands_work_on_postgres() {
+    let Some(schema) = TestSchema::new() else {
+        return;
+    };
+    let ledger = open(&schema, 1).await;
+    let token = Uuid::new_v4();
+    ledger
+        .confirm_federation(new_fed(token, &pair_a(), 1))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hub_toml = dir.path().join("hub.toml");
+    let toml = format!(
+        "[tls]\nserver_cert = \"s.pem\"\nserver_key = \"s.key\"\nclient_cert = \"c.pem\"\n\
+         client_key = \"c.key\"\npartner_ca = [\"ca.pem\"]\n[ledger]\n{}",
+        schema.hub_toml_keys(1)
+    );
+    std::fs::write(&hub_toml, toml).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_aidhub"))
+            .arg("--config")
+            .arg(&hub_toml)
+            .arg("ledger")
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let stats: serde_json::Value = serde_json::from_str(&run(&["stats"])).unwrap();
+    assert_eq!(stats["federations_active"], 1);
+    let shown: serde_json::Value =
+        serde_json::from_str(&run(&["show", &token.to_string()])).unwrap();
+    assert_eq!(shown["federation"]["pair"]["msp"], "m1");
+    assert_eq!(run(&["requests", "--all"]), "");
+}
