@@ -8,8 +8,8 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | GET | `/health` | 200 while the process serves |
-//! | GET | `/ready` | 200 when the ledger answers, else 503 |
-//! | GET | `/config` | version, hash, load time, partner count, last refused reload |
+//! | GET | `/ready` | 200 when the ledger answers a lookup, else 503 |
+//! | GET | `/config` | replica, version, hash, routes hash, load time, partner count, last refused reload |
 //! | GET | `/partners` | each partner: role, identities, agreements, limits, requests in flight |
 //! | POST | `/reload` | reload now: 200 with the new version and hash, or 422 with every problem |
 //! | GET | `/metrics` | Prometheus text format |
@@ -24,7 +24,8 @@ mod ts43;
 
 use crate::hub::Hub;
 use crate::ledger::RequestFilter;
-use crate::metrics::gauge;
+use crate::limits::Mode;
+use crate::metrics::{counter, gauge};
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
@@ -126,7 +127,8 @@ async fn handle(hub: &Hub, request: Request<Incoming>) -> Response<Full<Bytes>> 
     let query = request.uri().query().unwrap_or("").to_owned();
     match (request.method(), path.as_str()) {
         (&Method::GET, "/health") => reply(StatusCode::OK, json!({"status": "ok"})),
-        (&Method::GET, "/ready") => match hub.ledger().stats().await {
+        // A primary-key lookup, not `stats`: cheap on every backend, probed often.
+        (&Method::GET, "/ready") => match hub.ledger().federation(uuid::Uuid::nil()).await {
             Ok(_) => reply(StatusCode::OK, json!({"ready": true})),
             Err(e) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -195,8 +197,10 @@ fn config(hub: &Hub) -> Response<Full<Bytes>> {
     reply(
         StatusCode::OK,
         json!({
+            "replica": snap.config.admin.replica_id,
             "version": snap.version,
             "hash": snap.hash,
+            "routes_hash": snap.routes_hash,
             "loaded_at": loaded,
             "partners": snap.routes.partners.len(),
             "last_reload_error": hub.last_reload_error(),
@@ -244,9 +248,30 @@ async fn metrics(hub: &Hub) -> Response<Full<Bytes>> {
         "config_info",
         "The configuration in force (value 1).",
         &[(
-            format!("version=\"{}\",hash=\"{}\"", snap.version, snap.hash),
+            format!(
+                "version=\"{}\",hash=\"{}\",routes_hash=\"{}\",replica=\"{}\"",
+                snap.version, snap.hash, snap.routes_hash, snap.config.admin.replica_id
+            ),
             1.0,
         )],
+    );
+    let mode = hub.limits().mode();
+    gauge(
+        &mut gauges,
+        "rate_limit_mode",
+        "Where rate limits are decided: 1 for the mode in force (redis: global; local: this replica's share).",
+        &[Mode::Redis, Mode::Local].map(|m| {
+            (
+                format!("mode=\"{}\"", m.as_str()),
+                f64::from(u8::from(m == mode)),
+            )
+        }),
+    );
+    counter(
+        &mut gauges,
+        "rate_limit_fallbacks_total",
+        "Times this replica fell back from Redis to its local share of the rate limits.",
+        hub.limits().fallbacks(),
     );
     let in_flight: Vec<(String, f64)> = snap
         .routes

@@ -187,6 +187,7 @@ fn print_welcome(running: &run::Running) {
     let snap = running.hub.snapshot();
     let addr = running.partners_addr;
     eprintln!("aidhub is serving AID1 on https://{addr} (mutual TLS)");
+    eprintln!("admin API on http://{}", running.admin_addr);
     let partners: Vec<String> = snap
         .routes
         .partners

@@ -6,6 +6,7 @@
 //! (the hub's working directory).
 
 pub mod carrier;
+pub mod cluster;
 pub mod raw;
 pub mod secret;
 pub mod touchpoint;
@@ -13,6 +14,7 @@ pub mod touchpoint;
 use crate::aid1::{Function, Role, Rules};
 use crate::identity::Identity;
 pub use carrier::{Carrier, CarrierLimits, EcsSpec, Normalise};
+pub use cluster::{LedgerBackend, PostgresSettings, SharedLimits};
 use raw::{RawCredential, RawHub, RawPartner, RawRoutes};
 pub use secret::Secret;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -94,6 +96,8 @@ pub struct HubConfig {
     pub simulate_partners: bool,
     /// Default cap of requests in flight towards one upstream.
     pub max_in_flight_per_upstream: usize,
+    /// Rate limits shared by several replicas (Redis, the local share).
+    pub shared_limits: SharedLimits,
     /// The admin listener.
     pub admin: AdminSettings,
     /// Live reloads on file changes.
@@ -107,6 +111,8 @@ pub struct AdminSettings {
     pub addr: SocketAddr,
     /// Bearer token, required on non-loopback addresses.
     pub token: Option<Secret>,
+    /// This replica's name, reported by `/config` and `aidhub_config_info`.
+    pub replica_id: String,
 }
 
 /// `[reload]`, validated.
@@ -168,6 +174,8 @@ pub struct TlsFiles {
 /// `[ledger]`, validated.
 #[derive(Debug, Clone)]
 pub struct LedgerSettings {
+    /// sled (with `path`) or PostgreSQL.
+    pub backend: LedgerBackend,
     /// sled directory.
     pub path: PathBuf,
     /// Open time of an async activation-code request.
@@ -328,6 +336,7 @@ impl HubConfig {
                 ),
             },
             ledger: LedgerSettings {
+                backend: cluster::ledger_backend(&raw.ledger, base, name, &mut errors),
                 path: path(raw.ledger.path.as_deref().unwrap_or("data/ledger")),
                 async_deadline: Duration::from_secs(
                     raw.ledger.async_deadline_secs.unwrap_or(7 * 24 * 3600),
@@ -355,6 +364,7 @@ impl HubConfig {
             simulate_partners: raw.dev.simulate_partners,
             max_in_flight_per_upstream: raw.limits.max_in_flight_per_upstream.unwrap_or(256).max(1)
                 as usize,
+            shared_limits: cluster::shared_limits(&raw.limits, base, name, &mut errors),
             admin: AdminSettings {
                 addr: raw
                     .admin
@@ -371,6 +381,7 @@ impl HubConfig {
                         .map_err(|e| errors.push(name, "admin.token", e))
                         .ok()
                 }),
+                replica_id: cluster::replica_id(&raw.admin, name, &mut errors),
             },
             reload: ReloadSettings {
                 watch: raw.reload.watch.unwrap_or(true),

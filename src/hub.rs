@@ -39,7 +39,8 @@ pub struct Source {
 }
 
 impl Hub {
-    /// Wraps a first snapshot, an open ledger and the TS.43 state.
+    /// Wraps a first snapshot, an open ledger and the TS.43 state. Must run inside the tokio
+    /// runtime (the limits' Redis client, when configured, connects in the background).
     pub fn new(
         snapshot: Snapshot,
         ledger: Arc<dyn Ledger>,
@@ -47,12 +48,13 @@ impl Hub {
         source: Source,
     ) -> Hub {
         let version = snapshot.version;
+        let limits = Limits::new(&snapshot.config.shared_limits);
         Hub {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 ledger,
                 ts43,
-                limits: Limits::default(),
+                limits,
                 metrics: Metrics::default(),
                 source,
                 versions: AtomicU64::new(version),
@@ -108,6 +110,9 @@ impl Hub {
                 self.inner.versions.store(version, Ordering::SeqCst);
                 let next = Arc::new(next);
                 let (added, removed) = previous.partner_diff(&next);
+                self.inner
+                    .limits
+                    .set_replicas(next.config.shared_limits.replicas);
                 self.inner.snapshot.store(next.clone());
                 self.inner.limits.retain(&next);
                 *last_error = None;

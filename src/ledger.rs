@@ -3,9 +3,10 @@
 //!
 //! Callers see [`Federation`]s, [`AcRequest`]s and [`Profile`]s and the transitions the
 //! AID1 lifecycle allows (spec digest, "Lifecycle rules"); they never see trees, keys or
-//! bytes. The [`Ledger`] trait is the seam: [`SledLedger`] (embedded, the default) and
-//! [`MemoryLedger`] (the reference model and a test double) implement it, a PostgreSQL
-//! backend can follow, and [`conformance`] is the one test suite every backend runs.
+//! bytes. The [`Ledger`] trait is the seam: [`SledLedger`] (embedded, the default),
+//! [`PostgresLedger`] (shared by several hub replicas) and [`MemoryLedger`] (the reference
+//! model and a test double) implement it, [`open`] picks the configured one, and
+//! [`conformance`] is the one test suite every backend runs.
 //!
 //! How it fits the request walk (`ARCHITECTURE.md`): the *ledger check* phase calls
 //! [`Ledger::reserve_federation`], [`Ledger::open_request`] or [`Ledger::claim_answer`]
@@ -26,14 +27,20 @@
 //! - `conformance.rs` (and `conformance/*.rs`): the checks every backend passes;
 //! - `transfers.rs` (and `transfers/*.rs`, `sled/transfers.rs`): TS.43 temporary tokens
 //!   and eSIM transfers, behind their own [`transfers::TransferLedger`] trait.
+//! - `postgres.rs` (with `postgres/rows.rs`, `reads.rs`, `schema.rs`, `sweep.rs`,
+//!   `fault.rs`): [`PostgresLedger`];
+//! - `conformance.rs` (and `conformance/*.rs`): the checks every backend passes;
+//! - `bench.rs`: `aidhub ledger bench`; `cli.rs`: the other `aidhub ledger` commands.
 //!
 //! Conventions: times are Unix milliseconds passed in by the caller (`now`), so tests
 //! control time; "older than `x` ms" means strictly older. Every mutating method returns
 //! only once its effect, and anything it observed, is durable, whatever it returns.
 
+pub mod bench;
 pub mod cli;
 pub mod conformance;
 pub mod memory;
+pub mod postgres;
 pub mod sled;
 pub mod transfers;
 
@@ -42,6 +49,7 @@ mod rules;
 mod types;
 
 pub use self::memory::MemoryLedger;
+pub use self::postgres::PostgresLedger;
 pub use self::sled::SledLedger;
 pub use self::types::{
     AcRequest, AcState, Delivered, ExportRecord, Federation, FederationState, ImportReport,
@@ -49,7 +57,42 @@ pub use self::types::{
     RequestFilter, Settle, SweepReport, Withdrawal,
 };
 
+use std::sync::Arc;
+
 use uuid::Uuid;
+
+use crate::config::{LedgerBackend, LedgerSettings};
+
+/// Opens the ledger the configuration names: sled under `ledger.path` (its directory
+/// created when missing) or PostgreSQL (migrated to the current schema).
+pub async fn open(
+    settings: &LedgerSettings,
+) -> Result<(Arc<dyn Ledger>, Arc<dyn transfers::TransferLedger>), String> {
+    match &settings.backend {
+        LedgerBackend::Sled => {
+            let path = &settings.path;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            let ledger =
+                SledLedger::open(path).map_err(|e| format!("ledger at {}: {e}", path.display()))?;
+            Ok((Arc::new(ledger.clone()), Arc::new(ledger)))
+        }
+        LedgerBackend::Postgres(pg) => {
+            let ledger = PostgresLedger::connect(pg)
+                .await
+                .map_err(|e| format!("ledger on PostgreSQL (schema {}): {e}", pg.schema))?;
+            // TS.43 transfers have no PostgreSQL backend yet: each replica keeps its own, in
+            // memory (README, "Running several replicas").
+            tracing::warn!("TS.43 transfer records are kept in memory on this replica (the PostgreSQL ledger does not hold them yet)");
+            Ok((
+                Arc::new(ledger),
+                Arc::new(transfers::MemoryTransfers::default()),
+            ))
+        }
+    }
+}
 
 /// Why a ledger call did not do what was asked.
 ///

@@ -34,17 +34,20 @@
 //!   through the hub, with EAP-AKA relayed, temporary tokens and transfers in the ledger,
 //!   per-carrier normalisation for Android phones, and carrier scoring.
 //! * [`account_id`] — HS256 account ids (AID.02 5.2).
-//! * [`ledger`] — federations, activation-code requests, profiles; sled backend.
+//! * [`ledger`] — federations, activation-code requests, profiles; sled (embedded) and
+//!   PostgreSQL (shared by replicas) backends, one conformance suite.
 //! * [`upstream`] — pooled mutual-TLS clients per partner, fault classification.
 //! * [`error`] — [`error::HubError`] and its one mapping to status + spec error body.
 //! * [`access`] — the access log line; [`metrics`] — Prometheus counters and histograms.
-//! * [`limits`] — per-partner rate limits and upstream in-flight caps.
+//! * [`limits`] — per-partner rate limits (local, or in Redis for all replicas) and upstream
+//!   in-flight caps.
 //! * [`admin`] — the admin listener; [`watch`] — reload on file change.
 //! * [`touchpoints`] — the browser-facing redirect directory of AID.02 7.1/7.2 (agreed
 //!   domains, refusal pages); beside the AID1 walk, not part of it.
 //! * [`run`] — starting and stopping a whole hub; [`cli`] — the command line.
 //! * [`pki`] — the development PKI; [`sim`] — simulated partners; [`client`] — a partner's
-//!   client; [`demo`] — the walk-through.
+//!   client; [`demo`] — the walk-through; [`stage`] — a hub (or a cluster of replicas) in
+//!   front of simulated partners, for the demo and the tests.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

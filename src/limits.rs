@@ -5,12 +5,20 @@
 //! The buckets and gates live here, outside the configuration snapshot, so a reload keeps
 //! every bucket whose quota did not change — another partner's new limit never resets this
 //! partner's bucket — and in-flight counts survive reloads.
+//!
+//! Several replicas share a partner's limit: with `[limits] redis_url` the buckets live in
+//! Redis (`limits/shared.rs`) and the limit is global; without Redis, or while it cannot be
+//! reached, each replica admits its *local share*, `limit / replicas` (`[limits] replicas`;
+//! the burst rounded down, at least 1), in governor buckets of its own. The in-flight caps
+//! are always per replica.
 
-use crate::config::{LimitSpec, Partner};
+mod shared;
+
+use crate::config::{LimitSpec, Partner, SharedLimits};
 use crate::error::HubError;
 use dashmap::DashMap;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 struct Bucket {
@@ -19,10 +27,42 @@ struct Bucket {
 }
 
 /// Buckets and in-flight gates for every partner.
-#[derive(Default)]
 pub struct Limits {
     buckets: DashMap<(Arc<str>, Option<&'static str>), Arc<Bucket>>,
     in_flight: DashMap<Arc<str>, Arc<AtomicUsize>>,
+    replicas: AtomicU32,
+    shared: Option<shared::Shared>,
+}
+
+impl Default for Limits {
+    /// One replica, no Redis: every partner's whole limit, locally.
+    fn default() -> Self {
+        Limits {
+            buckets: DashMap::new(),
+            in_flight: DashMap::new(),
+            replicas: AtomicU32::new(1),
+            shared: None,
+        }
+    }
+}
+
+/// Where rate-limit decisions are made right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// In Redis, for every replica together.
+    Redis,
+    /// In this replica, on its local share.
+    Local,
+}
+
+impl Mode {
+    /// `redis` or `local`, as the metric labels it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Redis => "redis",
+            Mode::Local => "local",
+        }
+    }
 }
 
 /// A request counted against an upstream's in-flight cap until dropped.
@@ -37,15 +77,62 @@ impl Drop for InFlight {
 }
 
 impl Limits {
+    /// Limits for a replica of `settings.replicas`, in Redis when `settings.redis_url` is
+    /// set. Must run inside the tokio runtime (the Redis client connects in the background).
+    pub fn new(settings: &SharedLimits) -> Limits {
+        Limits {
+            replicas: AtomicU32::new(settings.replicas.max(1)),
+            shared: shared::Shared::start(settings),
+            ..Limits::default()
+        }
+    }
+
+    /// A reload changed `[limits] replicas`: local shares follow from the next call on.
+    pub fn set_replicas(&self, replicas: u32) {
+        self.replicas.store(replicas.max(1), Ordering::Relaxed);
+    }
+
+    /// Where decisions are made now: Redis while it answers, else locally.
+    pub fn mode(&self) -> Mode {
+        match &self.shared {
+            Some(shared) if shared.healthy() => Mode::Redis,
+            _ => Mode::Local,
+        }
+    }
+
+    /// How many times this replica fell back from Redis to its local share.
+    pub fn fallbacks(&self) -> u64 {
+        self.shared.as_ref().map_or(0, |s| s.fallbacks())
+    }
+
     /// Takes one token from `partner`'s bucket and from its bucket for `function`, if it has
-    /// them. Refuses with 429 and the time until a token is free.
-    pub fn admit(&self, partner: &Partner, function: &'static str) -> Result<(), HubError> {
-        // The narrower bucket first: a call it refuses costs no partner-wide token.
+    /// them: in Redis when it answers in time, else from this replica's local share.
+    /// Refuses with 429 and the time until a token is free.
+    pub async fn admit(&self, partner: &Partner, function: &'static str) -> Result<(), HubError> {
+        // The narrower bucket first: locally, a call it refuses costs no partner-wide token
+        // (in Redis every bucket is checked before any is taken).
+        let mut buckets = Vec::with_capacity(2);
         if let Some(spec) = partner.limits.functions.get(function) {
-            self.take(&partner.id, Some(function), *spec)?;
+            buckets.push((Some(function), *spec));
         }
         if let Some(spec) = partner.limits.rate {
-            self.take(&partner.id, None, spec)?;
+            buckets.push((None, spec));
+        }
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        if let Some(shared) = &self.shared {
+            match shared.take(&partner.id, &buckets).await {
+                Some(shared::Decision::Admitted) => return Ok(()),
+                Some(shared::Decision::Refused(retry_after)) => {
+                    return Err(HubError::RateLimited { retry_after })
+                }
+                None => {}
+            }
+        }
+        let replicas = self.replicas.load(Ordering::Relaxed);
+        for (function, spec) in buckets {
+            self.take(&partner.id, function, spec.share(replicas))?;
         }
         Ok(())
     }
@@ -54,16 +141,18 @@ impl Limits {
     /// removed and later added back starts with a full bucket. In-flight gates of partners
     /// still configured are kept (their requests are still counted).
     pub fn retain(&self, snap: &crate::snapshot::Snapshot) {
+        let replicas = self.replicas.load(Ordering::Relaxed);
+        let local = |spec: Option<&LimitSpec>| spec.map(|s| s.share(replicas));
         self.buckets.retain(|(key, scope), bucket| match *scope {
             // TS.43 buckets: quota checked on use; device buckets are evicted by size.
             Some("ts43_carrier") => snap.carrier(key).is_some(),
             Some("ts43_device") => true,
             None => snap
                 .partner(key)
-                .is_some_and(|p| p.limits.rate == Some(bucket.spec)),
+                .is_some_and(|p| local(p.limits.rate.as_ref()) == Some(bucket.spec)),
             Some(f) => snap
                 .partner(key)
-                .is_some_and(|p| p.limits.functions.get(f) == Some(&bucket.spec)),
+                .is_some_and(|p| local(p.limits.functions.get(f)) == Some(bucket.spec)),
         });
         self.in_flight.retain(|partner, count| {
             snap.partner(partner).is_some() || count.load(Ordering::Acquire) > 0
@@ -153,6 +242,16 @@ impl Limits {
 }
 
 impl LimitSpec {
+    /// One replica's share of this limit among `replicas`: the rate divided, the burst
+    /// divided and rounded down, at least 1.
+    pub fn share(self, replicas: u32) -> LimitSpec {
+        let n = replicas.max(1);
+        LimitSpec {
+            rate: self.rate / f64::from(n),
+            burst: (self.burst / n).max(1),
+        }
+    }
+
     /// The governor quota: `rate` per second, `burst` at once.
     pub fn quota(&self) -> Quota {
         let period = std::time::Duration::from_secs_f64(1.0 / self.rate);
@@ -161,5 +260,36 @@ impl LimitSpec {
         Quota::with_period(period)
             .unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MIN))
             .allow_burst(burst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_share_divides_rate_and_burst() {
+        let spec = LimitSpec {
+            rate: 3.0,
+            burst: 3,
+        };
+        assert_eq!(spec.share(1), spec);
+        assert_eq!(
+            spec.share(3),
+            LimitSpec {
+                rate: 1.0,
+                burst: 1
+            }
+        );
+        assert_eq!(
+            LimitSpec {
+                rate: 10.0,
+                burst: 5
+            }
+            .share(4)
+            .burst,
+            1
+        );
+        assert_eq!(spec.share(0), spec);
     }
 }

@@ -14,7 +14,10 @@
 //! | `rate_limited_total` | partner, function | requests refused with 429 |
 //! | `tls_handshake_failures_total` | listener, reason | failed handshakes |
 //! | `reloads_total` | result | configuration reloads, `ok` / `failed` |
-//! | `config_info` | version, hash | 1 for the configuration in force |
+//! | `config_info` | version, hash, routes_hash, replica | 1 for the configuration in force |
+//! | `rate_limit_mode` | mode | 1 for `redis` (global limits) or `local` (this replica's share) |
+//! | `rate_limit_fallbacks_total` | | falls from Redis to the local share |
+//! | `ledger_degraded_total` | function | calls forwarded unchecked while the ledger was unavailable |
 //! | `in_flight` | target | requests waiting on each upstream now |
 //! | `ledger_federations` / `ledger_requests` / `ledger_profiles` | state | ledger sizes |
 //! | `ledger_swept_total` | kind | requests expired and records purged by the sweeper |
@@ -168,6 +171,8 @@ pub struct Metrics {
     pub ts43_eap: Family<(Label, &'static str)>,
     /// carrier, reason.
     pub ts43_device_violations: Family<(Label, &'static str)>,
+    /// function.
+    pub ledger_degraded: Family<&'static str>,
 }
 
 impl Metrics {
@@ -267,6 +272,13 @@ impl Metrics {
         );
         counter_family(
             &mut out,
+            "ledger_degraded_total",
+            "Calls forwarded without their ledger check while the ledger was unavailable, by function.",
+            &self.ledger_degraded,
+            |f| format!("function=\"{f}\""),
+        );
+        counter_family(
+            &mut out,
             "validation_notes_total",
             "Accepted oddities in partner data.",
             &self.validation_notes,
@@ -345,6 +357,12 @@ fn counter_family<K: Eq + Hash + Clone>(
     for (key, n) in family.snapshot() {
         let _ = writeln!(out, "aidhub_{name}{{{}}} {n}", labels(&key));
     }
+}
+
+/// Formats one unlabelled counter kept outside [`Metrics`] for [`Metrics::render`].
+pub fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "aidhub_{name} {value}");
 }
 
 /// Formats one gauge header and its lines for [`Metrics::render`].

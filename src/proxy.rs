@@ -64,8 +64,12 @@ pub trait Protocol: Send + Sync + 'static {
     fn head(&self, cx: &mut Cx, parts: &Parts) -> Result<Self::Head, HubError>;
 
     /// Apply the caller's rate limits (the protocol knows who the caller is and which
-    /// function it calls).
-    fn limit(&self, cx: &mut Cx, head: &Self::Head) -> Result<(), HubError>;
+    /// function it calls). Asynchronous: the buckets may live in Redis, shared by replicas.
+    fn limit(
+        &self,
+        cx: &mut Cx,
+        head: &Self::Head,
+    ) -> impl Future<Output = Result<(), HubError>> + Send;
 
     /// Validate the body, check the ledger, and build the upstream request.
     fn call(
@@ -141,7 +145,7 @@ async fn admit<P: Protocol>(
     body: Incoming,
 ) -> Result<Outbound<P::Call>, HubError> {
     let head = protocol.head(cx, &parts)?;
-    protocol.limit(cx, &head)?;
+    protocol.limit(cx, &head).await?;
     let body = read_body(body, cx.snap.config.max_body_bytes).await?;
     protocol.call(cx, head, parts, body).await
 }

@@ -8,16 +8,13 @@ use crate::aid1::Role;
 use crate::client::{Caller, HubClient, Version};
 use crate::config::{HubConfig, Routes};
 use crate::hub::{Hub, Source};
-use crate::ledger::sled::SledLedger;
-use crate::ledger::transfers::TransferLedger;
-use crate::ledger::Ledger;
 use crate::pki;
 use crate::sim::{AsyncDelivery, Side, SimPartner};
 use crate::snapshot::Snapshot;
 use crate::ts43::exchange::Ts43Hub;
 use crate::ts43::Ts43State;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -105,10 +102,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
     }
     let snapshot =
         Snapshot::load(&options.hub_toml, &options.base, 1).map_err(|e| e.to_string())?;
-    let ledger_path = snapshot.config.ledger.path.clone();
-    let sled = open_ledger(&ledger_path)?;
-    let transfers: Arc<dyn TransferLedger> = Arc::new(sled.clone());
-    let ledger: Arc<dyn Ledger> = Arc::new(sled);
+    let (ledger, transfers) = crate::ledger::open(&snapshot.config.ledger).await?;
     let addr = options
         .partners_addr
         .unwrap_or(snapshot.config.partners_addr);
@@ -254,13 +248,6 @@ async fn simulate_partners(
         started.push((partner.id.to_string(), sim));
     }
     Ok(started)
-}
-
-fn open_ledger(path: &Path) -> Result<SledLedger, String> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
-    SledLedger::open(path).map_err(|e| format!("ledger at {}: {e}", path.display()))
 }
 
 impl Running {

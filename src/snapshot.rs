@@ -23,6 +23,9 @@ pub struct Snapshot {
     pub version: u64,
     /// SHA-256 over both files and every certificate, key and CRL they name.
     pub hash: String,
+    /// SHA-256 of the routing table's text alone: the same on every replica serving the
+    /// same table, whatever else differs in their hub.toml.
+    pub routes_hash: String,
     /// When it was built.
     pub loaded_at: SystemTime,
     /// Hub settings.
@@ -276,6 +279,9 @@ impl Snapshot {
         Ok(Snapshot {
             version,
             hash: hex::encode(hasher.finalize()),
+            routes_hash: hex::encode(Sha256::digest(
+                std::fs::read(&config.routes).unwrap_or_default(),
+            )),
             loaded_at: SystemTime::now(),
             config,
             routes,

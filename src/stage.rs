@@ -7,6 +7,9 @@
 //! let reply = hub.call("mspalpha", "cmpone", Method::POST, "/cesim/...", Some(&body)).await;
 //! ```
 
+pub mod cluster;
+pub mod outside;
+
 use crate::account_id::{self, AccountClaims};
 use crate::client::{Caller, HubClient, Reply, Version};
 use crate::pki;
@@ -226,7 +229,7 @@ pub fn touchpoint_toml(id: &str) -> &'static str {
     }
 }
 
-fn routes_toml(partners: &BTreeMap<String, SimPartner>) -> String {
+pub(crate) fn routes_toml(partners: &BTreeMap<String, SimPartner>) -> String {
     let mut out = String::new();
     for (id, side) in PARTNERS {
         let role = if *side == Side::Msp { "msp" } else { "cmp" };
@@ -320,23 +323,9 @@ impl TestHub {
         &self.partners[id]
     }
 
-    /// An account id signed by `cmp` for `msp`.
     /// An account id signed by `cmp`, expiring in `expires_in` seconds, and its session id.
     pub fn account_id(&self, cmp: &str, expires_in: i64) -> (String, uuid::Uuid) {
-        let sid = uuid::Uuid::new_v4();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let claims = AccountClaims {
-            sid,
-            exp: (now + expires_in) as u64,
-            iat: Some(now as u64),
-            has_ver: false,
-        };
-        (
-            account_id::sign(&claims, Some("6789"), true, account_secret(cmp).as_bytes()),
-            sid,
-        )
+        account_id_for(cmp, expires_in)
     }
 
     /// Drains the hub and flushes its ledger.
@@ -346,6 +335,25 @@ impl TestHub {
             None => Ok(()),
         }
     }
+}
+
+/// An account id signed with stage CMP `cmp`'s secret, expiring in `expires_in` seconds,
+/// and its session id.
+pub fn account_id_for(cmp: &str, expires_in: i64) -> (String, uuid::Uuid) {
+    let sid = uuid::Uuid::new_v4();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let claims = AccountClaims {
+        sid,
+        exp: (now + expires_in) as u64,
+        iat: Some(now as u64),
+        has_ver: false,
+    };
+    (
+        account_id::sign(&claims, Some("6789"), true, account_secret(cmp).as_bytes()),
+        sid,
+    )
 }
 
 /// Polls `check` until it holds or `within` passes.

@@ -96,10 +96,11 @@ impl Protocol for Aid1Hub {
         })
     }
 
-    fn limit(&self, cx: &mut Cx, head: &Head) -> Result<(), HubError> {
+    async fn limit(&self, cx: &mut Cx, head: &Head) -> Result<(), HubError> {
         cx.hub
             .limits()
             .admit(&head.caller, head.route.function.name())
+            .await
     }
 
     async fn call(
@@ -136,6 +137,15 @@ impl Protocol for Aid1Hub {
             claims.as_ref(),
         )
         .await?;
+        if matches!(step, Step::Unchecked) {
+            cx.hub.metrics().ledger_degraded.inc(function.name());
+            tracing::info!(
+                caller = %caller.id,
+                target = %target.id,
+                function = function.name(),
+                "ledger unavailable: read-only call forwarded without its token check"
+            );
+        }
         let Some(upstream) = cx.snap.upstream(&target.id) else {
             lifecycle::abandon(&*self.ledger, &cx.snap, step).await;
             return Err(HubError::Internal(format!("no upstream for {}", target.id)));

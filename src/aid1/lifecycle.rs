@@ -15,6 +15,15 @@
 //!   been recorded, then proceeds; if it is still pending then, it is refused with a
 //!   retryable 503 (code 215, `Retry-After`). Nothing is lost either way.
 //!
+//! * **The ledger unavailable** (PostgreSQL down): a call whose hub-side effect is a
+//!   lifecycle write (Send MSP Token, both invalidations, Request Activation Code, Send
+//!   Activation Code) or a profile record (Send CSIM Status, Send Profile Information) is
+//!   refused with 503 code 216 — the hub never forwards what it cannot record. The two calls
+//!   that only *read* the ledger, to check that the token belongs to the pair (Update
+//!   Subscription Info, Request Profile Status), are forwarded unchecked and counted
+//!   ([`Step::Unchecked`]): the partner holding the token checks it too, and the hub records
+//!   nothing for them (Request Profile Status's answer is not remembered then).
+//!
 //! [`admit`] runs before forwarding and returns the [`Step`] to complete; [`settle`] records
 //! what the partner's answer settled (durably, before the answer is released); [`abandon`]
 //! undoes a reservation when the forward failed.
@@ -110,6 +119,8 @@ pub enum Step {
         /// The token.
         token: Uuid,
     },
+    /// A read-only call forwarded without its ledger check, the ledger being unavailable.
+    Unchecked,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -194,12 +205,18 @@ pub async fn admit(
             }
         }
         Aid1Request::UpdateSubscriptionInfo(_) => {
-            authorize(ledger, token()?, &pair, parties.migrating(), now).await?;
-            Step::Nothing
+            match authorize(ledger, token()?, &pair, parties.migrating(), now).await {
+                Ok(_) => Step::Nothing,
+                Err(HubError::LedgerUnavailable) => Step::Unchecked,
+                Err(e) => return Err(e),
+            }
         }
         Aid1Request::RequestProfileStatus => {
-            authorize(ledger, token()?, &pair, parties.migrating(), now).await?;
-            Step::ProfileStatus { token: token()? }
+            match authorize(ledger, token()?, &pair, parties.migrating(), now).await {
+                Ok(_) => Step::ProfileStatus { token: token()? },
+                Err(HubError::LedgerUnavailable) => Step::Unchecked,
+                Err(e) => return Err(e),
+            }
         }
         Aid1Request::RequestActivationCode(body) => {
             let federation = authorize(ledger, token()?, &pair, parties.migrating(), now).await?;
@@ -328,7 +345,7 @@ pub async fn settle(
     let now = now_ms();
     let success = (200..300).contains(&status);
     let result = match step {
-        Step::Nothing => Ok(()),
+        Step::Nothing | Step::Unchecked => Ok(()),
         Step::Onboard(fed) if status == 201 => ledger.confirm_federation(fed).await.map(drop),
         Step::Onboard(fed) => ledger.release_federation(fed.msp_token, &fed.pair).await,
         Step::Withdraw { token, by, reason } if success => {

@@ -52,6 +52,8 @@ pub struct RawAdmin {
     pub listen: Option<String>,
     /// Bearer token; required when the address is not loopback.
     pub token: Option<String>,
+    /// This replica's name in `/config` and `aidhub_config_info` (default: the host name).
+    pub replica_id: Option<String>,
 }
 
 /// `[reload]`.
@@ -114,8 +116,18 @@ pub struct RawTls {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLedger {
+    /// `sled` (embedded, the default) or `postgres`.
+    pub backend: Option<String>,
     /// Directory of the sled database.
     pub path: Option<String>,
+    /// PostgreSQL: the connection URL, a secret (literal, `env:NAME` or `file:PATH`).
+    pub url: Option<String>,
+    /// PostgreSQL: connections this replica keeps at most.
+    pub pool_size: Option<u32>,
+    /// PostgreSQL: the schema the hub's tables live in (created when missing).
+    pub schema: Option<String>,
+    /// PostgreSQL: how long one ledger call may take before it fails as unavailable.
+    pub timeout_ms: Option<u64>,
     /// How long an asynchronous activation-code request stays open.
     pub async_deadline_secs: Option<u64>,
     /// How long closed requests and withdrawn federations are kept.
@@ -134,6 +146,15 @@ pub struct RawLimits {
     pub max_body_bytes: Option<u64>,
     /// Default cap of requests in flight towards one upstream.
     pub max_in_flight_per_upstream: Option<u64>,
+    /// Redis holding the partners' token buckets for all replicas, a secret (literal,
+    /// `env:NAME` or `file:PATH`).
+    pub redis_url: Option<String>,
+    /// Prefix of the hub's keys in Redis.
+    pub redis_key_prefix: Option<String>,
+    /// How long a rate-limit decision may wait for Redis before the local share applies.
+    pub redis_timeout_ms: Option<u64>,
+    /// How many replicas share the limits: without Redis each takes `limit / replicas`.
+    pub replicas: Option<u32>,
 }
 
 /// `[timeouts]`.

@@ -1,15 +1,23 @@
-//! `aidhub ledger …`: offline inspection of a stopped hub's ledger, export and import.
+//! `aidhub ledger …`: inspection of the configured ledger, export and import, and a
+//! benchmark of either backend.
 //!
-//! sled allows one process per database, so these commands refuse (naming the cause) while
-//! the hub runs on the same files; use the admin endpoints of a running hub instead.
+//! They work on whichever backend `[ledger]` names. sled allows one process per database,
+//! so on sled these commands refuse (naming the cause) while the hub runs on the same files
+//! (use the admin endpoints of a running hub instead); on PostgreSQL they run beside the
+//! replicas.
 
+use super::bench;
+use super::postgres::PostgresLedger;
 use super::sled::SledLedger;
+use super::transfers::TransferLedger;
 use super::{Ledger, NewFederation, Pair, RequestFilter};
-use crate::config::HubConfig;
+use crate::config::{HubConfig, LedgerBackend, PostgresSettings, Secret};
 use clap::Subcommand;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `aidhub ledger` subcommands.
 #[derive(Debug, Subcommand)]
@@ -57,6 +65,26 @@ pub enum LedgerCommand {
         /// The JSON-lines file (`-` for standard input).
         file: PathBuf,
     },
+    /// Measure a backend: calls per second and latency, one writer and many at once. Works
+    /// on a scratch database (sled: a temporary directory; PostgreSQL: a schema of its own,
+    /// dropped afterwards), never on the hub's records.
+    Bench {
+        /// `sled` or `postgres`.
+        #[arg(long, default_value = "sled")]
+        backend: String,
+        /// PostgreSQL URL (default: `[ledger] url`, else `AIDHUB_DATABASE_URL`).
+        #[arg(long)]
+        url: Option<String>,
+        /// Rounds of five ledger calls per run.
+        #[arg(long, default_value_t = 2000)]
+        rounds: usize,
+        /// Concurrent writers of each run, comma-separated.
+        #[arg(long, default_value = "1,64", value_delimiter = ',')]
+        writers: Vec<usize>,
+        /// PostgreSQL connections (default: the largest writer count).
+        #[arg(long)]
+        pool_size: Option<usize>,
+    },
 }
 
 #[derive(serde::Deserialize)]
@@ -73,31 +101,69 @@ struct ImportLine {
 
 /// Runs one ledger subcommand against the ledger named by the hub config.
 pub async fn run(command: LedgerCommand, config: &Path, base: &Path) -> ExitCode {
-    let path = match HubConfig::load(config, base) {
-        Ok(c) => c.ledger.path,
+    let config = match HubConfig::load(config, base) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("aidhub: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if !path.exists() && !matches!(command, LedgerCommand::Import { .. }) {
-        eprintln!(
-            "aidhub: no ledger at {} (has the hub run yet?)",
-            path.display()
-        );
-        return ExitCode::FAILURE;
+    if let LedgerCommand::Bench {
+        backend,
+        url,
+        rounds,
+        writers,
+        pool_size,
+    } = command
+    {
+        let scratch = Scratch {
+            backend,
+            url,
+            pool_size: pool_size.unwrap_or_else(|| writers.iter().copied().max().unwrap_or(1)),
+        };
+        return match benchmark(&config, scratch, rounds, &writers).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("aidhub: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
-    let ledger = match SledLedger::open(&path) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "aidhub: cannot open the ledger at {}: {e} (is the hub still running on it?)",
-                path.display()
-            );
-            return ExitCode::FAILURE;
+    // TS.43 transfers live in the sled database only (the PostgreSQL ledger does not hold them).
+    let mut transfers: Option<Arc<dyn TransferLedger>> = None;
+    let ledger: Arc<dyn Ledger> = match &config.ledger.backend {
+        LedgerBackend::Sled => {
+            let path = &config.ledger.path;
+            if !path.exists() && !matches!(command, LedgerCommand::Import { .. }) {
+                eprintln!(
+                    "aidhub: no ledger at {} (has the hub run yet?)",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            match SledLedger::open(path) {
+                Ok(l) => {
+                    transfers = Some(Arc::new(l.clone()));
+                    Arc::new(l)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "aidhub: cannot open the ledger at {}: {e} (is the hub still running on it?)",
+                        path.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            }
         }
+        LedgerBackend::Postgres(pg) => match PostgresLedger::connect(pg).await {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                eprintln!("aidhub: cannot open the ledger on PostgreSQL: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
-    match execute(command, &ledger).await {
+    match execute(command, &*ledger, transfers.as_deref()).await {
         Ok(()) => match ledger.flush().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -112,12 +178,87 @@ pub async fn run(command: LedgerCommand, config: &Path, base: &Path) -> ExitCode
     }
 }
 
-async fn execute(command: LedgerCommand, ledger: &SledLedger) -> Result<(), String> {
+/// Where `ledger bench` works.
+struct Scratch {
+    backend: String,
+    url: Option<String>,
+    pool_size: usize,
+}
+
+async fn benchmark(
+    config: &HubConfig,
+    scratch: Scratch,
+    rounds: usize,
+    writers: &[usize],
+) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let (ledger, schema): (Arc<dyn Ledger>, Option<PostgresSettings>) =
+        match scratch.backend.as_str() {
+            "sled" => {
+                let ledger =
+                    SledLedger::open(&dir.path().join("ledger")).map_err(|e| e.to_string())?;
+                (Arc::new(ledger), None)
+            }
+            "postgres" => {
+                let url = match (&scratch.url, &config.ledger.backend) {
+                    (Some(url), _) => Secret::literal(url),
+                    (None, LedgerBackend::Postgres(pg)) => pg.url.clone(),
+                    (None, LedgerBackend::Sled) => {
+                        Secret::resolve("env:AIDHUB_DATABASE_URL", Path::new(".")).map_err(|e| {
+                            format!(
+                            "no PostgreSQL URL (--url, [ledger] url or AIDHUB_DATABASE_URL): {e}"
+                        )
+                        })?
+                    }
+                };
+                let settings = PostgresSettings {
+                    url,
+                    pool_size: scratch.pool_size.max(1),
+                    schema: format!("aidhub_bench_{}", uuid::Uuid::new_v4().simple()),
+                    timeout: Duration::from_secs(30),
+                };
+                let ledger = PostgresLedger::connect(&settings)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (Arc::new(ledger), Some(settings))
+            }
+            other => return Err(format!("--backend must be sled or postgres, not {other}")),
+        };
+    println!("{}", bench::HEADER);
+    let mut outcome = Ok(());
+    for &n in writers {
+        match bench::run(ledger.clone(), n, rounds).await {
+            Ok(run) => run
+                .rows(&scratch.backend)
+                .iter()
+                .for_each(|row| println!("{row}")),
+            Err(e) => {
+                outcome = Err(e.to_string());
+                break;
+            }
+        }
+    }
+    drop(ledger);
+    if let Some(settings) = schema {
+        PostgresLedger::drop_schema(&settings)
+            .await
+            .map_err(|e| format!("dropping the bench schema {}: {e}", settings.schema))?;
+    }
+    outcome
+}
+
+async fn execute(
+    command: LedgerCommand,
+    ledger: &dyn Ledger,
+    transfers: Option<&dyn TransferLedger>,
+) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     match command {
         LedgerCommand::Transfers { carrier, limit } => {
-            use super::transfers::TransferLedger as _;
-            let list = ledger
+            let transfers = transfers.ok_or(
+                "TS.43 transfers are kept in the sled ledger only; this hub's ledger is PostgreSQL",
+            )?;
+            let list = transfers
                 .transfers(carrier.as_deref(), limit)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -203,6 +344,7 @@ async fn execute(command: LedgerCommand, ledger: &SledLedger) -> Result<(), Stri
             sink.flush().map_err(|e| e.to_string())?;
             eprintln!("exported {count} record(s)");
         }
+        LedgerCommand::Bench { .. } => return Err("bench runs on its own ledger".into()),
         LedgerCommand::Import { file } => {
             let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
                 Box::new(std::io::BufReader::new(std::io::stdin()))

@@ -107,7 +107,7 @@ impl Protocol for Ts43Hub {
         })
     }
 
-    fn limit(&self, cx: &mut Cx, head: &Head) -> Result<(), HubError> {
+    async fn limit(&self, cx: &mut Cx, head: &Head) -> Result<(), HubError> {
         match head.carrier.limits.rate {
             Some(spec) => cx
                 .hub

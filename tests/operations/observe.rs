@@ -191,7 +191,10 @@ async fn metrics_and_admin_views_match_the_traffic_sent() {
     let snap = hub.running.as_ref().expect("running").hub.snapshot();
     assert_metric(
         &text,
-        &format!("aidhub_config_info{{version=\"1\",hash=\"{}\"}}", snap.hash),
+        &format!(
+            "aidhub_config_info{{version=\"1\",hash=\"{}\",routes_hash=\"{}\",replica=\"{}\"}}",
+            snap.hash, snap.routes_hash, snap.config.admin.replica_id
+        ),
         1.0,
     );
 

@@ -15,26 +15,26 @@ use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aidhub");
 
-/// A copy of the shipped configuration on free ports (partners, admin, the four upstreams);
-/// returns the directory and the admin port.
-fn shipped_copy() -> (tempfile::TempDir, u16) {
+/// A copy of the shipped configuration: the hub's listeners on port 0 (the welcome lines
+/// say where they are), the four simulated upstreams on free ports.
+fn shipped_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(dir.path().join("config")).expect("config directory");
-    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let hub = std::fs::read_to_string(root.join("config/hub.toml"))
         .expect("the shipped hub.toml")
-        .replace("127.0.0.1:8443", &format!("127.0.0.1:{}", ports[0]))
-        .replace("127.0.0.1:9090", &format!("127.0.0.1:{}", ports[5]))
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
+        .replace("127.0.0.1:9090", "127.0.0.1:0")
         .replace("127.0.0.1:8444", "127.0.0.1:0");
     std::fs::write(dir.path().join("config/hub.toml"), hub).expect("write hub.toml");
     let mut routes =
         std::fs::read_to_string(root.join("routes.toml")).expect("the shipped routes.toml");
-    for (old, new) in ["9101", "9102", "9201", "9202"].iter().zip(&ports[1..5]) {
+    for (old, new) in ["9101", "9102", "9201", "9202"].iter().zip(&ports) {
         routes = routes.replace(&format!("127.0.0.1:{old}"), &format!("127.0.0.1:{new}"));
     }
     std::fs::write(dir.path().join("routes.toml"), routes).expect("write routes.toml");
-    (dir, ports[5])
+    dir
 }
 
 fn free_port() -> u16 {
@@ -48,6 +48,7 @@ struct Served {
     child: Child,
     lines: mpsc::Receiver<String>,
     port: u16,
+    admin_port: u16,
 }
 
 impl Drop for Served {
@@ -79,15 +80,29 @@ fn serve(dir: &Path) -> Served {
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = Vec::new();
+    let (mut partners, mut admin) = (None, None);
     while Instant::now() < deadline {
         if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
-            if let Some(rest) = line.strip_prefix("aidhub is serving AID1 on https://") {
+            let port_of = |rest: &str| -> u16 {
                 let addr = rest.split(' ').next().unwrap_or_default();
                 let port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
-                let port = port.unwrap_or_else(|| panic!("a port in {line}"));
-                return Served { child, lines, port };
+                port.unwrap_or_else(|| panic!("a port in {line}"))
+            };
+            if let Some(rest) = line.strip_prefix("aidhub is serving AID1 on https://") {
+                partners = Some(port_of(rest));
+            } else if let Some(rest) = line.strip_prefix("admin API on http://") {
+                admin = Some(port_of(rest));
+            } else {
+                seen.push(line);
             }
-            seen.push(line);
+            if let (Some(port), Some(admin_port)) = (partners, admin) {
+                return Served {
+                    child,
+                    lines,
+                    port,
+                    admin_port,
+                };
+            }
         }
     }
     let _ = child.kill();
@@ -252,9 +267,10 @@ fn spawn(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_drains_every_request_in_flight_and_exits_zero() {
-    let (dir, admin_port) = shipped_copy();
+    let dir = shipped_copy();
     let mut served = serve(dir.path());
     let port = served.port;
+    let admin_port = served.admin_port;
     let admin = Admin::at(std::net::SocketAddr::from(([127, 0, 0, 1], admin_port)));
     assert_eq!(admin.get("/health").await.status, 200);
     let one = onboard(dir.path(), port, "cmpone").await;
