@@ -33,8 +33,14 @@
 //! - `bench.rs`: `aidhub ledger bench`; `cli.rs`: the other `aidhub ledger` commands.
 //!
 //! Conventions: times are Unix milliseconds passed in by the caller (`now`), so tests
-//! control time; "older than `x` ms" means strictly older. Every mutating method returns
-//! only once its effect, and anything it observed, is durable, whatever it returns.
+//! control time; "older than `x` ms" means strictly older. Durability: the writes an answer
+//! relayed to a partner depends on — [`Ledger::confirm_federation`],
+//! [`Ledger::invalidate_federation`], [`Ledger::settle_request`] with [`Settle::Async`],
+//! [`Ledger::finish_answer`], [`Ledger::learn_federation`], [`Ledger::import_federations`] —
+//! return only once their effect, and anything they observed, is durable, whatever they
+//! return. The others (reservations, opening a request, closing it synchronously, claiming
+//! an answer, profiles) protect nothing once the process is gone, and a backend may let them
+//! reach the disk with the next durable write.
 
 pub mod bench;
 pub mod cli;
@@ -173,8 +179,8 @@ pub type ExportSink<'a> = dyn FnMut(ExportRecord) -> Result<(), LedgerError> + S
 
 /// The hub's durable record, in domain words. Object safe: use it as `Arc<dyn Ledger>`.
 ///
-/// Every mutating method returns only after its write (and any write it observed) is
-/// durable. Methods never hold a lock across an `.await`.
+/// Writes an answer depends on are durable on return (see the module docs for which).
+/// Methods never hold a lock across an `.await`.
 #[async_trait::async_trait]
 pub trait Ledger: Send + Sync + 'static {
     /// The federation of `token`, if known.

@@ -11,8 +11,14 @@
 //! ordered instead so that a crash half-way leaves something the next sweep finishes
 //! (`sweep.rs`).
 //!
-//! Durability: a mutating call returns after a group commit (`group_commit.rs`) made
-//! its write, and anything it read, durable. Stats are counters kept in memory
+//! Durability: a call whose write an answer relayed to a partner depends on returns after a
+//! group commit (`group_commit.rs`) made its write, and anything it read, durable:
+//! confirming a federation (the MSP's 201), withdrawing one (the 204), settling a request
+//! as asynchronous (the CMP's 201), finishing an answer (the MSP's 200), learning and
+//! importing. The others — reservations and their release, opening a request, closing it
+//! synchronously, claiming an answer, profiles — protect nothing once the process is gone
+//! (every request in flight dies with it) and are not waited for; they reach the disk with
+//! the next group commit, which writes everything before it. Stats are counters kept in memory
 //! (`counters.rs`), rebuilt by one scan when the database is opened (which also reads
 //! every federation and request, so a record this version cannot read stops `open`
 //! rather than a request later), then moved by each committed write: `stats` is O(1).
@@ -199,6 +205,13 @@ impl SledLedger {
         self.step(&self.inner.requests, &id_key(id), rule)
     }
 
+    /// Hands back `result` without waiting for a flush: for writes no answer relayed to a
+    /// partner depends on (see the module docs). They reach the disk with the next group
+    /// commit or sled's own periodic flush.
+    fn eventually<R>(&self, result: Result<R, LedgerError>) -> Result<R, LedgerError> {
+        result
+    }
+
     /// Wait for durability, then hand back `result`, whatever it is: even a refusal may
     /// rest on a write of another caller that is not yet on disk.
     async fn durably<R>(&self, result: Result<R, LedgerError>) -> Result<R, LedgerError> {
@@ -234,7 +247,7 @@ impl Ledger for SledLedger {
         let result = self.federation_step(token, |cur| {
             rules::reserve(cur, token, pair, now, stale_after_ms)
         });
-        self.durably(result).await
+        self.eventually(result)
     }
 
     async fn confirm_federation(&self, fed: NewFederation) -> Result<Federation, LedgerError> {
@@ -244,7 +257,7 @@ impl Ledger for SledLedger {
 
     async fn release_federation(&self, token: Uuid, pair: &Pair) -> Result<(), LedgerError> {
         let result = self.federation_step(token, |cur| rules::release(cur, pair));
-        self.durably(result).await
+        self.eventually(result)
     }
 
     async fn learn_federation(&self, fed: NewFederation) -> Result<Federation, LedgerError> {
@@ -268,7 +281,7 @@ impl Ledger for SledLedger {
         // requests, so a racing one simply orders after this open.
         let result = Self::get::<Federation>(&self.inner.federations, &id_key(req.msp_token))
             .and_then(|fed| self.request_step(req.id, |cur| rules::open(fed.as_ref(), cur, &req)));
-        self.durably(result).await
+        self.eventually(result)
     }
 
     async fn settle_request(
@@ -278,7 +291,12 @@ impl Ledger for SledLedger {
         now: u64,
     ) -> Result<AcRequest, LedgerError> {
         let result = self.request_step(id, |cur| rules::settle(cur, settle, now));
-        self.durably(result).await
+        if matches!(settle, Settle::Async { .. }) {
+            // The 201 that follows promises an answer can be matched later.
+            self.durably(result).await
+        } else {
+            self.eventually(result)
+        }
     }
 
     async fn claim_answer(
@@ -292,7 +310,7 @@ impl Ledger for SledLedger {
     ) -> Result<AcRequest, LedgerError> {
         let who = Claimant { msp, cmp, token };
         let result = self.request_step(id, |cur| rules::claim(cur, &who, now, stale_after_ms));
-        self.durably(result).await
+        self.eventually(result)
     }
 
     async fn finish_answer(
@@ -323,7 +341,7 @@ impl Ledger for SledLedger {
             }
             Ok(())
         });
-        self.durably(result).await
+        self.eventually(result)
     }
 
     async fn profiles(&self, token: Uuid) -> Result<Vec<Profile>, LedgerError> {

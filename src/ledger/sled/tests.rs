@@ -156,20 +156,49 @@ async fn unknown_schema_version_is_an_error_naming_the_key() {
 }
 
 #[tokio::test]
-async fn every_mutation_waits_for_a_flush() {
+async fn writes_an_answer_depends_on_wait_for_a_flush_and_only_those() {
     let dir = TestDir::new("flush");
     let ledger = SledLedger::open(dir.path()).unwrap();
     let before = ledger.flush_count();
     let token = Uuid::new_v4();
+    // A reservation protects nothing once the process is gone: not waited for.
     ledger
         .reserve_federation(token, &pair_a(), 1, STALE_MS)
         .await
         .unwrap();
+    assert_eq!(ledger.flush_count(), before);
+    // The federation the MSP's 201 announces is.
+    ledger
+        .confirm_federation(crate::ledger::NewFederation {
+            msp_token: token,
+            pair: pair_a(),
+            sid: None,
+            subscription_type: None,
+            at: 2,
+        })
+        .await
+        .unwrap();
     assert_eq!(ledger.flush_count(), before + 1);
-    // A refusal waits too: the state it saw may not be on disk yet.
+    // A refusal that rests on a durable write waits too.
     let other = crate::ledger::Pair::new("m9", "c9");
-    let taken = ledger.reserve_federation(token, &other, 2, STALE_MS).await;
+    let taken = ledger.reserve_federation(token, &other, 3, STALE_MS).await;
     assert_eq!(taken, Err(LedgerError::TokenTaken));
+    // Opening a request is not waited for; settling it as asynchronous (the CMP's 201) is.
+    let id = Uuid::new_v4();
+    ledger
+        .open_request(crate::ledger::NewAcRequest {
+            id,
+            msp_token: token,
+            pair: pair_a(),
+            at: 4,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ledger.flush_count(), before + 1);
+    ledger
+        .settle_request(id, crate::ledger::Settle::Async { deadline: 100 }, 5)
+        .await
+        .unwrap();
     assert_eq!(ledger.flush_count(), before + 2);
     // Reads do not flush.
     ledger.federation(token).await.unwrap();
@@ -177,8 +206,9 @@ async fn every_mutation_waits_for_a_flush() {
     assert_eq!(ledger.flush_count(), before + 2);
 }
 
-/// Run `writers` tasks doing `each` reservations at once; the ops/s and flushes made.
-async fn concurrent_reservations(ledger: &SledLedger, writers: usize, each: usize) -> (f64, u64) {
+/// Run `writers` tasks doing `each` federation confirmations (durable writes) at once; the
+/// ops/s and flushes made.
+async fn concurrent_confirmations(ledger: &SledLedger, writers: usize, each: usize) -> (f64, u64) {
     let barrier = Arc::new(tokio::sync::Barrier::new(writers));
     let flushes = ledger.flush_count();
     let started = Instant::now();
@@ -188,11 +218,14 @@ async fn concurrent_reservations(ledger: &SledLedger, writers: usize, each: usiz
             tokio::spawn(async move {
                 barrier.wait().await;
                 for i in 0..each {
-                    let token = Uuid::new_v4();
-                    ledger
-                        .reserve_federation(token, &pair_a(), i as u64, STALE_MS)
-                        .await
-                        .unwrap();
+                    let fed = crate::ledger::NewFederation {
+                        msp_token: Uuid::new_v4(),
+                        pair: pair_a(),
+                        sid: None,
+                        subscription_type: None,
+                        at: i as u64,
+                    };
+                    ledger.confirm_federation(fed).await.unwrap();
                 }
             })
         })
@@ -212,7 +245,7 @@ async fn concurrent_writers_share_flushes() {
     ledger.inner.commits.pause(true);
     let writers = tokio::spawn({
         let ledger = ledger.clone();
-        async move { concurrent_reservations(&ledger, 64, 1).await }
+        async move { concurrent_confirmations(&ledger, 64, 1).await }
     });
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
     while ledger.flush_waiters() < 64 {
@@ -223,10 +256,10 @@ async fn concurrent_writers_share_flushes() {
     let (_, flushes) = writers.await.unwrap();
     assert!(flushes <= 2, "64 queued writers cost {flushes} flushes");
     assert_eq!(ledger.flush_waiters(), 0);
-    assert_eq!(ledger.stats().await.unwrap().federations_reserved, 64);
+    assert_eq!(ledger.stats().await.unwrap().federations_active, 64);
 
     // Unheld, on whatever disk this is: still fewer flushes than writers.
-    let (_, flushes) = concurrent_reservations(&ledger, 64, 4).await;
+    let (_, flushes) = concurrent_confirmations(&ledger, 64, 4).await;
     assert!(flushes < 256, "256 writes cost {flushes} flushes");
 }
 
@@ -288,9 +321,9 @@ async fn racing_callers_have_one_winner() {
 async fn timing_report() {
     let dir = TestDir::new("timing");
     let ledger = SledLedger::open(dir.path()).unwrap();
-    let (single, single_flushes) = concurrent_reservations(&ledger, 1, 500).await;
+    let (single, single_flushes) = concurrent_confirmations(&ledger, 1, 500).await;
     println!("single writer: 500 ops, {single:.0} ops/s, {single_flushes} flushes");
-    let (many, many_flushes) = concurrent_reservations(&ledger, 64, 50).await;
+    let (many, many_flushes) = concurrent_confirmations(&ledger, 64, 50).await;
     println!(
         "64 writers: {} ops, {many:.0} ops/s, {many_flushes} flushes",
         64 * 50
