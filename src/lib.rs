@@ -34,6 +34,8 @@
 //! * [`limits`] — per-partner rate limits and upstream in-flight caps.
 //! * [`admin`] — the admin listener; [`watch`] — reload on file change.
 //! * [`run`] — starting and stopping a whole hub; [`cli`] — the command line.
+//! * [`bench`] — the load generator and the side-by-side measurement against a direct call
+//!   and nginx (`aidhub bench`).
 //! * [`pki`] — the development PKI; [`sim`] — simulated partners; [`client`] — a partner's
 //!   client; [`demo`] — the walk-through.
 
@@ -44,6 +46,7 @@ pub mod access;
 pub mod account_id;
 pub mod admin;
 pub mod aid1;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
