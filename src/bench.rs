@@ -68,7 +68,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2)]
     pub warmup_secs: u64,
     /// Partner connections of the load generator (half on the CMP side, half on the MSP side).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub connections: usize,
     /// Speak h2 to the setup instead of HTTP/1.1.
     #[arg(long)]
@@ -210,7 +210,11 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     let settings = Settings::from(args)?;
     let mut setups = args.setups.clone();
     setups.dedup();
-    println!("== aidhub bench: {}", machine());
+    println!(
+        "== aidhub bench: {}; load average {:.2} at start",
+        machine(),
+        procfs::load_average()
+    );
     if cfg!(debug_assertions) {
         println!("   (a debug build: figures are not representative; use --release)");
     }
@@ -242,6 +246,14 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     if !errors.is_empty() {
         println!("\n== errors\n{errors}");
     }
+    println!(
+        "   cores used by other processes during the windows (median): {}; load average now {:.2}",
+        rows.iter()
+            .map(|(s, f)| format!("{} {:.2}", s.name(), f.other_cores))
+            .collect::<Vec<_>>()
+            .join(", "),
+        procfs::load_average()
+    );
     println!("\n== ratios");
     print!("{}", report::ratios(&rows));
     println!("\n== targets");
@@ -353,13 +365,27 @@ async fn measure(
         plan.warmup.as_millis(),
         lanes.len()
     );
-    let watch = vec![pid, world.sims.pid(), std::process::id()];
+    let watch = vec![
+        load::Watch::Tree(pid),
+        load::Watch::Tree(world.sims.pid()),
+        load::Watch::Own(std::process::id()),
+        load::Watch::Machine,
+    ];
     let measured = load::run(lanes, plan, watch).await;
     server.check_alive()?;
     let requests = measured.requests.max(1) as f64;
     let per_request =
         |cpu: Option<&Duration>| cpu.map_or(0.0, |c| c.as_secs_f64() * 1e6 / requests);
     let p = |q: f64| measured.latency.value_at_quantile(q) as f64 / 1000.0;
+    // What the machine did besides the bench's own processes (the direct setup measures
+    // the partners, so they are not counted twice).
+    let cpu = |i: usize| measured.cpu.get(i).copied().unwrap_or_default();
+    let ours = if pid == world.sims.pid() {
+        cpu(0) + cpu(2)
+    } else {
+        cpu(0) + cpu(1) + cpu(2)
+    };
+    let others = cpu(3).saturating_sub(ours).as_secs_f64() / measured.window.as_secs_f64();
     let mut figures = Figures {
         throughput: measured.requests as f64 / measured.window.as_secs_f64(),
         latency_ms: [
@@ -379,6 +405,7 @@ async fn measure(
             .and_then(|p| procfs::memory(p.pid(), "VmHWM"))
             .map(|b| b as f64),
         idle_rss: idle_rss.map(|b| b as f64),
+        other_cores: others,
         ..Figures::default()
     };
     if full {

@@ -58,24 +58,45 @@ pub struct Measured {
     pub latency: Histogram<u64>,
     /// Failed exchanges by kind, over warm-up and window.
     pub errors: BTreeMap<String, u64>,
-    /// CPU time of each watched process tree over the window.
+    /// CPU time of each watched process over the window.
     pub cpu: Vec<Duration>,
 }
 
-/// Runs `lanes` under `plan` while watching the CPU time of the process trees `watch`.
-pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<u32>) -> Measured {
+/// A process whose CPU time a run reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Watch {
+    /// The process and every process below it.
+    Tree(u32),
+    /// The process alone.
+    Own(u32),
+    /// The whole machine.
+    Machine,
+}
+
+impl Watch {
+    fn read(self, ticks: u64) -> Duration {
+        match self {
+            Watch::Tree(pid) => procfs::cpu_time(pid, ticks),
+            Watch::Own(pid) => procfs::own_cpu_time(pid, ticks),
+            Watch::Machine => procfs::machine_busy(ticks),
+        }
+    }
+}
+
+/// Runs `lanes` under `plan` while watching the CPU time of `watch`.
+pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>) -> Measured {
     let start = Instant::now() + Duration::from_millis(20);
     let from = start + plan.warmup;
     let end = from + plan.duration;
     let ticks = procfs::clock_ticks();
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(from.into()).await;
-        let before: Vec<Duration> = watch.iter().map(|&p| procfs::cpu_time(p, ticks)).collect();
+        let before: Vec<Duration> = watch.iter().map(|w| w.read(ticks)).collect();
         tokio::time::sleep_until(end.into()).await;
         watch
             .iter()
             .zip(before)
-            .map(|(&p, b)| procfs::cpu_time(p, ticks).saturating_sub(b))
+            .map(|(w, b)| w.read(ticks).saturating_sub(b))
             .collect::<Vec<_>>()
     });
     let count = lanes.len().max(1);

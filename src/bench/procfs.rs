@@ -44,12 +44,45 @@ pub fn tree(pid: u32) -> Vec<u32> {
 
 /// CPU time used so far by `pid` and its descendants (all threads).
 pub fn cpu_time(pid: u32, ticks_per_sec: u64) -> Duration {
-    let ticks: u64 = tree(pid)
-        .into_iter()
-        .filter_map(read_stat)
-        .map(|s| s.utime + s.stime)
-        .sum();
+    ticks_to_time(tree(pid).into_iter().filter_map(read_stat), ticks_per_sec)
+}
+
+/// CPU time used so far by `pid` alone (all threads; not its children — the bench's own
+/// process is the parent of everything it measures).
+pub fn own_cpu_time(pid: u32, ticks_per_sec: u64) -> Duration {
+    ticks_to_time(read_stat(pid), ticks_per_sec)
+}
+
+fn ticks_to_time(stats: impl IntoIterator<Item = Stat>, ticks_per_sec: u64) -> Duration {
+    let ticks: u64 = stats.into_iter().map(|s| s.utime + s.stime).sum();
     Duration::from_micros(ticks * 1_000_000 / ticks_per_sec.max(1))
+}
+
+/// CPU time the whole machine has been busy (all cores: user, nice, system, irq, softirq,
+/// steal from the first line of `/proc/stat`), to tell how much other processes took.
+pub fn machine_busy(ticks_per_sec: u64) -> Duration {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks = text.lines().next().map_or(0, |line| {
+        let fields: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal: all but idle and iowait.
+        [0, 1, 2, 5, 6, 7]
+            .iter()
+            .filter_map(|&i| fields.get(i))
+            .sum()
+    });
+    Duration::from_micros(ticks * 1_000_000 / ticks_per_sec.max(1))
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), summed over the process tree, in
@@ -115,6 +148,8 @@ mod tests {
         let busy = std::time::Instant::now();
         while busy.elapsed() < Duration::from_millis(30) {}
         assert!(cpu_time(me, clock_ticks()) > Duration::ZERO);
+        assert!(own_cpu_time(me, clock_ticks()) > Duration::ZERO);
+        assert!(machine_busy(clock_ticks()) >= own_cpu_time(me, clock_ticks()));
         assert!(tree(me).contains(&me));
     }
 }

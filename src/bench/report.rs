@@ -32,6 +32,8 @@ pub struct Figures {
     pub cpu_per_conn_us: Option<f64>,
     /// Failures of the connection measurements by kind.
     pub conn_errors: BTreeMap<String, u64>,
+    /// Cores busy with processes other than the bench's during the window (noise).
+    pub other_cores: f64,
 }
 
 impl Figures {
@@ -60,7 +62,7 @@ impl Figures {
         if let Some(per) = self.rss_per_conn {
             line += &format!(", {:.1} KiB/conn", per / 1024.0);
         }
-        line
+        line + &format!("; other processes used {:.2} cores", self.other_cores)
     }
 }
 
@@ -96,6 +98,7 @@ pub fn median(runs: &[Figures]) -> Figures {
         conns_per_s: opt(&|f| f.conns_per_s),
         cpu_per_conn_us: opt(&|f| f.cpu_per_conn_us),
         conn_errors,
+        other_cores: med(&|f| f.other_cores),
     }
 }
 
