@@ -102,6 +102,10 @@ pub struct BenchArgs {
     /// Idle keep-alive connections opened to measure memory per connection.
     #[arg(long, default_value_t = 500)]
     pub idle_connections: usize,
+    /// Put the hub's ledger in a temporary directory here (e.g. /dev/shm) instead of the
+    /// bench directory, to tell the disk's fsync latency from the hub's own cost.
+    #[arg(long)]
+    pub ledger_dir: Option<std::path::PathBuf>,
     /// Then run every setup at half of aidhub's measured throughput and compare p99.
     #[arg(long)]
     pub half_rate: bool,
@@ -225,7 +229,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     } else {
         None
     };
-    let world = World::create(nginx).await?;
+    let world = World::create(nginx, args.ledger_dir.as_deref()).await?;
     println!(
         "   bench directory {}; simulated partners in process {}",
         world.path().display(),

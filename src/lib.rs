@@ -34,7 +34,7 @@
 //! * [`limits`] — per-partner rate limits and upstream in-flight caps.
 //! * [`admin`] — the admin listener; [`watch`] — reload on file change.
 //! * [`run`] — starting and stopping a whole hub; [`cli`] — the command line.
-//! * [`bench`] — the load generator and the side-by-side measurement against a direct call
+//! * [`bench`](mod@bench) — the load generator and the side-by-side measurement against a direct call
 //!   and nginx (`aidhub bench`).
 //! * [`pki`] — the development PKI; [`sim`] — simulated partners; [`client`] — a partner's
 //!   client; [`demo`] — the walk-through.

@@ -33,6 +33,8 @@ pub struct World {
     pub exe: PathBuf,
     /// The nginx binary, when nginx is among the setups.
     pub nginx: Option<PathBuf>,
+    /// Where the hubs' ledgers go, when not in `dir` (removed on drop).
+    ledgers: Option<tempfile::TempDir>,
 }
 
 /// A server under test, stopped when dropped.
@@ -45,11 +47,25 @@ pub struct Server {
 
 impl World {
     /// Writes the PKI and configuration and starts the simulated partners.
-    pub async fn create(nginx: Option<PathBuf>) -> Result<World, String> {
+    /// `ledger_dir` puts the hubs' ledgers in a temporary directory there (another file
+    /// system, e.g. tmpfs, to tell disk latency from the hub's own cost).
+    pub async fn create(
+        nginx: Option<PathBuf>,
+        ledger_dir: Option<&Path>,
+    ) -> Result<World, String> {
         let dir = tempfile::Builder::new()
             .prefix("aidhub-bench-")
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
+        let ledgers = match ledger_dir {
+            Some(parent) => Some(
+                tempfile::Builder::new()
+                    .prefix("aidhub-bench-ledgers-")
+                    .tempdir_in(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?,
+            ),
+            None => None,
+        };
         let certs = stage::certs(dir.path());
         stage::ensure_pki(&certs)?;
         std::fs::create_dir_all(dir.path().join("logs")).map_err(|e| e.to_string())?;
@@ -89,6 +105,7 @@ impl World {
             sims,
             exe,
             nginx,
+            ledgers,
         })
     }
 
@@ -128,9 +145,15 @@ impl World {
         let port = free_port()?;
         let admin = free_port()?;
         let hub_toml = self.dir.path().join(format!("hub-{tag}.toml"));
-        let text = stage::HUB_TOML
-            .replace("path = \"ledger\"", &format!("path = \"ledger-{tag}\""))
-            + &format!(
+        let ledger = match &self.ledgers {
+            Some(dir) => dir.path().join(format!("ledger-{tag}")),
+            None => PathBuf::from(format!("ledger-{tag}")),
+        };
+        // A TOML literal string: no escapes, so any path without a quote fits.
+        let text = stage::HUB_TOML.replace(
+            "path = \"ledger\"",
+            &format!("path = '{}'", ledger.display()),
+        ) + &format!(
             "[listen]\npartners = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n"
         );
         std::fs::write(&hub_toml, text).map_err(|e| format!("{}: {e}", hub_toml.display()))?;
