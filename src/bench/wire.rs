@@ -73,18 +73,19 @@ impl Route {
                     .partner_addrs
                     .get(target)
                     .ok_or_else(|| format!("no simulated partner {target}"))?;
-                let caller = Caller {
-                    client_id: caller.to_owned(),
-                    api_key: None,
-                    basic: None,
+                // The hub's credential at the target, as the hub would send it.
+                let hub = match &target_partner.upstream.credential {
+                    Credential::ApiKey(key) => Caller {
+                        client_id: caller.to_owned(),
+                        api_key: key.expose_str().map(str::to_owned),
+                        basic: None,
+                    },
+                    Credential::Basic { username, password } => Caller {
+                        client_id: caller.to_owned(),
+                        api_key: None,
+                        basic: password.expose_str().map(|p| (username.clone(), p.into())),
+                    },
                 };
-                let mut hub = caller;
-                match &target_partner.upstream.credential {
-                    Credential::ApiKey(k) => hub.api_key = k.expose_str().map(str::to_owned),
-                    Credential::Basic { username, password } => {
-                        hub.basic = password.expose_str().map(|p| (username.clone(), p.into()))
-                    }
-                }
                 credential_headers(&mut headers, &hub)?;
                 let prefix = target_partner.upstream.prefix.clone();
                 (addr, pki::hub_client(&world.certs), prefix)
