@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `certs`, `demo`, `ledger …`.
+//! The command line: `serve`, `check`, `certs`, `demo`, `ledger …`, `bench` (and the hidden
+//! `simulate`, the bench's partner process).
 //!
 //! Each subcommand prints what it does and names the cause of any failure; exit codes are 0
 //! (done), 1 (the configuration or the data is wrong), 2 (usage).
@@ -52,6 +53,18 @@ pub enum Command {
     /// Inspect or load the ledger of a stopped hub.
     #[command(subcommand)]
     Ledger(crate::ledger::cli::LedgerCommand),
+    /// Measure throughput, latency, CPU and memory: direct calls, through aidhub, through nginx.
+    Bench(crate::bench::BenchArgs),
+    /// Run the simulated partners of a routes file until SIGTERM (the bench's partner process).
+    #[command(hide = true)]
+    Simulate {
+        /// The routes file naming the partners and their loopback upstream addresses.
+        #[arg(long)]
+        routes: PathBuf,
+        /// The PKI directory with the partners' server certificates and the CA.
+        #[arg(long)]
+        certs: PathBuf,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -75,6 +88,10 @@ pub fn main() -> ExitCode {
         Command::Demo => runtime.block_on(crate::demo::run()),
         Command::Ledger(command) => {
             runtime.block_on(crate::ledger::cli::run(command, &cli.config, &base))
+        }
+        Command::Bench(args) => runtime.block_on(crate::bench::run(args)),
+        Command::Simulate { routes, certs } => {
+            runtime.block_on(crate::bench::simulate::run(&routes, &certs))
         }
     }
 }

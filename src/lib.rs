@@ -45,6 +45,8 @@
 //! * [`touchpoints`] — the browser-facing redirect directory of AID.02 7.1/7.2 (agreed
 //!   domains, refusal pages); beside the AID1 walk, not part of it.
 //! * [`run`] — starting and stopping a whole hub; [`cli`] — the command line.
+//! * [`bench`](mod@bench) — the load generator and the side-by-side measurement against a direct call
+//!   and nginx (`aidhub bench`).
 //! * [`pki`] — the development PKI; [`sim`] — simulated partners; [`client`] — a partner's
 //!   client; [`demo`] — the walk-through; [`stage`] — a hub (or a cluster of replicas) in
 //!   front of simulated partners, for the demo and the tests.
@@ -56,6 +58,7 @@ pub mod access;
 pub mod account_id;
 pub mod admin;
 pub mod aid1;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -69,6 +69,8 @@ pub struct AsyncDelivery {
 
 #[derive(Default)]
 struct State {
+    /// Load runs: keep no record of requests (memory would grow with every request).
+    forget: bool,
     seen: Vec<Seen>,
     faults: Vec<(String, Fault)>,
     delivered: Vec<(u16, String)>,
@@ -153,6 +155,14 @@ impl SimPartner {
         *lock(&self.delivery) = Some(delivery);
     }
 
+    /// Stops recording requests: [`SimPartner::seen`] stays empty, so a long load run does
+    /// not grow the partner's memory.
+    pub fn forget_requests(&self) {
+        let mut state = lock(&self.state);
+        state.forget = true;
+        state.seen = Vec::new();
+    }
+
     /// Makes requests whose path contains `marker` misbehave.
     pub fn fault(&self, marker: &str, fault: Fault) {
         lock(&self.state).faults.push((marker.to_owned(), fault));
@@ -188,12 +198,14 @@ impl SimPartner {
             .unwrap_or_default();
         let fault = {
             let mut state = lock(&self.state);
-            state.seen.push(Seen {
-                method: parts.method.clone(),
-                path: path.clone(),
-                headers: parts.headers.clone(),
-                body: body.clone(),
-            });
+            if !state.forget {
+                state.seen.push(Seen {
+                    method: parts.method.clone(),
+                    path: path.clone(),
+                    headers: parts.headers.clone(),
+                    body: body.clone(),
+                });
+            }
             state
                 .faults
                 .iter()

@@ -99,23 +99,7 @@ impl Builder {
     pub async fn start(self) -> Result<TestHub, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
         let certs = certs(dir.path());
-        let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let specs: Vec<pki::PartnerCerts<'_>> = PARTNERS
-            .iter()
-            .map(|(id, _)| *id)
-            .chain([ECS_ENTITY])
-            .map(|id| pki::PartnerCerts { id, hosts: &hosts })
-            .collect();
-        pki::ensure(
-            &pki::PkiRequest {
-                dir: &certs,
-                hub_hosts: &hosts,
-                partners: &specs,
-                days: 30,
-            },
-            &mut |_| {},
-        )
-        .map_err(|e| e.to_string())?;
+        ensure_pki(&certs)?;
         let mut partners = BTreeMap::new();
         for (id, side) in PARTNERS {
             let (cert, key) = pki::partner_server(&certs, id);
@@ -164,6 +148,29 @@ impl Builder {
         }
         Ok(hub)
     }
+}
+
+/// Creates the stage's PKI in `certs`: the CA, the hub's certificates and both certificates
+/// of every stage partner, all valid for `localhost` and `127.0.0.1`.
+pub fn ensure_pki(certs: &Path) -> Result<(), String> {
+    let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let specs: Vec<pki::PartnerCerts<'_>> = PARTNERS
+        .iter()
+        .map(|(id, _)| *id)
+        .chain([ECS_ENTITY])
+        .map(|id| pki::PartnerCerts { id, hosts: &hosts })
+        .collect();
+    pki::ensure(
+        &pki::PkiRequest {
+            dir: certs,
+            hub_hosts: &hosts,
+            partners: &specs,
+            days: 30,
+        },
+        &mut |_| {},
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 /// The stage's hub.toml (before edits).
@@ -230,6 +237,16 @@ pub fn touchpoint_toml(id: &str) -> &'static str {
 }
 
 pub(crate) fn routes_toml(partners: &BTreeMap<String, SimPartner>) -> String {
+    let ports = partners
+        .iter()
+        .map(|(id, sim)| (id.clone(), sim.addr.port()))
+        .collect();
+    routes_toml_for_ports(&ports)
+}
+
+/// The stage's routes.toml for stage partners whose upstreams listen on these loopback
+/// ports (by partner id).
+pub fn routes_toml_for_ports(ports: &BTreeMap<String, u16>) -> String {
     let mut out = String::new();
     for (id, side) in PARTNERS {
         let role = if *side == Side::Msp { "msp" } else { "cmp" };
@@ -253,7 +270,7 @@ pub(crate) fn routes_toml(partners: &BTreeMap<String, SimPartner>) -> String {
              [partner.upstream]\nurl = \"https://127.0.0.1:{port}{prefix}\"\nca = [\"certs/ca.pem\"]\n\
              credential = {{ api_key = \"hubAt{id}\" }}\nserver_name = \"localhost\"\n{touchpoint}\n",
             cred = credential(id),
-            port = partners[*id].addr.port(),
+            port = ports.get(*id).copied().unwrap_or_default(),
             touchpoint = touchpoint_toml(id),
         ));
     }

@@ -1,0 +1,271 @@
+//! `aidhub bench`: what the hub costs over a direct call, side by side with nginx doing the
+//! same routing job, on the same machine, partners and traffic.
+//!
+//! Three setups, each measured in turn (and `--runs` times, medians reported):
+//!
+//! * **direct** — the load generator calls the simulated partners itself, presenting the
+//!   hub's client certificate (the floor);
+//! * **aidhub** — through a fresh `aidhub serve` child process (validation and ledger on,
+//!   log level warn);
+//! * **nginx** — through nginx doing mutual TLS on both sides and routing by `target-id`
+//!   ([`nginx`]).
+//!
+//! The simulated partners run in their own child process (`aidhub simulate`, [`simulate`]).
+//! Each measurement starts its server, reads its idle memory, onboards the federations the
+//! mix then uses ([`mix`]), drives the mix for a warm-up and a measured window ([`load`]),
+//! reads CPU time and peak memory from `/proc` ([`procfs`]), then measures fresh
+//! connections and memory per idle connection ([`fresh`]) and stops the server. Everything
+//! lives in one temporary directory ([`world`]); every child process is stopped when the
+//! bench ends, however it ends ([`child`]). [`measure`](mod@measure) runs one measurement;
+//! [`report`] prints the figures.
+
+pub mod child;
+pub mod fresh;
+pub mod load;
+pub mod measure;
+pub mod mix;
+pub mod nginx;
+pub mod procfs;
+pub mod report;
+pub mod simulate;
+pub mod wire;
+pub mod world;
+
+use measure::{measure, Settings};
+use report::Figures;
+use std::process::ExitCode;
+use world::World;
+
+/// One way of reaching the partners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Setup {
+    /// Straight to the simulated partners.
+    Direct,
+    /// Through `aidhub serve`.
+    Aidhub,
+    /// Through nginx.
+    Nginx,
+}
+
+impl Setup {
+    /// Its name in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setup::Direct => "direct",
+            Setup::Aidhub => "aidhub",
+            Setup::Nginx => "nginx",
+        }
+    }
+}
+
+/// `aidhub bench` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Seconds of each measured window.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Seconds of traffic before each window.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_secs: u64,
+    /// Partner connections of the load generator (half on the CMP side, half on the MSP side).
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Speak h2 to the setup instead of HTTP/1.1.
+    #[arg(long)]
+    pub http2: bool,
+    /// With --http2: concurrent streams (lanes) per connection.
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Requests per second on a fixed schedule (open loop), or `max` (closed loop).
+    #[arg(long, default_value = "max")]
+    pub rate: String,
+    /// Measure each setup this many times and report medians.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// The setups to measure, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "direct,aidhub,nginx"
+    )]
+    pub setups: Vec<Setup>,
+    /// Federations onboarded (Send MSP Token) before each measurement.
+    #[arg(long, default_value_t = 200)]
+    pub federations: usize,
+    /// Concurrent tasks opening fresh connections.
+    #[arg(long, default_value_t = 8)]
+    pub handshake_tasks: usize,
+    /// Seconds of the fresh-connection loop.
+    #[arg(long, default_value_t = 3)]
+    pub handshake_secs: u64,
+    /// Idle keep-alive connections opened to measure memory per connection.
+    #[arg(long, default_value_t = 500)]
+    pub idle_connections: usize,
+    /// Put the hub's ledger in a temporary directory here (e.g. /dev/shm) instead of the
+    /// bench directory, to tell the disk's fsync latency from the hub's own cost.
+    #[arg(long)]
+    pub ledger_dir: Option<std::path::PathBuf>,
+    /// Then run every setup at half of aidhub's measured throughput and compare p99.
+    #[arg(long)]
+    pub half_rate: bool,
+    /// A few seconds in total with small numbers: checks that every setup served traffic
+    /// without errors (exit 1 otherwise), not speed.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+/// Runs the bench; Ctrl-C stops it (and its children) too.
+pub async fn run(args: BenchArgs) -> ExitCode {
+    tokio::select! {
+        code = bench(args) => code,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: stopping the child processes");
+            ExitCode::from(130)
+        }
+    }
+}
+
+async fn bench(args: BenchArgs) -> ExitCode {
+    match bench_inner(&args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("aidhub bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
+    let settings = Settings::from(args)?;
+    let mut setups = args.setups.clone();
+    setups.dedup();
+    println!(
+        "== aidhub bench: {}; load average {:.2} at start",
+        machine(),
+        procfs::load_average()
+    );
+    if cfg!(debug_assertions) {
+        println!("   (a debug build: figures are not representative; use --release)");
+    }
+    println!("   traffic: {}", mix::MIX_TEXT);
+    println!("   load: {}", settings.describe());
+    let nginx = if setups.contains(&Setup::Nginx) {
+        Some(nginx::ensure_installed(&mut |line| println!("   {line}"))?)
+    } else {
+        None
+    };
+    let world = World::create(nginx, args.ledger_dir.as_deref()).await?;
+    println!(
+        "   bench directory {}; simulated partners in process {}",
+        world.path().display(),
+        world.sims.pid()
+    );
+    let rows = measure_all(&world, &settings, &setups, settings.plan.rate, true).await?;
+    let what = if settings.plan.rate.is_some() {
+        "fixed rate"
+    } else {
+        "max throughput"
+    };
+    println!("\n== load ({what}; median of {} runs)", settings.runs);
+    print!("{}", report::load_table(&rows));
+    println!("   cpu_µs/req: the process under test (direct: the simulated partners); partners_µs and loadgen_µs: the simulated partners and this load generator, per request");
+    println!("\n== connections (new: full mutual-TLS handshake, no resumption, one request each; idle: {} keep-alive connections)", settings.idle);
+    print!("{}", report::connections_table(&rows));
+    let errors = report::error_lines(&rows);
+    if !errors.is_empty() {
+        println!("\n== errors\n{errors}");
+    }
+    println!(
+        "   cores used by other processes during the windows (median): {}; load average now {:.2}",
+        rows.iter()
+            .map(|(s, f)| format!("{} {:.2}", s.name(), f.other_cores))
+            .collect::<Vec<_>>()
+            .join(", "),
+        procfs::load_average()
+    );
+    println!("\n== ratios");
+    print!("{}", report::ratios(&rows));
+    println!("\n== targets");
+    print!("{}", report::targets(&rows));
+    let mut all = rows.clone();
+    if args.half_rate {
+        let Some((_, hub)) = rows.iter().find(|(s, _)| *s == Setup::Aidhub) else {
+            return Err("--half-rate needs the aidhub setup".into());
+        };
+        let rate = hub.throughput / 2.0;
+        println!(
+            "\n== half rate: every setup at {rate:.0} req/s (half of aidhub's max), open loop"
+        );
+        let half = measure_all(&world, &settings, &setups, Some(rate), false).await?;
+        print!("{}", report::half_rate(rate, &half));
+        all.extend(half);
+    }
+    if args.smoke {
+        return Ok(smoke_verdict(&all));
+    }
+    Ok(true)
+}
+
+/// The smoke check: every setup served traffic and nothing failed.
+fn smoke_verdict(rows: &[(Setup, Figures)]) -> bool {
+    let mut ok = true;
+    for (setup, f) in rows {
+        if f.throughput <= 0.0 || f.error_count() > 0 || f.conns_per_s.is_some_and(|c| c <= 0.0) {
+            println!(
+                "smoke: {} failed ({} errors, {:.0} req/s)",
+                setup.name(),
+                f.error_count(),
+                f.throughput
+            );
+            ok = false;
+        }
+    }
+    if ok {
+        println!("smoke: every setup served traffic without errors");
+    }
+    ok
+}
+
+async fn measure_all(
+    world: &World,
+    settings: &Settings,
+    setups: &[Setup],
+    rate: Option<f64>,
+    full: bool,
+) -> Result<Vec<(Setup, Figures)>, String> {
+    let mut runs: Vec<(Setup, Vec<Figures>)> = setups.iter().map(|s| (*s, Vec::new())).collect();
+    for run in 1..=settings.runs {
+        for (setup, figures) in &mut runs {
+            let tag = format!(
+                "{}-{run}-{}",
+                setup.name(),
+                if full { "max" } else { "half" }
+            );
+            println!("-- {} run {run}/{}: starting", setup.name(), settings.runs);
+            let f = measure(world, settings, *setup, &tag, rate, full).await?;
+            println!("-- {} run {run}: {}", setup.name(), f.line());
+            figures.push(f);
+        }
+    }
+    Ok(runs
+        .into_iter()
+        .map(|(setup, figures)| (setup, report::median(&figures)))
+        .collect())
+}
+
+/// Cores and CPU model, as the report states them.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("{cores} cores, {model}")
+}

@@ -1,0 +1,141 @@
+//! Child processes of a bench (the simulated partners, a hub, nginx): started with their
+//! output in a log file, waited for until their port answers, and always stopped — a
+//! [`ChildProc`] ends its process (and every process below it) when dropped, so an error, a
+//! panic or Ctrl-C leaves nothing running.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a child gets to exit on SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// A running child process that is stopped when dropped.
+pub struct ChildProc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl ChildProc {
+    /// Starts `command` with stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<ChildProc, String> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = file
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(ChildProc {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+        })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// An error naming the exit status and the end of the log, if the child has exited.
+    pub fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "{} exited ({status}); the end of {}:\n{}",
+                self.name,
+                self.log.display(),
+                tail(&self.log)
+            )),
+            Err(e) => Err(format!("{}: {e}", self.name)),
+        }
+    }
+
+    /// Waits until every address accepts TCP connections, or the child dies, or `within`
+    /// passes.
+    pub async fn wait_for_ports(
+        &mut self,
+        addrs: &[SocketAddr],
+        within: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        for addr in addrs {
+            loop {
+                self.check_alive()?;
+                if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "{} did not listen on {addr} within {} s; the end of {}:\n{}",
+                        self.name,
+                        within.as_secs(),
+                        self.log.display(),
+                        tail(&self.log)
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        // Children of the child (nginx's workers) are collected first: once their parent is
+        // gone they are no longer below our child.
+        let family = super::procfs::tree(self.child.id());
+        signal("-TERM", self.child.id());
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in family.into_iter().skip(1) {
+            if Path::new("/proc").join(pid.to_string()).exists() {
+                signal("-KILL", pid);
+            }
+        }
+    }
+}
+
+/// Sends a signal by process id with the `kill` command (the crate forbids `unsafe`, so no
+/// libc call).
+fn signal(which: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .arg(which)
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The last lines of a log file.
+pub fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+}

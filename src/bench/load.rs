@@ -1,0 +1,302 @@
+//! The load generator: lanes that play the mix over their own connections, either as fast as
+//! they can (closed loop) or on a fixed schedule (open loop: every operation has an intended
+//! send time, and its latency is measured from that time, so a stalled server is charged for
+//! the requests it delayed — no coordinated omission), and the CPU time the watched
+//! processes spend in the measured window.
+//!
+//! A lane is one CMP-side connection (Request Activation Code, CSIM status, profile status)
+//! and one MSP-side connection (onboarding, Send Activation Code) for one (MSP, CMP) pair and
+//! its onboarded federations.
+
+use super::mix::{self, Op, Rng};
+use super::procfs;
+use super::wire::Conn;
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::StatusCode;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long an open-loop lane that fell behind may go on after the window before it gives
+/// up the rest of its schedule.
+const LATE: Duration = Duration::from_secs(2);
+
+/// One lane.
+pub struct Lane {
+    /// Carries CMP → MSP calls.
+    pub cmp: Conn,
+    /// Carries MSP → CMP calls.
+    pub msp: Conn,
+    /// The federations of the lane's pair.
+    pub tokens: Arc<Vec<Uuid>>,
+    /// The pair's account-id secret (for new onboardings).
+    pub secret: Arc<[u8]>,
+    /// The lane's own generator.
+    pub rng: Rng,
+}
+
+/// How to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Traffic before the measured window (connections warm, pools filled).
+    pub warmup: Duration,
+    /// The measured window.
+    pub duration: Duration,
+    /// Requests per second for the open loop; `None` for the closed loop.
+    pub rate: Option<f64>,
+}
+
+/// What one run measured.
+pub struct Measured {
+    /// Requests sent in the window and answered.
+    pub requests: u64,
+    /// The window.
+    pub window: Duration,
+    /// Latency of those requests, µs.
+    pub latency: Histogram<u64>,
+    /// Failed exchanges by kind, over warm-up and window.
+    pub errors: BTreeMap<String, u64>,
+    /// CPU time of each watched process over the window.
+    pub cpu: Vec<Duration>,
+}
+
+/// A process whose CPU time a run reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Watch {
+    /// The process and every process below it.
+    Tree(u32),
+    /// The process alone.
+    Own(u32),
+    /// The whole machine.
+    Machine,
+}
+
+impl Watch {
+    fn read(self, ticks: u64) -> Duration {
+        match self {
+            Watch::Tree(pid) => procfs::cpu_time(pid, ticks),
+            Watch::Own(pid) => procfs::own_cpu_time(pid, ticks),
+            Watch::Machine => procfs::machine_busy(ticks),
+        }
+    }
+}
+
+/// Runs `lanes` under `plan` while watching the CPU time of `watch`.
+pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>) -> Measured {
+    let start = Instant::now() + Duration::from_millis(20);
+    let from = start + plan.warmup;
+    let end = from + plan.duration;
+    let ticks = procfs::clock_ticks();
+    let sampler = tokio::spawn(async move {
+        tokio::time::sleep_until(from.into()).await;
+        let before: Vec<Duration> = watch.iter().map(|w| w.read(ticks)).collect();
+        tokio::time::sleep_until(end.into()).await;
+        watch
+            .iter()
+            .zip(before)
+            .map(|(w, b)| w.read(ticks).saturating_sub(b))
+            .collect::<Vec<_>>()
+    });
+    let count = lanes.len().max(1);
+    let period = plan
+        .rate
+        .map(|rate| count as f64 * mix::requests_per_op() / rate.max(0.001));
+    let mut tasks = Vec::new();
+    for (i, mut lane) in lanes.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut rec = Recorder::new(from);
+            match period {
+                None => {
+                    while Instant::now() < end {
+                        let op = mix::pick(&mut lane.rng);
+                        lane.play(op, Instant::now(), &mut rec).await;
+                    }
+                }
+                Some(period) => {
+                    let phase = period * i as f64 / count as f64;
+                    for k in 0u64.. {
+                        let intended = start + Duration::from_secs_f64(phase + period * k as f64);
+                        if intended >= end {
+                            break;
+                        }
+                        if Instant::now() > end + LATE {
+                            let left = ((end - intended).as_secs_f64() / period).ceil() as u64;
+                            *rec.errors
+                                .entry("behind schedule: operations not sent".into())
+                                .or_default() += left;
+                            break;
+                        }
+                        tokio::time::sleep_until(intended.into()).await;
+                        let op = mix::pick(&mut lane.rng);
+                        lane.play(op, intended, &mut rec).await;
+                    }
+                }
+            }
+            rec
+        }));
+    }
+    let mut total = Recorder::new(from);
+    for task in tasks {
+        match task.await {
+            Ok(rec) => total.merge(rec),
+            Err(e) => *total.errors.entry(format!("lane failed: {e}")).or_default() += 1,
+        }
+    }
+    let cpu = sampler.await.unwrap_or_default();
+    Measured {
+        requests: total.requests,
+        window: plan.duration,
+        latency: total.latency,
+        errors: total.errors,
+        cpu,
+    }
+}
+
+impl Lane {
+    /// Plays one operation; the first request's latency counts from `intended`.
+    async fn play(&mut self, op: Op, intended: Instant, rec: &mut Recorder) {
+        let Some(&token) = self.rng.choose(&self.tokens) else {
+            return;
+        };
+        match op {
+            Op::CodeSync => {
+                let call = mix::request_code(&token, &Uuid::new_v4(), false);
+                exchange(&mut self.cmp, call, intended, rec).await;
+            }
+            Op::CsimStatus => {
+                let call = mix::csim_status(&token, self.rng.next_u64());
+                exchange(&mut self.cmp, call, intended, rec).await;
+            }
+            Op::ProfileStatus => {
+                exchange(&mut self.cmp, mix::profile_status(&token), intended, rec).await;
+            }
+            Op::Onboard => {
+                let call = mix::onboard(&Uuid::new_v4(), &self.secret);
+                exchange(&mut self.msp, call, intended, rec).await;
+            }
+            Op::CodeAsync => {
+                let id = Uuid::new_v4();
+                let call = mix::request_code(&token, &id, true);
+                if exchange(&mut self.cmp, call, intended, rec).await {
+                    // The MSP's answer goes out as soon as its 201 is back.
+                    let call = mix::send_code(&token, &id);
+                    exchange(&mut self.msp, call, Instant::now(), rec).await;
+                }
+            }
+        }
+    }
+}
+
+/// Sends one call; records it; true when it got the expected status.
+pub async fn exchange(
+    conn: &mut Conn,
+    call: mix::Call,
+    since: Instant,
+    rec: &mut Recorder,
+) -> bool {
+    let request = conn.route().request(call.method, &call.path, call.body);
+    let outcome = conn.exchange(request).await;
+    rec.record(since, call.function, call.expect, &outcome)
+}
+
+/// Latencies, counts and errors of one lane (or all).
+pub struct Recorder {
+    from: Instant,
+    latency: Histogram<u64>,
+    requests: u64,
+    /// Failures by kind.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Recorder {
+    /// Records requests sent at or after `from`; errors always.
+    pub fn new(from: Instant) -> Recorder {
+        Recorder {
+            from,
+            // 1 µs to 60 s at 3 significant digits: valid bounds, so this cannot fail.
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
+            requests: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    /// Records one exchange begun at `since`; true when it answered `expect`.
+    pub fn record(
+        &mut self,
+        since: Instant,
+        function: &str,
+        expect: u16,
+        outcome: &Result<(StatusCode, Bytes), String>,
+    ) -> bool {
+        let failure = match outcome {
+            Ok((status, _)) if status.as_u16() == expect => None,
+            Ok((status, body)) => {
+                let code = serde_json::from_slice::<serde_json::Value>(body)
+                    .ok()
+                    .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+                    .unwrap_or_else(|| "-".to_owned());
+                Some(format!(
+                    "{function}: status {} code {code}",
+                    status.as_u16()
+                ))
+            }
+            Err(cause) => Some(format!("{function}: {cause}")),
+        };
+        if let Some(kind) = &failure {
+            *self.errors.entry(kind.clone()).or_default() += 1;
+        } else if since >= self.from {
+            let micros = since.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+            let _ = self.latency.record(micros);
+            self.requests += 1;
+        }
+        failure.is_none()
+    }
+
+    fn merge(&mut self, other: Recorder) {
+        let _ = self.latency.add(&other.latency);
+        self.requests += other.requests;
+        for (kind, n) in other.errors {
+            *self.errors.entry(kind).or_default() += n;
+        }
+    }
+}
+
+/// Onboards `count` federations spread over `pairs` (each an MSP-side connection towards
+/// its CMP and the CMP's account-id secret); returns each pair's tokens.
+pub async fn onboard(
+    pairs: Vec<(Conn, Arc<[u8]>)>,
+    count: usize,
+) -> Result<Vec<Arc<Vec<Uuid>>>, String> {
+    let n = pairs.len().max(1);
+    let mut tasks = Vec::new();
+    for (i, (mut conn, secret)) in pairs.into_iter().enumerate() {
+        let share = count / n + usize::from(i < count % n);
+        tasks.push(tokio::spawn(async move {
+            let mut tokens = Vec::with_capacity(share);
+            let mut rec = Recorder::new(Instant::now());
+            for _ in 0..share {
+                let token = Uuid::new_v4();
+                if !exchange(
+                    &mut conn,
+                    mix::onboard(&token, &secret),
+                    Instant::now(),
+                    &mut rec,
+                )
+                .await
+                {
+                    let errors: Vec<String> = rec.errors.keys().cloned().collect();
+                    return Err(format!("onboarding failed: {}", errors.join("; ")));
+                }
+                tokens.push(token);
+            }
+            Ok(Arc::new(tokens))
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.map_err(|e| format!("onboarding task: {e}"))??);
+    }
+    Ok(out)
+}

@@ -1,0 +1,295 @@
+//! One measurement of one setup: start its server, read its idle memory, onboard the
+//! federations, open the lanes' connections, drive the mix, read CPU time and peak memory,
+//! then fresh connections and memory per idle connection, and stop the server. Also the
+//! options as a measurement uses them ([`Settings`]).
+
+use super::report::Figures;
+use super::wire::{Conn, Route, Wire};
+use super::world::{Server, World};
+use super::{fresh, load, mix, procfs, BenchArgs, Setup};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The options once `--smoke` and `--rate` are applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Warm-up, window and rate.
+    pub plan: load::Plan,
+    /// Connections of the load generator (both sides).
+    pub connections: usize,
+    /// Lanes per connection pair (h2), else 1.
+    pub streams: usize,
+    /// Speak h2.
+    pub h2: bool,
+    /// Measurements per setup.
+    pub runs: usize,
+    /// Federations onboarded before each measurement.
+    pub federations: usize,
+    /// Concurrent tasks opening fresh connections.
+    pub handshake_tasks: usize,
+    /// How long they open connections.
+    pub handshake: Duration,
+    /// Idle connections held to measure memory per connection.
+    pub idle: usize,
+}
+
+impl Settings {
+    /// Applies `--smoke` and `--rate` to the options.
+    pub fn from(args: &BenchArgs) -> Result<Settings, String> {
+        let rate = match args.rate.as_str() {
+            "max" => None,
+            text => Some(
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|r| *r > 0.0)
+                    .ok_or_else(|| format!("--rate {text}: a positive number or `max`"))?,
+            ),
+        };
+        let mut s = Settings {
+            plan: load::Plan {
+                warmup: Duration::from_secs(args.warmup_secs),
+                duration: Duration::from_secs(args.duration_secs.max(1)),
+                rate,
+            },
+            connections: args.connections.max(2),
+            streams: if args.http2 { args.streams.max(1) } else { 1 },
+            h2: args.http2,
+            runs: args.runs.max(1),
+            federations: args.federations.max(mix::PAIRS.len()),
+            handshake_tasks: args.handshake_tasks,
+            handshake: Duration::from_secs(args.handshake_secs),
+            idle: args.idle_connections,
+        };
+        if args.smoke {
+            s.plan.warmup = Duration::from_millis(300);
+            s.plan.duration = Duration::from_secs(1);
+            s.connections = s.connections.min(4);
+            s.runs = 1;
+            s.federations = 12;
+            s.handshake_tasks = 2;
+            s.handshake = Duration::from_millis(500);
+            s.idle = 10;
+        }
+        Ok(s)
+    }
+
+    /// The load in words.
+    pub fn describe(&self) -> String {
+        let lanes = self.connections / 2 * self.streams;
+        let protocol = if self.h2 {
+            format!("h2 ({} streams per connection)", self.streams)
+        } else {
+            "HTTP/1.1 keep-alive".to_owned()
+        };
+        let lp = match self.plan.rate {
+            None => "closed loop (as fast as answers come)".to_owned(),
+            Some(r) => format!("open loop at {r:.0} req/s (latency from the intended send time)"),
+        };
+        format!(
+            "{protocol}, {} connections, {lanes} lanes, {lp}, {} s after {} ms warm-up",
+            self.connections / 2 * 2,
+            self.plan.duration.as_secs(),
+            self.plan.warmup.as_millis()
+        )
+    }
+}
+
+/// One measurement of one setup.
+pub async fn measure(
+    world: &World,
+    settings: &Settings,
+    setup: Setup,
+    tag: &str,
+    rate: Option<f64>,
+    full: bool,
+) -> Result<Figures, String> {
+    let mut server = world.start(setup, tag, settings.h2).await?;
+    let pid = world.measured_pid(&server);
+    let idle_rss = server
+        .process
+        .as_ref()
+        .and_then(|p| procfs::memory(p.pid(), "VmRSS"));
+    let wire = Wire {
+        h2: settings.h2,
+        resume: true,
+    };
+    let mut pairs = Vec::new();
+    for (msp, cmp) in mix::PAIRS {
+        let route = Arc::new(Route::new(world, &server, msp, cmp, wire)?);
+        pairs.push((Conn::new(route, None), secret(world, msp, cmp)?));
+    }
+    let tokens = load::onboard(pairs, settings.federations).await?;
+    println!(
+        "   onboarded {} federations through {}",
+        settings.federations,
+        setup.name()
+    );
+    let lanes = lanes(world, &server, settings, &tokens).await?;
+    let plan = load::Plan {
+        rate,
+        ..settings.plan
+    };
+    println!(
+        "   measuring for {} s after {} ms warm-up over {} lanes",
+        plan.duration.as_secs(),
+        plan.warmup.as_millis(),
+        lanes.len()
+    );
+    let watch = vec![
+        load::Watch::Tree(pid),
+        load::Watch::Tree(world.sims.pid()),
+        load::Watch::Own(std::process::id()),
+        load::Watch::Machine,
+    ];
+    let measured = load::run(lanes, plan, watch).await;
+    server.check_alive()?;
+    let requests = measured.requests.max(1) as f64;
+    let per_request =
+        |cpu: Option<&Duration>| cpu.map_or(0.0, |c| c.as_secs_f64() * 1e6 / requests);
+    let p = |q: f64| measured.latency.value_at_quantile(q) as f64 / 1000.0;
+    // What the machine did besides the bench's own processes (the direct setup measures
+    // the partners, so they are not counted twice).
+    let cpu = |i: usize| measured.cpu.get(i).copied().unwrap_or_default();
+    let ours = if pid == world.sims.pid() {
+        cpu(0) + cpu(2)
+    } else {
+        cpu(0) + cpu(1) + cpu(2)
+    };
+    let others = cpu(3).saturating_sub(ours).as_secs_f64() / measured.window.as_secs_f64();
+    let mut figures = Figures {
+        throughput: measured.requests as f64 / measured.window.as_secs_f64(),
+        latency_ms: [
+            p(0.5),
+            p(0.9),
+            p(0.99),
+            p(0.999),
+            measured.latency.max() as f64 / 1000.0,
+        ],
+        errors: measured.errors,
+        cpu_us: per_request(measured.cpu.first()),
+        partners_cpu_us: per_request(measured.cpu.get(1)),
+        loadgen_cpu_us: per_request(measured.cpu.get(2)),
+        peak_rss: server
+            .process
+            .as_ref()
+            .and_then(|p| procfs::memory(p.pid(), "VmHWM"))
+            .map(|b| b as f64),
+        idle_rss: idle_rss.map(|b| b as f64),
+        other_cores: others,
+        ..Figures::default()
+    };
+    if full {
+        connections(world, &server, settings, &tokens, pid, &mut figures).await?;
+    }
+    server.check_alive()?;
+    Ok(figures)
+}
+
+/// Fresh connections per second, and memory per idle connection (servers only).
+async fn connections(
+    world: &World,
+    server: &Server,
+    settings: &Settings,
+    tokens: &[Arc<Vec<uuid::Uuid>>],
+    pid: u32,
+    figures: &mut Figures,
+) -> Result<(), String> {
+    let (msp, cmp) = mix::PAIRS[0];
+    let token = tokens
+        .first()
+        .and_then(|t| t.first())
+        .ok_or("no federation")?;
+    let path = format!("/v1/profiles/status/{token}");
+    if server.process.is_some() && settings.idle > 0 {
+        println!("   holding {} idle connections", settings.idle);
+        let wire = Wire {
+            h2: settings.h2,
+            resume: true,
+        };
+        let route = Arc::new(Route::new(world, server, cmp, msp, wire)?);
+        let idle = fresh::hold_idle(route, path.clone(), settings.idle, pid).await;
+        figures.rss_per_conn = idle.per_connection();
+        figures.conn_errors.extend(
+            idle.errors
+                .into_iter()
+                .map(|(k, n)| (format!("idle: {k}"), n)),
+        );
+    }
+    if settings.handshake_tasks > 0 && !settings.handshake.is_zero() {
+        println!(
+            "   opening fresh connections for {} ms",
+            settings.handshake.as_millis()
+        );
+        let wire = Wire {
+            h2: false,
+            resume: false,
+        };
+        let route = Arc::new(Route::new(world, server, cmp, msp, wire)?);
+        let f = fresh::handshakes(
+            route,
+            path,
+            settings.handshake_tasks,
+            settings.handshake,
+            pid,
+        )
+        .await;
+        figures.conns_per_s = Some(f.connections as f64 / f.window.as_secs_f64());
+        figures.cpu_per_conn_us = Some(f.cpu.as_secs_f64() * 1e6 / f.connections.max(1) as f64);
+        figures.conn_errors.extend(
+            f.errors
+                .into_iter()
+                .map(|(k, n)| (format!("fresh: {k}"), n)),
+        );
+    }
+    Ok(())
+}
+
+/// Opens every lane's connections before the measurement starts.
+async fn lanes(
+    world: &World,
+    server: &Server,
+    settings: &Settings,
+    tokens: &[Arc<Vec<uuid::Uuid>>],
+) -> Result<Vec<load::Lane>, String> {
+    let wire = Wire {
+        h2: settings.h2,
+        resume: true,
+    };
+    let mut lanes = Vec::new();
+    for group in 0..settings.connections / 2 {
+        let pair = group % mix::PAIRS.len();
+        let (msp, cmp) = mix::PAIRS[pair];
+        let cmp_route = Arc::new(Route::new(world, server, cmp, msp, wire)?);
+        let msp_route = Arc::new(Route::new(world, server, msp, cmp, wire)?);
+        let cmp_sender = cmp_route.connect().await?;
+        let msp_sender = msp_route.connect().await?;
+        let secret = secret(world, msp, cmp)?;
+        // h2 lanes of a group share its two connections; an HTTP/1.1 group has one lane.
+        let mut cmp_senders: Vec<_> = (1..settings.streams)
+            .filter_map(|_| cmp_sender.share())
+            .collect();
+        let mut msp_senders: Vec<_> = (1..settings.streams)
+            .filter_map(|_| msp_sender.share())
+            .collect();
+        cmp_senders.push(cmp_sender);
+        msp_senders.push(msp_sender);
+        for (stream, (c, m)) in cmp_senders.into_iter().zip(msp_senders).enumerate() {
+            lanes.push(load::Lane {
+                cmp: Conn::new(cmp_route.clone(), Some(c)),
+                msp: Conn::new(msp_route.clone(), Some(m)),
+                tokens: tokens[pair].clone(),
+                secret: secret.clone(),
+                rng: mix::Rng::new((group * 1000 + stream) as u64 + 1),
+            });
+        }
+    }
+    Ok(lanes)
+}
+
+fn secret(world: &World, msp: &str, cmp: &str) -> Result<Arc<[u8]>, String> {
+    world
+        .partner(cmp)?
+        .account_id_secret_for(msp)
+        .map(|s| Arc::from(s.expose()))
+        .ok_or_else(|| format!("{cmp} has no account-id secret for {msp}"))
+}

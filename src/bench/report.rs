@@ -1,0 +1,327 @@
+//! The bench's figures and how they are printed: one line per measurement as it finishes,
+//! then per setup the median of every figure over the runs, the ratios aidhub/direct and
+//! aidhub/nginx, and the targets with the measured values against them.
+
+use super::Setup;
+use std::collections::BTreeMap;
+
+/// What one measurement of one setup found.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    /// Answered requests per second in the window.
+    pub throughput: f64,
+    /// Latency percentiles and maximum, ms: p50, p90, p99, p99.9, max.
+    pub latency_ms: [f64; 5],
+    /// Failed exchanges by kind (onboarding excluded: it stops the bench).
+    pub errors: BTreeMap<String, u64>,
+    /// CPU time per request of the process under test (direct: the partners), µs.
+    pub cpu_us: f64,
+    /// CPU time per request of the simulated partners, µs.
+    pub partners_cpu_us: f64,
+    /// CPU time per request of the load generator (this process), µs.
+    pub loadgen_cpu_us: f64,
+    /// Peak resident size of the process under test, bytes.
+    pub peak_rss: Option<f64>,
+    /// Resident size right after start, bytes.
+    pub idle_rss: Option<f64>,
+    /// Resident bytes per open idle partner connection.
+    pub rss_per_conn: Option<f64>,
+    /// New mutual-TLS connections per second.
+    pub conns_per_s: Option<f64>,
+    /// CPU time per new connection of the process under test, µs.
+    pub cpu_per_conn_us: Option<f64>,
+    /// Failures of the connection measurements by kind.
+    pub conn_errors: BTreeMap<String, u64>,
+    /// Cores busy with processes other than the bench's during the window (noise).
+    pub other_cores: f64,
+}
+
+impl Figures {
+    /// All errors of the measurement.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum::<u64>() + self.conn_errors.values().sum::<u64>()
+    }
+
+    /// One line as a measurement finishes.
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} errors, CPU {:.0} µs/req",
+            self.throughput,
+            self.latency_ms[0],
+            self.latency_ms[2],
+            self.latency_ms[4],
+            self.errors.values().sum::<u64>(),
+            self.cpu_us,
+        );
+        if let Some(peak) = self.peak_rss {
+            line += &format!(", peak RSS {:.1} MiB", peak / MIB);
+        }
+        if let Some(rate) = self.conns_per_s {
+            line += &format!(", {rate:.0} new conn/s");
+        }
+        if let Some(per) = self.rss_per_conn {
+            line += &format!(", {:.1} KiB/conn", per / 1024.0);
+        }
+        line + &format!("; other processes used {:.2} cores", self.other_cores)
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The median of each figure over several measurements of one setup; errors are summed.
+pub fn median(runs: &[Figures]) -> Figures {
+    let med = |f: &dyn Fn(&Figures) -> f64| middle(runs.iter().map(f).collect());
+    let opt = |f: &dyn Fn(&Figures) -> Option<f64>| {
+        let values: Vec<f64> = runs.iter().filter_map(f).collect();
+        (!values.is_empty()).then(|| middle(values))
+    };
+    let mut errors = BTreeMap::new();
+    let mut conn_errors = BTreeMap::new();
+    for run in runs {
+        for (k, n) in &run.errors {
+            *errors.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &run.conn_errors {
+            *conn_errors.entry(k.clone()).or_default() += n;
+        }
+    }
+    Figures {
+        throughput: med(&|f| f.throughput),
+        latency_ms: [0, 1, 2, 3, 4].map(|i| med(&|f| f.latency_ms[i])),
+        errors,
+        cpu_us: med(&|f| f.cpu_us),
+        partners_cpu_us: med(&|f| f.partners_cpu_us),
+        loadgen_cpu_us: med(&|f| f.loadgen_cpu_us),
+        peak_rss: opt(&|f| f.peak_rss),
+        idle_rss: opt(&|f| f.idle_rss),
+        rss_per_conn: opt(&|f| f.rss_per_conn),
+        conns_per_s: opt(&|f| f.conns_per_s),
+        cpu_per_conn_us: opt(&|f| f.cpu_per_conn_us),
+        conn_errors,
+        other_cores: med(&|f| f.other_cores),
+    }
+}
+
+fn middle(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn or_dash(value: Option<f64>, scale: f64, digits: usize) -> String {
+    value.map_or("-".to_owned(), |v| format!("{:.*}", digits, v / scale))
+}
+
+/// The load table: one row per setup.
+pub fn load_table(rows: &[(Setup, Figures)]) -> String {
+    let mut out = format!(
+        "{:<8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>7} {:>6} {:>10} {:>11} {:>10} {:>8}\n",
+        "setup",
+        "req/s",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "p99.9_ms",
+        "max_ms",
+        "errors",
+        "cpu_µs/req",
+        "partners_µs",
+        "loadgen_µs",
+        "peak_MiB"
+    );
+    for (setup, f) in rows {
+        let [p50, p90, p99, p999, max] = f.latency_ms;
+        out += &format!(
+            "{:<8} {:>8.0} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>7.1} {:>6} {:>10.0} {:>11.0} {:>10.0} {:>8}\n",
+            setup.name(),
+            f.throughput,
+            p50,
+            p90,
+            p99,
+            p999,
+            max,
+            f.errors.values().sum::<u64>(),
+            f.cpu_us,
+            f.partners_cpu_us,
+            f.loadgen_cpu_us,
+            or_dash(f.peak_rss, MIB, 1),
+        );
+    }
+    out
+}
+
+/// The connections table: one row per setup.
+pub fn connections_table(rows: &[(Setup, Figures)]) -> String {
+    let mut out = format!(
+        "{:<8} {:>8} {:>11} {:>6} {:>9} {:>9}\n",
+        "setup", "conn/s", "cpu_µs/conn", "errors", "idle_MiB", "KiB/conn"
+    );
+    for (setup, f) in rows {
+        out += &format!(
+            "{:<8} {:>8} {:>11} {:>6} {:>9} {:>9}\n",
+            setup.name(),
+            or_dash(f.conns_per_s, 1.0, 0),
+            or_dash(f.cpu_per_conn_us, 1.0, 0),
+            f.conn_errors.values().sum::<u64>(),
+            or_dash(f.idle_rss, MIB, 1),
+            or_dash(f.rss_per_conn, 1024.0, 1),
+        );
+    }
+    out
+}
+
+/// Every error kind of every setup, one per line.
+pub fn error_lines(rows: &[(Setup, Figures)]) -> String {
+    let mut out = String::new();
+    for (setup, f) in rows {
+        for (kind, n) in f.errors.iter().chain(&f.conn_errors) {
+            out += &format!("  {}: {kind} ×{n}\n", setup.name());
+        }
+    }
+    out
+}
+
+/// aidhub against the other setups: throughput, CPU per request and p99.
+pub fn ratios(rows: &[(Setup, Figures)]) -> String {
+    let find = |s: Setup| rows.iter().find(|(setup, _)| *setup == s).map(|(_, f)| f);
+    let Some(hub) = find(Setup::Aidhub) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for other in [Setup::Direct, Setup::Nginx] {
+        if let Some(f) = find(other) {
+            out += &format!(
+                "aidhub/{:<6}  throughput {:.2}×   CPU per request {:.2}×   p99 {:.2}×\n",
+                other.name(),
+                hub.throughput / f.throughput.max(f64::MIN_POSITIVE),
+                hub.cpu_us / f.cpu_us.max(f64::MIN_POSITIVE),
+                hub.latency_ms[2] / f.latency_ms[2].max(f64::MIN_POSITIVE),
+            );
+        }
+    }
+    out
+}
+
+/// The targets that a max-throughput run can judge.
+pub fn targets(rows: &[(Setup, Figures)]) -> String {
+    let find = |s: Setup| rows.iter().find(|(setup, _)| *setup == s).map(|(_, f)| f);
+    let Some(hub) = find(Setup::Aidhub) else {
+        return String::new();
+    };
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let mut out = String::new();
+    if let Some(nginx) = find(Setup::Nginx) {
+        let t = hub.throughput / nginx.throughput.max(f64::MIN_POSITIVE);
+        out += &format!(
+            "throughput ≥ 1.2× nginx's: {t:.2}× ({})\n",
+            verdict(t >= 1.2)
+        );
+        let c = hub.cpu_us / nginx.cpu_us.max(f64::MIN_POSITIVE);
+        out += &format!(
+            "CPU per request ≤ 0.8× nginx's: {c:.2}× ({})\n",
+            verdict(c <= 0.8)
+        );
+        if let (Some(h), Some(n)) = (hub.conns_per_s, nginx.conns_per_s) {
+            out += &format!(
+                "new connections/s ≥ nginx's: {h:.0} vs {n:.0} ({})\n",
+                verdict(h >= n)
+            );
+        }
+    }
+    if let Some(idle) = hub.idle_rss {
+        out += &format!(
+            "idle RSS < 30 MiB: {:.1} MiB ({})\n",
+            idle / MIB,
+            verdict(idle < 30.0 * MIB)
+        );
+    }
+    if let Some(per) = hub.rss_per_conn {
+        out += &format!(
+            "RSS per open partner connection < 64 KiB: {:.1} KiB ({})\n",
+            per / 1024.0,
+            verdict(per < 64.0 * 1024.0)
+        );
+    }
+    out
+}
+
+/// The half-rate comparison: p99 of each setup and what aidhub adds over direct.
+pub fn half_rate(rate: f64, rows: &[(Setup, Figures)]) -> String {
+    let mut out = format!(
+        "{:<8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>6}\n",
+        "setup", "req/s", "p50_ms", "p99_ms", "p99.9_ms", "max_ms", "errors"
+    );
+    for (setup, f) in rows {
+        out += &format!(
+            "{:<8} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>7.1} {:>6}\n",
+            setup.name(),
+            f.throughput,
+            f.latency_ms[0],
+            f.latency_ms[2],
+            f.latency_ms[3],
+            f.latency_ms[4],
+            f.errors.values().sum::<u64>()
+        );
+    }
+    let find = |s: Setup| rows.iter().find(|(setup, _)| *setup == s).map(|(_, f)| f);
+    if let (Some(hub), Some(direct)) = (find(Setup::Aidhub), find(Setup::Direct)) {
+        let added = hub.latency_ms[2] - direct.latency_ms[2];
+        out += &format!(
+            "at {rate:.0} req/s aidhub adds {added:.2} ms to p99 over direct (target ≤ 1 ms: {})\n",
+            if added <= 1.0 { "met" } else { "MISSED" }
+        );
+    }
+    if let (Some(hub), Some(nginx)) = (find(Setup::Aidhub), find(Setup::Nginx)) {
+        out += &format!(
+            "at {rate:.0} req/s aidhub's p99 is {:.2} ms against nginx's {:.2} ms\n",
+            hub.latency_ms[2], nginx.latency_ms[2]
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(middle(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(middle(vec![5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(middle(vec![]), 0.0);
+    }
+
+    #[test]
+    fn medians_take_each_figure_on_its_own_and_sum_the_errors() {
+        let run = |t: f64, e: u64| Figures {
+            throughput: t,
+            errors: BTreeMap::from([("x".to_owned(), e)]),
+            idle_rss: (t > 1.0).then_some(t),
+            ..Figures::default()
+        };
+        let m = median(&[run(1.0, 1), run(3.0, 0), run(2.0, 2)]);
+        assert_eq!(m.throughput, 2.0);
+        assert_eq!(m.errors["x"], 3);
+        assert_eq!(m.idle_rss, Some(2.5));
+    }
+
+    #[test]
+    fn the_load_table_has_a_row_per_setup_with_its_errors() {
+        let rows = vec![
+            (Setup::Direct, Figures::default()),
+            (Setup::Aidhub, Figures::default()),
+        ];
+        let table = load_table(&rows);
+        let row = table.lines().find(|l| l.starts_with("aidhub ")).unwrap();
+        let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+        let column = header.iter().position(|h| *h == "errors").unwrap();
+        assert_eq!(row.split_whitespace().nth(column), Some("0"), "{table}");
+    }
+}

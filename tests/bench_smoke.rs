@@ -1,0 +1,126 @@
+//! `aidhub bench --smoke`: every setup serves the mix without errors — through the real
+//! binary, its child processes (simulated partners, `aidhub serve`, nginx when installed)
+//! and real mutual TLS. A check that the bench works, not of speed.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aidhub");
+
+/// Far above the ~10 s a smoke run takes; only a hang gets here.
+const WITHIN: Duration = Duration::from_secs(120);
+
+fn nginx_installed() -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(Into::into))
+        .any(|dir| dir.join("nginx").is_file())
+}
+
+/// Runs the binary, killing it if it outlives `WITHIN`; returns (success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start aidhub");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + WITHIN;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.is_some(), "the smoke bench hung:\n{out}\n{err}");
+    (status.is_some_and(|s| s.success()), out, err)
+}
+
+/// The rows of the table that follows the line starting with `heading`, by setup name.
+fn table<'a>(text: &'a str, heading: &str) -> (Vec<&'a str>, Vec<Vec<&'a str>>) {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(heading)).skip(1);
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let rows = lines
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with(' '))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn every_setup_serves_the_mix_without_errors() {
+    let mut setups = vec!["direct", "aidhub"];
+    if nginx_installed() {
+        setups.push("nginx");
+    } else {
+        println!("skipped nginx: not installed");
+    }
+    let list = setups.join(",");
+    let started = Instant::now();
+    let (ok, out, err) = run(&["bench", "--smoke", "--setups", &list]);
+    println!("{out}\nsmoke bench took {:?}", started.elapsed());
+    assert!(ok, "exit code not 0:\n{out}\n{err}");
+    assert!(
+        out.contains("smoke: every setup served traffic without errors"),
+        "{out}"
+    );
+
+    let (header, rows) = table(&out, "== load");
+    let errors = header
+        .iter()
+        .position(|h| *h == "errors")
+        .expect("errors column");
+    let throughput = header
+        .iter()
+        .position(|h| *h == "req/s")
+        .expect("req/s column");
+    for setup in &setups {
+        let row = rows
+            .iter()
+            .find(|r| r.first() == Some(setup))
+            .unwrap_or_else(|| panic!("no row for {setup} in:\n{out}"));
+        assert_eq!(row[errors], "0", "{setup} had errors:\n{out}");
+        let rate: f64 = row[throughput].parse().unwrap();
+        assert!(rate > 0.0, "{setup} served nothing:\n{out}");
+    }
+
+    let (header, rows) = table(&out, "== connections");
+    let errors = header
+        .iter()
+        .position(|h| *h == "errors")
+        .expect("errors column");
+    for setup in &setups {
+        let row = rows.iter().find(|r| r.first() == Some(setup)).unwrap();
+        assert_eq!(row[errors], "0", "{setup} failed fresh connections:\n{out}");
+    }
+}
+
+#[test]
+fn a_rate_that_is_not_a_number_is_refused_before_anything_starts() {
+    let (ok, _, err) = run(&["bench", "--smoke", "--rate", "fast"]);
+    assert!(!ok);
+    assert!(err.contains("--rate fast"), "{err}");
+}
