@@ -5,7 +5,9 @@
 //! and settle an activation-code request — on fresh keys, so writers never wait for each
 //! other's rows: what is measured is the backend, not contention on one record. It runs
 //! with one writer and with many at once, and prints, per call, how many ran, their rate
-//! over the run's wall time, and the 50th and 99th percentile latency.
+//! over the run's wall time, and the 50th and 99th percentile latency. With `--preload N`
+//! it then loads N federations (as `ledger import` does, in batches, printing progress)
+//! and measures token lookups among them, with the process's resident memory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -141,4 +143,73 @@ async fn writer(
         timed(4, t);
     }
     Ok(latencies)
+}
+
+/// Loads `count` federations in batches of 10 000 (printing progress), then times
+/// `lookups` reads of random loaded tokens. Returns the lookup latencies (µs) and the load
+/// time.
+pub async fn preload_and_lookup(
+    ledger: &dyn Ledger,
+    count: usize,
+    lookups: usize,
+) -> Result<(Histogram<u64>, Duration), LedgerError> {
+    const BATCH: usize = 10_000;
+    let started = Instant::now();
+    let now = crate::aid1::lifecycle::now_ms();
+    let pair = Pair::new("benchmsp", "benchcmp");
+    let mut sample = Vec::with_capacity(lookups.min(count));
+    let mut loaded = 0;
+    while loaded < count {
+        let n = BATCH.min(count - loaded);
+        let batch: Vec<NewFederation> = (0..n)
+            .map(|_| NewFederation {
+                msp_token: Uuid::new_v4(),
+                pair: pair.clone(),
+                sid: None,
+                subscription_type: Some("private".into()),
+                at: now,
+            })
+            .collect();
+        // Every `count / lookups`-th token is looked up later.
+        let stride = (count / lookups.max(1)).max(1);
+        sample.extend(
+            batch
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (loaded + i) % stride == 0)
+                .map(|(_, f)| f.msp_token),
+        );
+        ledger.import_federations(batch).await?;
+        loaded += n;
+        if loaded % 100_000 == 0 || loaded == count {
+            eprintln!("   loaded {loaded} of {count} federations");
+        }
+    }
+    let load_time = started.elapsed();
+    let mut latencies = histogram();
+    for token in sample.iter().take(lookups) {
+        let t = Instant::now();
+        let found = ledger.federation(*token).await?;
+        let _ = latencies.record(t.elapsed().as_micros().max(1) as u64);
+        if found.is_none() {
+            return Err(LedgerError::Storage(format!(
+                "loaded token {token} not found"
+            )));
+        }
+    }
+    Ok((latencies, load_time))
+}
+
+/// The resident and peak resident memory of this process, in MiB (Linux `/proc`).
+pub fn rss_mib() -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }

@@ -84,6 +84,9 @@ pub enum LedgerCommand {
         /// PostgreSQL connections (default: the largest writer count).
         #[arg(long)]
         pool_size: Option<usize>,
+        /// Then load this many federations and time lookups among them (e.g. 1000000).
+        #[arg(long, default_value_t = 0)]
+        preload: usize,
     },
 }
 
@@ -114,6 +117,7 @@ pub async fn run(command: LedgerCommand, config: &Path, base: &Path) -> ExitCode
         rounds,
         writers,
         pool_size,
+        preload,
     } = command
     {
         let scratch = Scratch {
@@ -121,7 +125,7 @@ pub async fn run(command: LedgerCommand, config: &Path, base: &Path) -> ExitCode
             url,
             pool_size: pool_size.unwrap_or_else(|| writers.iter().copied().max().unwrap_or(1)),
         };
-        return match benchmark(&config, scratch, rounds, &writers).await {
+        return match benchmark(&config, scratch, rounds, &writers, preload).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("aidhub: {e}");
@@ -190,6 +194,7 @@ async fn benchmark(
     scratch: Scratch,
     rounds: usize,
     writers: &[usize],
+    preload: usize,
 ) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let (ledger, schema): (Arc<dyn Ledger>, Option<PostgresSettings>) =
@@ -238,6 +243,9 @@ async fn benchmark(
             }
         }
     }
+    if outcome.is_ok() && preload > 0 {
+        outcome = lookups(&*ledger, &scratch.backend, preload).await;
+    }
     drop(ledger);
     if let Some(settings) = schema {
         PostgresLedger::drop_schema(&settings)
@@ -245,6 +253,24 @@ async fn benchmark(
             .map_err(|e| format!("dropping the bench schema {}: {e}", settings.schema))?;
     }
     outcome
+}
+
+/// Loads `count` federations, then prints lookup latency among them and this process's memory.
+async fn lookups(ledger: &dyn Ledger, backend: &str, count: usize) -> Result<(), String> {
+    eprintln!("   loading {count} federations");
+    let (latencies, load) = bench::preload_and_lookup(ledger, count, 10_000)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (rss, peak) = bench::rss_mib().unwrap_or((0.0, 0.0));
+    println!(
+        "\n{backend}: {count} federations loaded in {:.1} s; {} lookups: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; RSS {rss:.1} MiB (peak {peak:.1} MiB)",
+        load.as_secs_f64(),
+        latencies.len(),
+        latencies.value_at_quantile(0.5) as f64 / 1000.0,
+        latencies.value_at_quantile(0.99) as f64 / 1000.0,
+        latencies.max() as f64 / 1000.0,
+    );
+    Ok(())
 }
 
 async fn execute(

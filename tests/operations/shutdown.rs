@@ -376,10 +376,12 @@ async fn sigterm_under_load_drains_every_request_in_flight_and_exits_zero() {
         "calls succeeded before SIGTERM: {tally:?}"
     );
     // The activation-code requests were in flight at SIGTERM, on connections the hub closed
-    // after answering: their next call could only fail to connect.
+    // after answering: their next call could only fail to connect, or meet the keep-alive
+    // race (sent on a pooled connection the hub was closing idle, never read by it).
     for t in &tallies[2..] {
         assert!(
-            t.unanswered.iter().all(|e| e.contains("Connect")),
+            t.unanswered.iter().all(|e| e.contains("Connect")
+                || e.contains("connection closed before message completed")),
             "an activation-code request was dropped: {t:?}"
         );
     }

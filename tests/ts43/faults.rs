@@ -4,21 +4,14 @@
 //! answer — and the hub's own refusals of devices, which never reach the carrier.
 
 use super::device::{Device, DEFAULT_ACCEPT, XML_ACCEPT};
+use super::fake::xml;
 use aidhub::stage::TestHub;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn xml(app: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\"?><wap-provisioningdoc version=\"1.1\"><characteristic type=\"VERS\"><parm name=\"version\" value=\"1\"/></characteristic><characteristic type=\"APPLICATION\"><parm name=\"AppID\" value=\"ap2009\"/>{app}</characteristic></wap-provisioningdoc>"
-    )
-}
 
 /// The scripted answer for a request whose `terminal_id` names the case.
 async fn script(query: &str) -> Response<Full<Bytes>> {
@@ -88,35 +81,11 @@ async fn script(query: &str) -> Response<Full<Bytes>> {
 
 /// Starts the fake ECS on a loopback port; counts the requests it gets.
 fn fake_ecs(certs: &std::path::Path, hits: Arc<AtomicU64>) -> Result<u16, String> {
-    let (cert, key) = aidhub::pki::partner_server(certs, aidhub::stage::ECS_ENTITY);
-    let config = aidhub::tls::device_server_config(&cert, &key)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    std_listener
-        .set_nonblocking(true)
-        .map_err(|e| e.to_string())?;
-    let port = std_listener.local_addr().map_err(|e| e.to_string())?.port();
-    tokio::spawn(async move {
-        let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            let hits = hits.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    let query = req.uri().query().unwrap_or("").to_owned();
-                    async move { Ok::<_, std::convert::Infallible>(script(&query).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    Ok(port)
+    super::fake::start(certs, move |parts: http::request::Parts| {
+        hits.fetch_add(1, Ordering::SeqCst);
+        let query = parts.uri.query().unwrap_or("").to_owned();
+        async move { script(&query).await }
+    })
 }
 
 fn auth(case: &str) -> String {
