@@ -11,7 +11,7 @@ use crate::proxy::{self, Protocol};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,27 +77,13 @@ async fn serve<P: Protocol>(
     listener: TcpListener,
     hub: Hub,
     protocol: Arc<P>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!(cause = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
+    accept_until_shutdown(listener, shutdown, grace, move |tcp, peer, watcher| {
         let hub = hub.clone();
         let protocol = protocol.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        async move {
             let Some((tls, info)) = handshake(side, tcp, peer, &hub).await else {
                 return;
             };
@@ -113,7 +99,38 @@ async fn serve<P: Protocol>(
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, cause = %e, "connection ended with an error");
             }
-        });
+        }
+    })
+    .await
+}
+
+/// Accepts connections until `shutdown` fires, each served by `serve` on a task of its own,
+/// then lets open connections finish within `grace` (the watcher given to `serve` ties a
+/// connection to the drain).
+async fn accept_until_shutdown<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Watcher) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(cause = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        tokio::spawn(serve(tcp, peer, graceful.watcher()));
     }
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())
@@ -133,26 +150,12 @@ async fn serve<P: Protocol>(
 pub async fn browser_listener(
     listener: TcpListener,
     hub: Hub,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!(cause = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => break,
-        };
+    accept_until_shutdown(listener, shutdown, grace, move |tcp, peer, watcher| {
         let hub = hub.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        async move {
             let _ = tcp.set_nodelay(true);
             let snap = hub.snapshot();
             let acceptor = TlsAcceptor::from(snap.browser_tls.clone());
@@ -181,18 +184,9 @@ pub async fn browser_listener(
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, cause = %e, "browser connection ended with an error");
             }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace_ms = grace.as_millis() as u64,
-            "grace period over; closing open browser connections"
-        );
-    }
+        }
+    })
+    .await
 }
 
 async fn handshake(
