@@ -795,22 +795,28 @@ fn credential_of(
 
 /// Splits an upstream URL into origin and path prefix; https only, no query or fragment.
 fn upstream_url(url: &str) -> Result<(http::Uri, String), String> {
+    https_origin(url, "the hub speaks mutual TLS upstream")
+}
+
+/// Splits an https URL into its origin and its path without a trailing slash; refuses other
+/// schemes (saying `why` https is needed), queries and fragments.
+pub(crate) fn https_origin(url: &str, why: &str) -> Result<(http::Uri, String), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
     if uri.scheme_str() != Some("https") {
-        return Err("must be an https:// URL (the hub speaks mutual TLS upstream)".into());
+        return Err(format!("must be an https:// URL ({why})"));
     }
     let authority = uri.authority().ok_or("has no host")?.clone();
     if uri.query().is_some() || url.contains('#') {
         return Err("must not carry a query or fragment".into());
     }
-    let prefix = uri.path().trim_end_matches('/').to_owned();
+    let path = uri.path().trim_end_matches('/').to_owned();
     let origin = http::Uri::builder()
         .scheme("https")
         .authority(authority)
         .path_and_query("/")
         .build()
         .map_err(|e| e.to_string())?;
-    Ok((origin, prefix))
+    Ok((origin, path))
 }
 
 #[cfg(test)]

@@ -272,20 +272,5 @@ fn limits(raw: &RawCarrierLimits, file: &str, at: &str, errors: &mut ConfigError
 
 /// Splits an ECS URL into origin and path; https only, no query or fragment.
 fn ecs_url(url: &str) -> Result<(http::Uri, String), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
-    if uri.scheme_str() != Some("https") {
-        return Err("must be an https:// URL (device data crosses it)".into());
-    }
-    let authority = uri.authority().ok_or("has no host")?.clone();
-    if uri.query().is_some() || url.contains('#') {
-        return Err("must not carry a query or fragment".into());
-    }
-    let path = uri.path().trim_end_matches('/').to_owned();
-    let origin = http::Uri::builder()
-        .scheme("https")
-        .authority(authority)
-        .path_and_query("/")
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok((origin, path))
+    super::https_origin(url, "device data crosses it")
 }

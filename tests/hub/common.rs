@@ -176,24 +176,7 @@ pub fn closed_port() -> u16 {
     listener.local_addr().expect("its address").port()
 }
 
-/// Applies `edit` to the `[[partner]]` block of partner `id` in a routes.toml text.
-pub fn edit_partner(routes: &str, id: &str, edit: impl Fn(&str) -> String) -> String {
-    let marker = format!("id = \"{id}\"\n");
-    let mut found = false;
-    let blocks: Vec<String> = routes
-        .split("[[partner]]")
-        .map(|block| {
-            if block.contains(&marker) {
-                found = true;
-                edit(block)
-            } else {
-                block.to_owned()
-            }
-        })
-        .collect();
-    assert!(found, "routes.toml has a [[partner]] {id}");
-    blocks.join("[[partner]]")
-}
+pub use crate::support::edit_partner;
 
 /// Replaces the line of `block` that starts with `start` by `line`.
 pub fn replace_line(block: &str, start: &str, line: &str) -> String {

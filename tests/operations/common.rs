@@ -267,24 +267,7 @@ pub fn rewrite_routes(hub: &TestHub, edit: impl Fn(&str) -> String) {
     std::fs::write(&path, edit(&text)).expect("write routes.toml");
 }
 
-/// Applies `edit` to the `[[partner]]` block of partner `id` in a routes.toml text.
-pub fn edit_partner(routes: &str, id: &str, edit: impl Fn(&str) -> String) -> String {
-    let marker = format!("id = \"{id}\"\n");
-    let mut found = false;
-    let blocks: Vec<String> = routes
-        .split("[[partner]]")
-        .map(|block| {
-            if block.contains(&marker) {
-                found = true;
-                edit(block)
-            } else {
-                block.to_owned()
-            }
-        })
-        .collect();
-    assert!(found, "routes.toml has a [[partner]] {id}");
-    blocks.join("[[partner]]")
-}
+pub use crate::support::edit_partner;
 
 /// Adds `lines` at the end of partner `id`'s block (its last table is `[partner.upstream]`,
 /// so `[partner.limits]` tables may follow).
