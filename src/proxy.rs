@@ -16,7 +16,7 @@ use crate::error::HubError;
 use crate::hub::Hub;
 use crate::server::ConnInfo;
 use crate::snapshot::Snapshot;
-use crate::upstream::Answer;
+use crate::upstream::{Answer, Upstream};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response};
@@ -46,6 +46,8 @@ pub struct Outbound<C> {
     pub call: C,
     /// The partner it goes to.
     pub target: Arc<str>,
+    /// That partner's upstream, as found in the snapshot when the request was built.
+    pub upstream: Arc<Upstream>,
     /// The upstream request (absolute URI, credential set).
     pub request: Request<Full<Bytes>>,
     /// Deadline for the whole upstream exchange.
@@ -159,14 +161,10 @@ async fn forward<P: Protocol>(
     let Outbound {
         call,
         target,
+        upstream,
         request,
         timeout,
     } = outbound;
-    let Some(upstream) = cx.snap.upstream(&target).cloned() else {
-        let error = HubError::Internal(format!("no upstream for partner {target}"));
-        protocol.failed(cx, call, &error).await;
-        return Err(error);
-    };
     let gate = match cx
         .hub
         .limits()

@@ -146,11 +146,11 @@ impl Protocol for Aid1Hub {
                 "ledger unavailable: read-only call forwarded without its token check"
             );
         }
-        let Some(upstream) = cx.snap.upstream(&target.id) else {
+        let Some(upstream) = cx.snap.upstream(&target.id).cloned() else {
             lifecycle::abandon(&*self.ledger, &cx.snap, step).await;
             return Err(HubError::Internal(format!("no upstream for {}", target.id)));
         };
-        let request = upstream_request(&parts, body, upstream)?;
+        let request = upstream_request(&parts, body, &upstream)?;
         Ok(Outbound {
             call: Call {
                 function,
@@ -158,6 +158,7 @@ impl Protocol for Aid1Hub {
                 step,
             },
             target: target.id.clone(),
+            upstream,
             request,
             timeout: cx.snap.config.timeouts.for_function(function),
         })

@@ -27,6 +27,7 @@ use crate::hub::Hub;
 use crate::ledger::transfers::{Changed, Stage, Step, TemporaryToken, TokenChange};
 use crate::proxy::{Cx, Outbound, Protocol};
 use crate::upstream::Answer;
+use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::header::{
     HeaderName, HeaderValue, ACCEPT, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE,
@@ -200,8 +201,9 @@ async fn admit(
             call.operation_type = pending.operation_type;
             call.imsi = pending.imsi;
         }
-        let request = upstream_request(cx, &carrier, parts, parts.uri.query(), body, None)?;
-        return Ok(outbound(call, request));
+        let (request, upstream) =
+            upstream_request(cx, &carrier, parts, parts.uri.query(), body, None)?;
+        return Ok(outbound(call, request, upstream));
     }
     let params = if parts.method == Method::POST {
         Params::from_json(&body)?
@@ -279,13 +281,15 @@ async fn admit(
         ),
         (None, _) => (parts.uri.query().map(str::to_owned), body),
     };
-    let request = upstream_request(cx, &carrier, parts, query.as_deref(), body, accept)?;
-    Ok(outbound(call, request))
+    let (request, upstream) =
+        upstream_request(cx, &carrier, parts, query.as_deref(), body, accept)?;
+    Ok(outbound(call, request, upstream))
 }
 
-fn outbound(call: Call, request: Request<Full<Bytes>>) -> Outbound<Call> {
+fn outbound(call: Call, request: Request<Full<Bytes>>, upstream: Arc<Upstream>) -> Outbound<Call> {
     Outbound {
         target: call.carrier.id.clone(),
+        upstream,
         timeout: call.carrier.timeout,
         call,
         request,
@@ -382,10 +386,11 @@ fn upstream_request(
     query: Option<&str>,
     body: Bytes,
     accept: Option<HeaderValue>,
-) -> Result<Request<Full<Bytes>>, HubError> {
+) -> Result<(Request<Full<Bytes>>, Arc<Upstream>), HubError> {
     let upstream = cx
         .snap
         .upstream(&carrier.id)
+        .cloned()
         .ok_or_else(|| HubError::Internal(format!("no ECS client for {}", carrier.id)))?;
     let path = if carrier.ecs.path.is_empty() { "/" } else { "" };
     let tail = match query {
@@ -405,7 +410,7 @@ fn upstream_request(
         Some(value) => headers.insert(ACCEPT, value),
         None => None,
     };
-    Ok(request)
+    Ok((request, upstream))
 }
 
 /// The EAP session a relay POST continues, by its cookie.
