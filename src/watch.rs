@@ -70,8 +70,12 @@ fn arm(
     tx: mpsc::UnboundedSender<Vec<PathBuf>>,
 ) -> notify::Result<RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Opening or reading a file changes nothing: a backup tool, a health check or the
+        // hub's own reload reading the certificates must not set off a reload.
         if let Ok(event) = event {
-            let _ = tx.send(event.paths);
+            if !matches!(event.kind, notify::EventKind::Access(_)) {
+                let _ = tx.send(event.paths);
+            }
         }
     })?;
     let dirs: HashSet<&Path> = files.iter().filter_map(|f| f.parent()).collect();

@@ -260,6 +260,51 @@ async fn a_routes_file_change_is_reloaded_after_the_debounce() {
     );
 }
 
+/// Opening and reading the watched files (a backup, a health check, the hub's own reload)
+/// changes nothing and reloads nothing; the watch is proved armed by a write first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_the_watched_files_does_not_reload() {
+    let hub = TestHub::builder()
+        .hub(|h| format!("{h}\n[reload]\ndebounce_ms = 100\n"))
+        .start()
+        .await
+        .expect("the stage starts");
+    let admin = Admin::of(&hub);
+    let routes = std::fs::read_to_string(common::routes_path(&hub)).expect("routes.toml");
+    let mut armed = false;
+    for _ in 0..5 {
+        std::fs::write(common::routes_path(&hub), format!("{routes}\n# touched\n"))
+            .expect("write routes.toml");
+        armed = common::until(WITHIN / 5, || async {
+            admin.config().await["version"].as_u64() >= Some(2)
+        })
+        .await;
+        if armed {
+            break;
+        }
+    }
+    assert!(armed, "a write reloads: {}", admin.config().await);
+    // Let that reload's own reads of the files pass the debounce too.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let version = admin.config().await["version"].clone();
+    for _ in 0..20 {
+        std::fs::read(common::routes_path(&hub)).expect("read routes.toml");
+        for entry in std::fs::read_dir(hub.certs()).expect("the certificates") {
+            let path = entry.expect("an entry").path();
+            if path.is_file() {
+                std::fs::read(&path).expect("read a certificate");
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = admin.config().await;
+    assert_eq!(
+        after["version"], version,
+        "reads reloaded the configuration: {after}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_reload_is_refused_with_its_reasons_and_the_old_table_keeps_serving() {
     let hub = TestHub::builder()
