@@ -80,6 +80,8 @@ pub struct HubConfig {
     pub browsers_addr: Option<SocketAddr>,
     /// The device-facing TS.43 listener, when configured.
     pub devices_addr: Option<SocketAddr>,
+    /// How many serving threads serve the listeners' connections (read at start only).
+    pub serving_threads: usize,
     /// TLS material.
     pub tls: TlsFiles,
     /// Ledger settings.
@@ -297,6 +299,14 @@ impl HubConfig {
                 ),
             }
         }
+        let serving_threads = match raw.listen.threads {
+            None | Some(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(n) if n > 1024 => {
+                errors.push(name, "listen.threads", "must be 0..=1024");
+                1
+            }
+            Some(n) => n,
+        };
         let format = raw.log.format.as_deref().unwrap_or("text");
         if format != "text" && format != "json" {
             errors.push(name, "log.format", "must be \"text\" or \"json\"");
@@ -310,6 +320,7 @@ impl HubConfig {
             partners_addr,
             browsers_addr,
             devices_addr,
+            serving_threads,
             tls: TlsFiles {
                 server_cert: path(&raw.tls.server_cert),
                 server_key: path(&raw.tls.server_key),

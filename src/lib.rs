@@ -81,3 +81,4 @@ pub mod touchpoints;
 pub mod ts43;
 pub mod upstream;
 pub mod watch;
+pub mod workers;

@@ -49,7 +49,7 @@ pub struct Outbound<C> {
     /// That partner's upstream, as found in the snapshot when the request was built.
     pub upstream: Arc<Upstream>,
     /// The upstream request (absolute URI, credential set).
-    pub request: Request<Full<Bytes>>,
+    pub request: Request<Bytes>,
     /// Deadline for the whole upstream exchange.
     pub timeout: Duration,
 }

@@ -13,6 +13,7 @@ use crate::sim::{AsyncDelivery, Side, SimPartner};
 use crate::snapshot::Snapshot;
 use crate::ts43::exchange::Ts43Hub;
 use crate::ts43::Ts43State;
+use crate::workers::Workers;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub struct Running {
     pub simulated: Vec<(String, SimPartner)>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    workers: Workers,
 }
 
 /// Creates the development PKI if `dev_pki` is set and the hub's files are missing.
@@ -155,9 +157,12 @@ pub async fn start(options: Options) -> Result<Running, String> {
     };
     let (shutdown, watch) = watch::channel(false);
     let protocol = Arc::new(Aid1Hub::new(ledger));
+    let workers = Workers::start(hub.snapshot().config.serving_threads)
+        .map_err(|e| format!("cannot start the serving threads: {e}"))?;
     let mut tasks = vec![
         tokio::spawn(crate::server::partner_listener(
             listener,
+            workers.clone(),
             hub.clone(),
             protocol,
             watch.clone(),
@@ -169,16 +174,21 @@ pub async fn start(options: Options) -> Result<Running, String> {
         tokio::spawn(crate::watch::watcher(hub.clone(), watch.clone())),
     ];
     if let Some(listener) = browsers {
-        tasks.push(tokio::spawn(crate::server::browser_listener(
+        let accept = crate::server::Accept {
             listener,
+            workers: workers.clone(),
+            shutdown: watch.clone(),
+            grace: options.grace,
+        };
+        tasks.push(tokio::spawn(crate::server::browser_listener(
+            accept,
             hub.clone(),
-            watch.clone(),
-            options.grace,
         )));
     }
     if let Some(devices) = devices {
         tasks.push(tokio::spawn(crate::server::device_listener(
             devices,
+            workers.clone(),
             hub.clone(),
             Arc::new(Ts43Hub),
             watch,
@@ -194,6 +204,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         simulated,
         shutdown,
         tasks,
+        workers,
     })
 }
 
@@ -258,6 +269,7 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        self.workers.stop().await;
         self.hub
             .ledger()
             .flush()

@@ -2,12 +2,15 @@
 //! configuration, read the peer's identity once, and serve HTTP/1.1 or h2 (by ALPN) on the
 //! connection until it closes or the hub drains.
 //!
-//! Two kinds: the partner listener (mutual TLS, the AID1 walk of [`crate::proxy`]) and the
-//! browser listener (server TLS only, answered by [`crate::touchpoints`]).
+//! Three kinds: the partner listener (mutual TLS, the AID1 walk of [`crate::proxy`]), the
+//! device listener (server TLS, the TS.43 walk) and the browser listener (server TLS only,
+//! answered by [`crate::touchpoints`]). Each accepts on the calling runtime and serves every
+//! connection on one of the serving threads ([`crate::workers`]).
 
 use crate::hub::Hub;
 use crate::identity::CertIdentities;
 use crate::proxy::{self, Protocol};
+use crate::workers::Workers;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -53,34 +56,53 @@ impl Side {
 /// `grace`.
 pub async fn partner_listener<P: Protocol>(
     listener: TcpListener,
+    workers: Workers,
     hub: Hub,
     protocol: Arc<P>,
     shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    serve(Side::Partners, listener, hub, protocol, shutdown, grace).await
+    let accept = Accept {
+        listener,
+        workers,
+        shutdown,
+        grace,
+    };
+    serve(Side::Partners, accept, hub, protocol).await
 }
 
 /// Accepts device connections (TS.43, no client certificates) until `shutdown` fires.
 pub async fn device_listener<P: Protocol>(
     listener: TcpListener,
+    workers: Workers,
     hub: Hub,
     protocol: Arc<P>,
     shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    serve(Side::Devices, listener, hub, protocol, shutdown, grace).await
+    let accept = Accept {
+        listener,
+        workers,
+        shutdown,
+        grace,
+    };
+    serve(Side::Devices, accept, hub, protocol).await
 }
 
-async fn serve<P: Protocol>(
-    side: Side,
-    listener: TcpListener,
-    hub: Hub,
-    protocol: Arc<P>,
-    shutdown: watch::Receiver<bool>,
-    grace: Duration,
-) {
-    accept_until_shutdown(listener, shutdown, grace, move |tcp, peer, watcher| {
+/// A listener and where its connections are served.
+pub struct Accept {
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// The serving threads.
+    pub workers: Workers,
+    /// Fires when the hub drains.
+    pub shutdown: watch::Receiver<bool>,
+    /// How long open requests may take to finish then.
+    pub grace: Duration,
+}
+
+async fn serve<P: Protocol>(side: Side, accept: Accept, hub: Hub, protocol: Arc<P>) {
+    accept_until_shutdown(accept, move |tcp, peer, watcher| {
         let hub = hub.clone();
         let protocol = protocol.clone();
         async move {
@@ -104,18 +126,20 @@ async fn serve<P: Protocol>(
     .await
 }
 
-/// Accepts connections until `shutdown` fires, each served by `serve` on a task of its own,
-/// then lets open connections finish within `grace` (the watcher given to `serve` ties a
-/// connection to the drain).
-async fn accept_until_shutdown<F, Fut>(
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
-    serve: F,
-) where
-    F: Fn(TcpStream, SocketAddr, Watcher) -> Fut,
+/// Accepts connections until `shutdown` fires, each served by `serve` on a task of its own
+/// on a serving thread, then lets open connections finish within `grace` (the watcher given
+/// to `serve` ties a connection to the drain).
+async fn accept_until_shutdown<F, Fut>(accept: Accept, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr, Watcher) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let Accept {
+        listener,
+        workers,
+        mut shutdown,
+        grace,
+    } = accept;
     let graceful = GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -130,7 +154,9 @@ async fn accept_until_shutdown<F, Fut>(
             },
             _ = shutdown.changed() => break,
         };
-        tokio::spawn(serve(tcp, peer, graceful.watcher()));
+        let serve = serve.clone();
+        let watcher = graceful.watcher();
+        workers.serve(tcp, peer, move |tcp, peer| serve(tcp, peer, watcher));
     }
     drop(listener);
     if tokio::time::timeout(grace, graceful.shutdown())
@@ -147,13 +173,8 @@ async fn accept_until_shutdown<F, Fut>(
 /// Accepts browser connections (server TLS, no client certificate) and answers every request
 /// with [`crate::touchpoints::respond`], until `shutdown` fires; then lets open requests
 /// finish within `grace`.
-pub async fn browser_listener(
-    listener: TcpListener,
-    hub: Hub,
-    shutdown: watch::Receiver<bool>,
-    grace: Duration,
-) {
-    accept_until_shutdown(listener, shutdown, grace, move |tcp, peer, watcher| {
+pub async fn browser_listener(accept: Accept, hub: Hub) {
+    accept_until_shutdown(accept, move |tcp, peer, watcher| {
         let hub = hub.clone();
         async move {
             let _ = tcp.set_nodelay(true);

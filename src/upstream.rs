@@ -1,24 +1,28 @@
 //! Upstream calls: one pooled mutual-TLS HTTP client per partner.
 //!
-//! Each partner's [`Upstream`] owns a keep-alive pool (HTTP/1.1 or h2 by ALPN) whose TLS
-//! configuration trusts that partner's anchors and presents the hub's client certificate.
-//! [`Upstream::exchange`] sends one request and reads the whole answer under one deadline,
-//! and classifies every failure into an [`UpstreamFault`]. A request is retried only when it
-//! provably never reached the partner: a failed connect or TLS handshake.
+//! Each partner's [`Upstream`] owns a keep-alive pool of HTTP/1.1 connections (`pool.rs`)
+//! whose TLS configuration trusts that partner's anchors and presents the hub's client
+//! certificate. [`Upstream::exchange`] writes one request and reads the whole answer
+//! (`wire.rs`) under one deadline, on the calling task: no connection task, no channel, no
+//! wake-up of another thread between the caller and the socket. Every failure is classified
+//! into an [`UpstreamFault`]. A request is retried only when it provably never reached the
+//! partner: a failed connect or TLS handshake, or a write to an idle connection the partner
+//! had closed.
+
+mod pool;
+mod wire;
 
 use crate::config::{Credential, EcsSpec, UpstreamSpec};
 use crate::tls;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
-use http::{HeaderMap, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use pool::{Conn, Pool};
 use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use wire::WireError;
 
 /// Why an upstream exchange failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +93,7 @@ pub struct Answer {
 
 /// One partner's upstream: base URL, credential and connection pool.
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pool: Pool,
     base: String,
     credential: Option<(HeaderName, HeaderValue)>,
 }
@@ -114,12 +118,16 @@ impl Upstream {
         connect_timeout: Duration,
     ) -> Result<Upstream, String> {
         let config = tls::client_config(&spec.ca, hub_cert, hub_key)?;
+        let pool = pool_for(
+            config,
+            &spec.origin,
+            spec.server_name.as_deref(),
+            connect_timeout,
+        )?;
         let origin = spec.origin.to_string();
-        let base = format!("{}{}", origin.trim_end_matches('/'), spec.prefix);
-        let client = pooled_client(config, spec.server_name.as_deref(), connect_timeout)?;
         Ok(Upstream {
-            client,
-            base,
+            pool,
+            base: format!("{}{}", origin.trim_end_matches('/'), spec.prefix),
             credential: Some(credential_header(&spec.credential)?),
         })
     }
@@ -132,10 +140,15 @@ impl Upstream {
             Some((cert, key)) => tls::client_config(&spec.ca, cert, key)?,
             None => tls::client_config_anonymous(&spec.ca)?,
         };
-        let client = pooled_client(config, spec.server_name.as_deref(), connect_timeout)?;
+        let pool = pool_for(
+            config,
+            &spec.origin,
+            spec.server_name.as_deref(),
+            connect_timeout,
+        )?;
         let origin = spec.origin.to_string();
         Ok(Upstream {
-            client,
+            pool,
             base: format!("{}{}", origin.trim_end_matches('/'), spec.path),
             credential: None,
         })
@@ -145,39 +158,34 @@ impl Upstream {
     pub fn base(&self) -> &str {
         &self.base
     }
+
+    /// Closes idle connections that timed out or that the partner closed.
+    pub fn prune(&self) {
+        self.pool.prune();
+    }
 }
 
-fn pooled_client(
-    config: rustls::ClientConfig,
+/// The pool for an `https://host[:port]` origin. HTTP/1.1 only, as a reverse proxy keeps
+/// upstream connections: every AID1 partner speaks it, and a request per connection at a
+/// time needs no stream multiplexing on the hub's side.
+fn pool_for(
+    mut config: rustls::ClientConfig,
+    origin: &Uri,
     server_name: Option<&str>,
     connect_timeout: Duration,
-) -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String> {
-    {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_only();
-        let builder = match server_name {
-            Some(name) => {
-                let name = rustls::pki_types::ServerName::try_from(name.to_owned())
-                    .map_err(|e| format!("server_name `{name}`: {e}"))?;
-                builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
-            }
-            None => builder,
-        };
-        // HTTP/1.1 keep-alive pools, as a reverse proxy keeps upstream: a request per
-        // connection costs fewer hand-offs than many streams funnelled through one h2
-        // connection task (measured: about 12% more throughput on the bench mix), and every
-        // AID1 partner speaks HTTP/1.1.
-        let connector = builder.enable_http1().wrap_connector(http);
-        Ok(Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(connector))
-    }
+) -> Result<Pool, String> {
+    let host = origin
+        .host()
+        .ok_or_else(|| format!("{origin}: no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = origin.port_u16().unwrap_or(443);
+    let name = server_name.unwrap_or(&host).to_owned();
+    let server_name = rustls::pki_types::ServerName::try_from(name.clone())
+        .map_err(|e| format!("server_name `{name}`: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Pool::new(config, server_name, host, port, connect_timeout))
 }
 
 impl Upstream {
@@ -193,61 +201,75 @@ impl Upstream {
         self.credential.as_ref().map(|(n, v)| (n, v))
     }
 
-    /// Sends `request` and reads the whole answer, all within `deadline`.
+    /// Sends `request` (absolute URI) and reads the whole answer, all within `deadline`.
     pub async fn exchange(
         &self,
-        request: Request<Full<Bytes>>,
+        request: Request<Bytes>,
         deadline: Duration,
         max_body: usize,
     ) -> Result<Answer, UpstreamFault> {
         let started = Instant::now();
-        match tokio::time::timeout(deadline, self.attempts(request, max_body)).await {
+        match tokio::time::timeout(deadline, self.attempts(&request, max_body)).await {
             Ok(result) => result,
             Err(_) => Err(UpstreamFault::Timeout(started.elapsed())),
         }
     }
 
+    /// Takes an idle connection or opens one (again, when connecting failed: nothing was
+    /// sent), writes the request and reads the answer. A request is never written twice,
+    /// except when writing it to a reused connection failed: the partner had closed it
+    /// while idle, so nothing reached it.
     async fn attempts(
         &self,
-        request: Request<Full<Bytes>>,
+        request: &Request<Bytes>,
         max_body: usize,
     ) -> Result<Answer, UpstreamFault> {
-        let (parts, body) = request.into_parts();
-        let mut attempt = 0;
+        let mut connects = 0;
         loop {
-            attempt += 1;
-            let mut req = Request::from_parts(parts.clone(), body.clone());
-            *req.extensions_mut() = http::Extensions::new();
-            match self.client.request(req).await {
-                Ok(response) => {
-                    let (head, incoming) = response.into_parts();
-                    let body = Limited::new(incoming, max_body)
-                        .collect()
-                        .await
-                        .map_err(|e| {
-                            if e.is::<http_body_util::LengthLimitError>() {
-                                UpstreamFault::TooLarge
-                            } else {
-                                classify(&*e)
-                            }
-                        })?
-                        .to_bytes();
-                    return Ok(Answer {
-                        status: head.status,
-                        headers: head.headers,
-                        body,
-                    });
-                }
-                Err(e) => {
-                    let fault = classify(&e);
-                    if fault.never_sent() && e.is_connect() && attempt < CONNECT_ATTEMPTS {
-                        continue;
+            let mut conn = match self.pool.checkout() {
+                Some(conn) => conn,
+                None => {
+                    connects += 1;
+                    match self.pool.connect().await {
+                        Ok(conn) => conn,
+                        Err(fault) if fault.never_sent() && connects < CONNECT_ATTEMPTS => continue,
+                        Err(fault) => return Err(fault),
                     }
-                    return Err(fault);
                 }
+            };
+            if let Err(e) = send(&mut conn, request).await {
+                if conn.reused {
+                    continue;
+                }
+                return Err(io_fault(&e));
             }
+            let head_request = request.method() == Method::HEAD;
+            let read = wire::read(&mut conn.io, &mut conn.read, head_request, max_body)
+                .await
+                .map_err(|e| match e {
+                    WireError::Io(e) => io_fault(&e),
+                    WireError::Eof => UpstreamFault::Reset,
+                    WireError::Protocol(reason) => UpstreamFault::Protocol(reason),
+                    WireError::TooLarge => UpstreamFault::TooLarge,
+                })?;
+            if read.reusable {
+                self.pool.checkin(conn);
+            }
+            return Ok(Answer {
+                status: read.status,
+                headers: read.headers,
+                body: read.body,
+            });
         }
     }
+}
+
+/// Writes the request in one piece.
+async fn send(conn: &mut Conn, request: &Request<Bytes>) -> std::io::Result<()> {
+    conn.write.clear();
+    wire::encode(request, &mut conn.write);
+    conn.io.write_all(&conn.write).await?;
+    conn.io.flush().await
 }
 
 fn credential_header(credential: &Credential) -> Result<(HeaderName, HeaderValue), String> {
@@ -270,50 +292,20 @@ fn credential_header(credential: &Credential) -> Result<(HeaderName, HeaderValue
     Ok((name, value))
 }
 
-/// Walks an error's causes to name the failure. A failure while connecting (TCP or TLS
-/// handshake) is never a reset: the request cannot have been sent.
-fn classify(error: &(dyn std::error::Error + 'static)) -> UpstreamFault {
-    let causes = || std::iter::successors(Some(error), |e| e.source());
-    let connecting = causes().any(|e| {
-        e.downcast_ref::<hyper_util::client::legacy::Error>()
-            .is_some_and(|c| c.is_connect())
-    });
-    for e in causes() {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return UpstreamFault::Tls(tls.to_string());
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = wrapped_tls_error(io) {
-                return UpstreamFault::Tls(tls.to_string());
-            }
-            use std::io::ErrorKind::*;
-            match io.kind() {
-                ConnectionRefused => return UpstreamFault::Refused,
-                _ if connecting => return UpstreamFault::Connect(io.to_string()),
-                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
-                    return UpstreamFault::Reset
-                }
-                _ => {}
-            }
-        }
-        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
-            if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
-                return UpstreamFault::Reset;
-            }
-            if hyper.is_parse() || hyper.is_parse_status() {
-                return UpstreamFault::Protocol(hyper.to_string());
-            }
-        }
+/// Names a failure of the connection after the request was (being) sent.
+fn io_fault(error: &std::io::Error) -> UpstreamFault {
+    use std::io::ErrorKind::*;
+    if let Some(tls) = wrapped_tls_error(error) {
+        return UpstreamFault::Tls(tls.to_string());
     }
-    if connecting {
-        UpstreamFault::Connect(error.to_string())
-    } else {
-        UpstreamFault::Protocol(error.to_string())
+    match error.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => UpstreamFault::Reset,
+        _ => UpstreamFault::Protocol(error.to_string()),
     }
 }
 
-/// hyper-rustls wraps tokio-rustls's `io::Error` in another one, and `io::Error::source`
-/// skips the wrapped error itself: look through every layer for the rustls error.
+/// tokio-rustls wraps the rustls error in an `io::Error` (sometimes in another), and
+/// `io::Error::source` skips the wrapped error itself: look through every layer for it.
 fn wrapped_tls_error(io: &std::io::Error) -> Option<&rustls::Error> {
     let mut inner = io.get_ref();
     while let Some(wrapped) = inner {

@@ -329,10 +329,10 @@ fn upstream_request(
     parts: &Parts,
     body: Bytes,
     upstream: &Upstream,
-) -> Result<Request<Full<Bytes>>, HubError> {
+) -> Result<Request<Bytes>, HubError> {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let uri = upstream.uri(path).map_err(HubError::Internal)?;
-    let mut request = Request::new(Full::new(body));
+    let mut request = Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri;
     let headers = request.headers_mut();

@@ -80,6 +80,8 @@ pub struct RawListen {
     pub browsers: Option<String>,
     /// The device-facing TS.43 listener (server TLS only).
     pub devices: Option<String>,
+    /// Serving threads (0 or absent: one per core).
+    pub threads: Option<usize>,
 }
 
 /// `[tls]`.

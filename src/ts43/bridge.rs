@@ -26,7 +26,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{ACCEPT, USER_AGENT};
 use http::{Request, StatusCode};
-use http_body_util::Full;
 
 /// Parameters of the source's request that go into the bridging AcquireTemporaryToken
 /// (the ECS binds its fast-auth token to several of them).
@@ -102,7 +101,7 @@ pub async fn fresh_token(
     let uri = upstream
         .uri(&format!("{path}?{query}"))
         .map_err(HubError::Internal)?;
-    let mut request = Request::new(Full::new(Bytes::new()));
+    let mut request = Request::new(Bytes::new());
     *request.uri_mut() = uri;
     request
         .headers_mut()

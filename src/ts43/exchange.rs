@@ -286,7 +286,7 @@ async fn admit(
     Ok(outbound(call, request, upstream))
 }
 
-fn outbound(call: Call, request: Request<Full<Bytes>>, upstream: Arc<Upstream>) -> Outbound<Call> {
+fn outbound(call: Call, request: Request<Bytes>, upstream: Arc<Upstream>) -> Outbound<Call> {
     Outbound {
         target: call.carrier.id.clone(),
         upstream,
@@ -386,7 +386,7 @@ fn upstream_request(
     query: Option<&str>,
     body: Bytes,
     accept: Option<HeaderValue>,
-) -> Result<(Request<Full<Bytes>>, Arc<Upstream>), HubError> {
+) -> Result<(Request<Bytes>, Arc<Upstream>), HubError> {
     let upstream = cx
         .snap
         .upstream(&carrier.id)
@@ -397,7 +397,7 @@ fn upstream_request(
         Some(q) if !q.is_empty() => format!("{path}?{q}"),
         _ => path.to_owned(),
     };
-    let mut request = Request::new(Full::new(body));
+    let mut request = Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = upstream.uri(&tail).map_err(HubError::Internal)?;
     let headers = request.headers_mut();

@@ -12,7 +12,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::Full;
 use std::path::Path;
 use std::time::Duration;
 
@@ -115,7 +114,7 @@ impl Device {
             Some(q) => format!("{}?{q}", self.path),
             None => self.path.clone(),
         };
-        let mut request = Request::new(Full::new(body));
+        let mut request = Request::new(body);
         *request.method_mut() = method;
         *request.uri_mut() = self.client.uri(&target).unwrap();
         for (name, value) in headers {

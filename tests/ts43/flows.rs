@@ -14,7 +14,6 @@ use aidhub::ts43::answer::decoded_activation_code;
 use aidhub::upstream::Upstream;
 use bytes::Bytes;
 use http::{Method, Request};
-use http_body_util::Full;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +61,7 @@ async fn seed(port: u16, certs: &std::path::Path, imsis: &[&str]) {
     ] {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let mut request = Request::new(Full::new(Bytes::from(body.to_string())));
+            let mut request = Request::new(Bytes::from(body.to_string()));
             *request.method_mut() = Method::POST;
             *request.uri_mut() = client.uri(path).unwrap();
             let h = request.headers_mut();
