@@ -188,6 +188,9 @@ pub struct LedgerSettings {
     pub sweep_interval: Duration,
     /// How long an early Send Activation Code waits for its request's 201.
     pub early_answer_wait: Duration,
+    /// sled: how often sled is flushed and the journal emptied (the most a restart after a
+    /// crash replays).
+    pub checkpoint: Duration,
 }
 
 /// Upstream timeouts.
@@ -299,6 +302,10 @@ impl HubConfig {
                 ),
             }
         }
+        let checkpoint_ms = raw.ledger.checkpoint_ms.unwrap_or(1000);
+        if !(10..=3_600_000).contains(&checkpoint_ms) {
+            errors.push(name, "ledger.checkpoint_ms", "must be 10..=3600000");
+        }
         let serving_threads = match raw.listen.threads {
             None | Some(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             Some(n) if n > 1024 => {
@@ -359,6 +366,7 @@ impl HubConfig {
                         .early_answer_wait_ms
                         .unwrap_or(RAC_TIMEOUT_MS + 1000),
                 ),
+                checkpoint: Duration::from_millis(checkpoint_ms),
             },
             max_body_bytes: max_body as usize,
             timeouts: Timeouts {

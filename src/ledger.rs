@@ -81,8 +81,8 @@ pub async fn open(
                 std::fs::create_dir_all(parent)
                     .map_err(|e| format!("{}: {e}", parent.display()))?;
             }
-            let ledger =
-                SledLedger::open(path).map_err(|e| format!("ledger at {}: {e}", path.display()))?;
+            let ledger = SledLedger::open_with(path, settings.checkpoint)
+                .map_err(|e| format!("ledger at {}: {e}", path.display()))?;
             Ok((Arc::new(ledger.clone()), Arc::new(ledger)))
         }
         LedgerBackend::Postgres(pg) => {

@@ -74,11 +74,17 @@ impl Site {
         }
         std::fs::write(dir.path().join("routes.toml"), &routes).expect("routes.toml");
         // Generous upstream timeouts: this test is about durability, and a busy CI machine
-        // must not turn a slow in-process partner into a 504.
+        // must not turn a slow in-process partner into a 504. No checkpoint during the test:
+        // what the crash leaves is in sled's unflushed state and the journal of durable writes.
         let hub_toml = format!(
             "{}\n[timeouts.functions]\nrequest_activation_code = 15000\n\
              [listen]\npartners = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
-            HUB_TOML.replace("default_ms = 2000", "default_ms = 15000")
+            HUB_TOML
+                .replace("default_ms = 2000", "default_ms = 15000")
+                .replace(
+                    "early_answer_wait_ms = 3000",
+                    "early_answer_wait_ms = 3000\ncheckpoint_ms = 600000"
+                )
         );
         std::fs::write(dir.path().join("hub.toml"), hub_toml).expect("hub.toml");
         let table = Routes::load(&dir.path().join("routes.toml"), dir.path())
@@ -360,6 +366,12 @@ async fn sigkill_mid_burst_loses_no_acknowledged_federation_or_open_request() {
     // Every task is between two calls or inside one: this is mid-burst.
     let running = tasks.iter().filter(|t| !t.is_finished()).count();
     first.crash();
+    let journal = site.path().join("ledger/journal");
+    let journalled = std::fs::metadata(&journal).map_or(0, |m| m.len());
+    assert!(
+        journalled > 0,
+        "the acknowledged durable writes are in the journal at the crash"
+    );
     for task in tasks {
         task.await.expect("a burst task");
     }
@@ -379,9 +391,15 @@ async fn sigkill_mid_burst_loses_no_acknowledged_federation_or_open_request() {
         acked.open.len()
     );
 
-    // Restarted on the same files, the hub honours every acknowledged federation (a new
-    // code request is not refused with 20) and matches every acknowledged open request.
+    // Restarted on the same files, the hub replays the journal (and empties it), honours
+    // every acknowledged federation (a new code request is not refused with 20) and matches
+    // every acknowledged open request.
     let mut second = site.serve().await;
+    assert_eq!(
+        std::fs::metadata(&journal).map(|m| m.len()).ok(),
+        Some(0),
+        "the restarted hub replayed the journal ({journalled} bytes) into sled and emptied it"
+    );
     let partners = Partners::new(&site, second.addr());
     let mut checks = tokio::task::JoinSet::new();
     for (token, pair) in acked.federations.clone() {

@@ -138,6 +138,8 @@ pub struct RawLedger {
     pub sweep_interval_secs: Option<u64>,
     /// How long Send Activation Code waits for its request's 201 to be relayed.
     pub early_answer_wait_ms: Option<u64>,
+    /// sled: how often sled is flushed and the journal of durable writes emptied.
+    pub checkpoint_ms: Option<u64>,
 }
 
 /// `[limits]`.

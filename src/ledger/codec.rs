@@ -62,16 +62,50 @@ impl Slot {
     }
 }
 
+/// A record of any stored type, as kept in memory by the sled backend's write-behind map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum AnyRecord {
+    Federation(Federation),
+    Request(AcRequest),
+    Profile(Profile),
+}
+
+impl AnyRecord {
+    /// The stored form, as [`encode`] makes it.
+    pub(super) fn encode(&self, key: &[u8]) -> Result<Vec<u8>, LedgerError> {
+        match self {
+            AnyRecord::Federation(r) => encode(key, r),
+            AnyRecord::Request(r) => encode(key, r),
+            AnyRecord::Profile(r) => encode(key, r),
+        }
+    }
+}
+
 /// A stored record type.
-pub(super) trait Record: Serialize + DeserializeOwned {
+pub(super) trait Record:
+    Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+{
     /// The key prefix in error messages: `federation`, `request`, `profile`.
     const KIND: &'static str;
     /// What the record counts as.
     fn slot(&self) -> Slot;
+    /// The record in an [`AnyRecord`].
+    fn wrap(self) -> AnyRecord;
+    /// The record in `any`, if it is of this type.
+    fn unwrap(any: &AnyRecord) -> Option<&Self>;
 }
 
 impl Record for Federation {
     const KIND: &'static str = "federation";
+    fn wrap(self) -> AnyRecord {
+        AnyRecord::Federation(self)
+    }
+    fn unwrap(any: &AnyRecord) -> Option<&Self> {
+        match any {
+            AnyRecord::Federation(r) => Some(r),
+            _ => None,
+        }
+    }
     fn slot(&self) -> Slot {
         match self.state {
             FederationState::Reserved { .. } => Slot::FederationReserved,
@@ -83,6 +117,15 @@ impl Record for Federation {
 
 impl Record for AcRequest {
     const KIND: &'static str = "request";
+    fn wrap(self) -> AnyRecord {
+        AnyRecord::Request(self)
+    }
+    fn unwrap(any: &AnyRecord) -> Option<&Self> {
+        match any {
+            AnyRecord::Request(r) => Some(r),
+            _ => None,
+        }
+    }
     fn slot(&self) -> Slot {
         match self.state {
             AcState::Pending => Slot::RequestPending,
@@ -95,6 +138,15 @@ impl Record for AcRequest {
 
 impl Record for Profile {
     const KIND: &'static str = "profile";
+    fn wrap(self) -> AnyRecord {
+        AnyRecord::Profile(self)
+    }
+    fn unwrap(any: &AnyRecord) -> Option<&Self> {
+        match any {
+            AnyRecord::Profile(r) => Some(r),
+            _ => None,
+        }
+    }
     fn slot(&self) -> Slot {
         Slot::Profile
     }

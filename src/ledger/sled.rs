@@ -11,25 +11,33 @@
 //! ordered instead so that a crash half-way leaves something the next sweep finishes
 //! (`sweep.rs`).
 //!
-//! Durability: a call whose write an answer relayed to a partner depends on returns after a
-//! group commit (`group_commit.rs`) made its write, and anything it read, durable:
-//! confirming a federation (the MSP's 201), withdrawing one (the 204), settling a request
-//! as asynchronous (the CMP's 201), finishing an answer (the MSP's 200), learning and
-//! importing. The others — reservations and their release, opening a request, closing it
-//! synchronously, claiming an answer, profiles — protect nothing once the process is gone
-//! (every request in flight dies with it) and are not waited for; they reach the disk with
-//! the next group commit, which writes everything before it. Stats are counters kept in memory
-//! (`counters.rs`), rebuilt by one scan when the database is opened (which also reads
-//! every federation and request, so a record this version cannot read stops `open`
-//! rather than a request later), then moved by each committed write: `stats` is O(1).
+//! Writes go through a write-behind map (`behind.rs`): a transition is a read-modify-write
+//! of one key under that key's lock in memory — read the pending or stored record, apply the
+//! pure rule, keep the result — and a writer thread puts the results into sled. Reads see
+//! pending records first, so the ledger behaves as if every write went straight to sled;
+//! sled just learns of it a little later, and once for several quick changes of one record.
 //!
-//! sled calls are synchronous and made on the calling task: lookups and swaps are short
-//! (the hot records are cached); only the flush blocks for long, and it runs on the
-//! flusher thread. `list_requests`, `export` and `sweep` scan whole trees: they are for
-//! the admin listener and background jobs, not the request path.
+//! Durability: a call whose write an answer relayed to a partner depends on returns after
+//! the writer put it into sled and flushed (one flush for all the durable writes waiting:
+//! group commit): confirming a federation (the MSP's 201), withdrawing one (the 204),
+//! settling a request as asynchronous (the CMP's 201), finishing an answer (the MSP's 200),
+//! learning and importing, sweeping. The others — reservations and their release, opening
+//! a request, closing it synchronously, claiming an answer, profiles — protect nothing once
+//! the process is gone (every request in flight dies with it) and are not waited for; they
+//! reach sled within `behind::AGE` and the disk with the next flush. Stats are counters kept
+//! in memory (`counters.rs`), rebuilt by one scan when the database is opened (which also
+//! reads every federation and request, so a record this version cannot read stops `open`
+//! rather than a request later), then moved by each write: `stats` is O(1).
+//!
+//! sled calls are synchronous and short on the calling task (a pending lookup, or a sled
+//! lookup of a cached record); writing and flushing happen on the writer thread.
+//! `list_requests`, `export`, `profiles` and `sweep` scan whole trees after the writer has
+//! put everything pending into sled: they are for the admin listener and background jobs,
+//! not the request path.
 
+mod behind;
 mod counters;
-mod group_commit;
+mod journal;
 #[cfg(test)]
 mod model_tests;
 mod sweep;
@@ -45,9 +53,9 @@ use std::time::{Duration, Instant};
 use sled::Tree;
 use uuid::Uuid;
 
+use self::behind::{Change, TreeId, WriteBehind};
 use self::counters::Counters;
-use self::group_commit::GroupCommit;
-use super::codec::{decode, encode, id_key, profile_key, Record, Slot};
+use super::codec::{decode, id_key, profile_key, Record, Slot};
 use super::rules::{self, Claimant, Step, Write};
 use super::{
     AcRequest, Delivered, ExportRecord, ExportSink, Federation, ImportReport, Ledger, LedgerError,
@@ -68,16 +76,13 @@ pub struct SledLedger {
 }
 
 struct Inner {
-    federations: Tree,
-    requests: Tree,
-    profiles: Tree,
     ts43_tokens: Tree,
     ts43_bridges: Tree,
     ts43_transfers: Tree,
     counters: Counters,
-    // Declared last: dropped after the trees, joining the flusher thread (which holds the
-    // last other handle on the database) before `SledLedger` is gone.
-    commits: GroupCommit,
+    // Declared last: dropped after the trees, writing what is pending and joining the writer
+    // thread (which holds the last other handle on the database) before `SledLedger` is gone.
+    store: WriteBehind,
 }
 
 impl fmt::Debug for SledLedger {
@@ -101,6 +106,12 @@ impl SledLedger {
     /// test, say) may find it still taken, so `open` retries for up to
     /// [`SledLedger::LOCK_WAIT`] before giving up (another process holding it, likely).
     pub fn open(path: &Path) -> Result<SledLedger, LedgerError> {
+        Self::open_with(path, behind::CHECKPOINT_EVERY)
+    }
+
+    /// [`SledLedger::open`], flushing sled and emptying the journal every `checkpoint`
+    /// (`ledger.checkpoint_ms`; the longest stretch a restart after a crash replays).
+    pub fn open_with(path: &Path, checkpoint: Duration) -> Result<SledLedger, LedgerError> {
         let db = Self::open_db(path)?;
         let federations = db.open_tree("federations")?;
         let requests = db.open_tree("requests")?;
@@ -118,16 +129,13 @@ impl SledLedger {
         );
         let stats = counters.snapshot();
         tracing::info!(path = %path.display(), ?stats, "ledger opened");
-        let commits = GroupCommit::start(db)?;
+        let store = WriteBehind::start(path, db, [federations, requests, profiles], checkpoint)?;
         let inner = Inner {
-            federations,
-            requests,
-            profiles,
             ts43_tokens,
             ts43_bridges,
             ts43_transfers,
             counters,
-            commits,
+            store,
         };
         Ok(SledLedger {
             inner: Arc::new(inner),
@@ -140,7 +148,8 @@ impl SledLedger {
     fn open_db(path: &Path) -> Result<sled::Db, LedgerError> {
         let deadline = Instant::now() + Self::LOCK_WAIT;
         loop {
-            match sled::Config::new().path(path).open() {
+            // No periodic flush of sled's own: the writer flushes when it checkpoints.
+            match sled::Config::new().path(path).flush_every_ms(None).open() {
                 // sled 0.34 reports a taken lock only in the message of an `Other` error.
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
@@ -153,78 +162,88 @@ impl SledLedger {
         }
     }
 
-    /// How many flushes to disk this ledger has made since it was opened.
+    /// How many times durable writes were synced to disk (journal syncs) since it was opened.
     pub fn flush_count(&self) -> u64 {
-        self.inner.commits.flushes()
+        self.inner.store.flushes()
     }
 
     /// How many calls are waiting for their write to reach the disk right now.
     pub fn flush_waiters(&self) -> u64 {
-        self.inner.commits.waiting()
+        self.inner.store.waiting()
     }
 
-    /// Apply `rule` to the record at `key` with compare-and-swap, retrying on conflict.
-    ///
-    /// `rule` may run several times, so it is a `Fn`: it cannot change what it captured.
+    /// How many records the write-behind map holds (changes not yet in sled, and a cache
+    /// of the records used lately).
+    pub fn cached_records(&self) -> usize {
+        self.inner.store.cached()
+    }
+
+    /// Apply `rule` to the record at `key` (atomically: under the key's lock) and keep what
+    /// it writes; `durable` marks a write an answer relayed to a partner depends on.
     fn step<T: Record, R>(
         &self,
-        tree: &Tree,
+        tree: TreeId,
         key: &[u8],
-        rule: impl Fn(Option<&T>) -> Step<T, R>,
+        durable: bool,
+        rule: impl FnOnce(Option<&T>) -> Step<T, R>,
     ) -> Result<R, LedgerError> {
-        loop {
-            let old = tree.get(key)?;
-            let cur = old.as_deref().map(|v| decode::<T>(key, v)).transpose()?;
-            let step = rule(cur.as_ref());
-            let (new, new_slot) = match &step.write {
-                None => return step.reply,
-                Some(Write::Put(record)) => (Some(encode(key, record)?), Some(record.slot())),
-                Some(Write::Delete) => (None, None),
-            };
-            if tree.compare_and_swap(key, old, new)?.is_ok() {
-                self.inner.counters.moved(cur.map(|c| c.slot()), new_slot);
-                return step.reply;
-            }
-            tracing::trace!(kind = T::KIND, "ledger compare-and-swap conflict, retrying");
-        }
+        let counters = &self.inner.counters;
+        self.inner
+            .store
+            .update(tree, key, durable, |cur: Option<&T>| {
+                let step = rule(cur);
+                let (change, new_slot) = match step.write {
+                    None => return Ok((None, step.reply)),
+                    Some(Write::Put(record)) => {
+                        let slot = record.slot();
+                        (Change::Put(record), Some(slot))
+                    }
+                    Some(Write::Delete) => (Change::Delete, None),
+                };
+                counters.moved(cur.map(Record::slot), new_slot);
+                Ok((Some(change), step.reply))
+            })?
     }
 
     fn federation_step<R>(
         &self,
         token: Uuid,
-        rule: impl Fn(Option<&Federation>) -> Step<Federation, R>,
+        durable: bool,
+        rule: impl FnOnce(Option<&Federation>) -> Step<Federation, R>,
     ) -> Result<R, LedgerError> {
-        self.step(&self.inner.federations, &id_key(token), rule)
+        self.step(TreeId::Federations, &id_key(token), durable, rule)
     }
 
     fn request_step<R>(
         &self,
         id: Uuid,
-        rule: impl Fn(Option<&AcRequest>) -> Step<AcRequest, R>,
+        durable: bool,
+        rule: impl FnOnce(Option<&AcRequest>) -> Step<AcRequest, R>,
     ) -> Result<R, LedgerError> {
-        self.step(&self.inner.requests, &id_key(id), rule)
-    }
-
-    /// Hands back `result` without waiting for a flush: for writes no answer relayed to a
-    /// partner depends on (see the module docs). They reach the disk with the next group
-    /// commit or sled's own periodic flush.
-    fn eventually<R>(&self, result: Result<R, LedgerError>) -> Result<R, LedgerError> {
-        result
+        self.step(TreeId::Requests, &id_key(id), durable, rule)
     }
 
     /// Wait for durability, then hand back `result`, whatever it is: even a refusal may
-    /// rest on a write of another caller that is not yet on disk.
+    /// rest on a durable write of another caller that is not yet on disk.
     async fn durably<R>(&self, result: Result<R, LedgerError>) -> Result<R, LedgerError> {
-        self.inner.commits.durable().await?;
+        self.inner.store.durable().await?;
         result
     }
 
-    fn get<T: Record>(tree: &Tree, key: &[u8]) -> Result<Option<T>, LedgerError> {
-        tree.get(key)?.map(|v| decode(key, &v)).transpose()
+    /// Like [`SledLedger::durably`], for writes made straight to sled (the TS.43 trees): waits
+    /// for a sled flush.
+    async fn flushed<R>(&self, result: Result<R, LedgerError>) -> Result<R, LedgerError> {
+        self.inner.store.flushed().await?;
+        result
     }
 
-    fn all<T: Record>(tree: &Tree) -> impl Iterator<Item = Result<T, LedgerError>> + '_ {
-        tree.iter().map(|entry| {
+    fn get<T: Record>(&self, tree: TreeId, key: &[u8]) -> Result<Option<T>, LedgerError> {
+        self.inner.store.get(tree, key)
+    }
+
+    /// Every record of `tree`, as sled has them: call after [`WriteBehind::written`].
+    fn all<T: Record>(&self, tree: TreeId) -> impl Iterator<Item = Result<T, LedgerError>> + '_ {
+        self.inner.store.tree(tree).iter().map(|entry| {
             let (key, value) = entry?;
             decode(&key, &value)
         })
@@ -234,7 +253,7 @@ impl SledLedger {
 #[async_trait::async_trait]
 impl Ledger for SledLedger {
     async fn federation(&self, token: Uuid) -> Result<Option<Federation>, LedgerError> {
-        Self::get(&self.inner.federations, &id_key(token))
+        self.get(TreeId::Federations, &id_key(token))
     }
 
     async fn reserve_federation(
@@ -244,24 +263,22 @@ impl Ledger for SledLedger {
         now: u64,
         stale_after_ms: u64,
     ) -> Result<(), LedgerError> {
-        let result = self.federation_step(token, |cur| {
+        self.federation_step(token, false, |cur| {
             rules::reserve(cur, token, pair, now, stale_after_ms)
-        });
-        self.eventually(result)
+        })
     }
 
     async fn confirm_federation(&self, fed: NewFederation) -> Result<Federation, LedgerError> {
-        let result = self.federation_step(fed.msp_token, |cur| rules::confirm(cur, &fed));
+        let result = self.federation_step(fed.msp_token, true, |cur| rules::confirm(cur, &fed));
         self.durably(result).await
     }
 
     async fn release_federation(&self, token: Uuid, pair: &Pair) -> Result<(), LedgerError> {
-        let result = self.federation_step(token, |cur| rules::release(cur, pair));
-        self.eventually(result)
+        self.federation_step(token, false, |cur| rules::release(cur, pair))
     }
 
     async fn learn_federation(&self, fed: NewFederation) -> Result<Federation, LedgerError> {
-        let result = self.federation_step(fed.msp_token, |cur| rules::learn(cur, &fed));
+        let result = self.federation_step(fed.msp_token, true, |cur| rules::learn(cur, &fed));
         self.durably(result).await.map(|(fed, _)| fed)
     }
 
@@ -272,16 +289,16 @@ impl Ledger for SledLedger {
         reason: Option<String>,
         now: u64,
     ) -> Result<Federation, LedgerError> {
-        let result = self.federation_step(token, |cur| rules::invalidate(cur, by, &reason, now));
+        let result =
+            self.federation_step(token, true, |cur| rules::invalidate(cur, by, &reason, now));
         self.durably(result).await
     }
 
     async fn open_request(&self, req: NewAcRequest) -> Result<(), LedgerError> {
-        // Reading the federation outside the swap is enough: invalidation never looks at
-        // requests, so a racing one simply orders after this open.
-        let result = Self::get::<Federation>(&self.inner.federations, &id_key(req.msp_token))
-            .and_then(|fed| self.request_step(req.id, |cur| rules::open(fed.as_ref(), cur, &req)));
-        self.eventually(result)
+        // Reading the federation outside the request's step is enough: invalidation never
+        // looks at requests, so a racing one simply orders after this open.
+        let fed = self.get::<Federation>(TreeId::Federations, &id_key(req.msp_token))?;
+        self.request_step(req.id, false, |cur| rules::open(fed.as_ref(), cur, &req))
     }
 
     async fn settle_request(
@@ -290,12 +307,13 @@ impl Ledger for SledLedger {
         settle: Settle,
         now: u64,
     ) -> Result<AcRequest, LedgerError> {
-        let result = self.request_step(id, |cur| rules::settle(cur, settle, now));
-        if matches!(settle, Settle::Async { .. }) {
-            // The 201 that follows promises an answer can be matched later.
+        // The 201 that follows an asynchronous settle promises an answer can be matched later.
+        let durable = matches!(settle, Settle::Async { .. });
+        let result = self.request_step(id, durable, |cur| rules::settle(cur, settle, now));
+        if durable {
             self.durably(result).await
         } else {
-            self.eventually(result)
+            result
         }
     }
 
@@ -309,8 +327,9 @@ impl Ledger for SledLedger {
         stale_after_ms: u64,
     ) -> Result<AcRequest, LedgerError> {
         let who = Claimant { msp, cmp, token };
-        let result = self.request_step(id, |cur| rules::claim(cur, &who, now, stale_after_ms));
-        self.eventually(result)
+        self.request_step(id, false, |cur| {
+            rules::claim(cur, &who, now, stale_after_ms)
+        })
     }
 
     async fn finish_answer(
@@ -319,12 +338,12 @@ impl Ledger for SledLedger {
         delivered: Option<Delivered>,
         now: u64,
     ) -> Result<AcRequest, LedgerError> {
-        let result = self.request_step(id, |cur| rules::finish(cur, delivered, now));
+        let result = self.request_step(id, true, |cur| rules::finish(cur, delivered, now));
         self.durably(result).await
     }
 
     async fn request(&self, id: Uuid) -> Result<Option<AcRequest>, LedgerError> {
-        Self::get(&self.inner.requests, &id_key(id))
+        self.get(TreeId::Requests, &id_key(id))
     }
 
     async fn record_profiles(
@@ -333,19 +352,28 @@ impl Ledger for SledLedger {
         events: &[ProfileEvent],
         now: u64,
     ) -> Result<(), LedgerError> {
-        let result = events.iter().try_for_each(|event| {
+        let counters = &self.inner.counters;
+        events.iter().try_for_each(|event| {
             let key = profile_key(token, &event.iccid);
-            let value = encode(&key, &rules::profile(token, event, now))?;
-            if self.inner.profiles.insert(key, value)?.is_none() {
-                self.inner.counters.add(Slot::Profile, 1);
-            }
-            Ok(())
-        });
-        self.eventually(result)
+            let profile = rules::profile(token, event, now);
+            self.inner
+                .store
+                .update(TreeId::Profiles, &key, false, |old: Option<&Profile>| {
+                    if old.is_none() {
+                        counters.add(Slot::Profile, 1);
+                    }
+                    Ok((Some(Change::Put(profile)), ()))
+                })
+        })
     }
 
     async fn profiles(&self, token: Uuid) -> Result<Vec<Profile>, LedgerError> {
-        let mine = self.inner.profiles.scan_prefix(token.as_bytes());
+        self.inner.store.flushed().await?;
+        let mine = self
+            .inner
+            .store
+            .tree(TreeId::Profiles)
+            .scan_prefix(token.as_bytes());
         mine.map(|entry| {
             let (key, value) = entry?;
             decode(&key, &value)
@@ -354,8 +382,9 @@ impl Ledger for SledLedger {
     }
 
     async fn list_requests(&self, filter: &RequestFilter) -> Result<Vec<AcRequest>, LedgerError> {
+        self.inner.store.flushed().await?;
         let mut found = Vec::new();
-        for req in Self::all::<AcRequest>(&self.inner.requests) {
+        for req in self.all::<AcRequest>(TreeId::Requests) {
             let req = req?;
             if rules::matches(&req, filter) {
                 found.push(req);
@@ -366,10 +395,17 @@ impl Ledger for SledLedger {
     }
 
     async fn export(&self, sink: &mut ExportSink<'_>) -> Result<u64, LedgerError> {
+        self.inner.store.flushed().await?;
         let mut count = 0;
-        let feds = Self::all(&self.inner.federations).map(|r| r.map(ExportRecord::Federation));
-        let reqs = Self::all(&self.inner.requests).map(|r| r.map(ExportRecord::Request));
-        let profiles = Self::all(&self.inner.profiles).map(|r| r.map(ExportRecord::Profile));
+        let feds = self
+            .all(TreeId::Federations)
+            .map(|r| r.map(ExportRecord::Federation));
+        let reqs = self
+            .all(TreeId::Requests)
+            .map(|r| r.map(ExportRecord::Request));
+        let profiles = self
+            .all(TreeId::Profiles)
+            .map(|r| r.map(ExportRecord::Profile));
         for record in feds.chain(reqs).chain(profiles) {
             sink(record?)?;
             count += 1;
@@ -384,7 +420,7 @@ impl Ledger for SledLedger {
         let mut report = ImportReport::default();
         let mut result = Ok(());
         for fed in &lines {
-            match self.federation_step(fed.msp_token, |cur| rules::learn(cur, fed)) {
+            match self.federation_step(fed.msp_token, true, |cur| rules::learn(cur, fed)) {
                 Ok((_, true)) => report.added += 1,
                 Ok((_, false)) => report.already_present += 1,
                 Err(LedgerError::TokenTaken) => report.conflicting.push(fed.msp_token),
@@ -404,6 +440,7 @@ impl Ledger for SledLedger {
     }
 
     async fn sweep(&self, now: u64, retention_ms: u64) -> Result<SweepReport, LedgerError> {
+        self.inner.store.flushed().await?;
         let mut report = SweepReport::default();
         let result = self
             .sweep_requests(now, retention_ms, &mut report)
@@ -413,6 +450,6 @@ impl Ledger for SledLedger {
     }
 
     async fn flush(&self) -> Result<(), LedgerError> {
-        self.inner.commits.durable().await
+        self.inner.store.flushed().await
     }
 }

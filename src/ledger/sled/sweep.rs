@@ -8,17 +8,30 @@
 
 use uuid::Uuid;
 
+use super::behind::{Change, TreeId};
 use super::SledLedger;
 use crate::ledger::codec::Slot;
 use crate::ledger::rules::{self, SweptFederation, SweptRequest};
-use crate::ledger::{AcRequest, Federation, LedgerError, SweepReport};
+use crate::ledger::{AcRequest, Federation, LedgerError, Profile, SweepReport};
 
 impl SledLedger {
-    /// Remove every profile of `token`; how many there were.
+    /// Remove every profile of `token` that sled has (the sweep has the writer put all
+    /// pending changes into sled first); how many there were.
     fn remove_profiles(&self, token: Uuid) -> Result<u64, LedgerError> {
+        let store = &self.inner.store;
         let mut removed = 0;
-        for key in self.inner.profiles.scan_prefix(token.as_bytes()).keys() {
-            if self.inner.profiles.remove(key?)?.is_some() {
+        for key in store
+            .tree(TreeId::Profiles)
+            .scan_prefix(token.as_bytes())
+            .keys()
+        {
+            let gone = store.update(TreeId::Profiles, &key?, true, |old: Option<&Profile>| {
+                Ok(match old {
+                    Some(_) => (Some(Change::Delete), true),
+                    None => (None, false),
+                })
+            })?;
+            if gone {
                 self.inner.counters.add(Slot::Profile, -1);
                 removed += 1;
             }
@@ -33,7 +46,7 @@ impl SledLedger {
         retention_ms: u64,
         report: &mut SweepReport,
     ) -> Result<(), LedgerError> {
-        for req in Self::all::<AcRequest>(&self.inner.requests) {
+        for req in self.all::<AcRequest>(TreeId::Requests) {
             let req = req?;
             // Only touch what the scan says is due; the step re-reads and re-decides.
             if rules::sweep_request(Some(&req), now, retention_ms)
@@ -42,8 +55,9 @@ impl SledLedger {
             {
                 continue;
             }
-            let swept =
-                self.request_step(req.id, |cur| rules::sweep_request(cur, now, retention_ms))?;
+            let swept = self.request_step(req.id, true, |cur| {
+                rules::sweep_request(cur, now, retention_ms)
+            })?;
             match swept {
                 Some(SweptRequest::Expired) => report.expired += 1,
                 Some(SweptRequest::Abandoned) => report.abandoned += 1,
@@ -61,7 +75,7 @@ impl SledLedger {
         retention_ms: u64,
         report: &mut SweepReport,
     ) -> Result<(), LedgerError> {
-        for fed in Self::all::<Federation>(&self.inner.federations) {
+        for fed in self.all::<Federation>(TreeId::Federations) {
             let fed = fed?;
             let Some(due) = rules::sweepable(&fed, now, retention_ms) else {
                 continue;
@@ -71,9 +85,9 @@ impl SledLedger {
             if purge {
                 report.profiles_purged += self.remove_profiles(token)?;
             }
-            match self
-                .federation_step(token, |cur| rules::sweep_federation(cur, now, retention_ms))?
-            {
+            match self.federation_step(token, true, |cur| {
+                rules::sweep_federation(cur, now, retention_ms)
+            })? {
                 Some(SweptFederation::Purged) => report.federations_purged += 1,
                 Some(SweptFederation::Dropped) => report.reservations_dropped += 1,
                 None => {}

@@ -129,16 +129,20 @@ async fn reopen_after_drop_keeps_everything() {
 async fn unknown_schema_version_is_an_error_naming_the_key() {
     let dir = TestDir::new("corrupt");
     let ledger = SledLedger::open(dir.path()).unwrap();
-    let token = Uuid::new_v4();
-    let fed = ledger
-        .learn_federation(new_fed(token, &pair_a(), 1))
+    let learned = Uuid::new_v4();
+    let mut fed = ledger
+        .learn_federation(new_fed(learned, &pair_a(), 1))
         .await
         .unwrap();
+    // A record the ledger has not read yet, stored by a future version.
+    let token = Uuid::new_v4();
+    fed.msp_token = token;
     let mut value = encode(&id_key(token), &fed).unwrap();
     value[0] = 2;
     ledger
         .inner
-        .federations
+        .store
+        .tree(super::behind::TreeId::Federations)
         .insert(id_key(token), value)
         .unwrap();
     let expected = LedgerError::Corrupt {
@@ -242,7 +246,7 @@ async fn concurrent_writers_share_flushes() {
     let dir = TestDir::new("group");
     let ledger = SledLedger::open(dir.path()).unwrap();
     // Hold the flusher until all 64 writers wait, as they would behind a slow disk.
-    ledger.inner.commits.pause(true);
+    ledger.inner.store.pause(true);
     let writers = tokio::spawn({
         let ledger = ledger.clone();
         async move { concurrent_confirmations(&ledger, 64, 1).await }
@@ -252,7 +256,7 @@ async fn concurrent_writers_share_flushes() {
         assert!(Instant::now() < deadline, "writers never queued up");
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
-    ledger.inner.commits.pause(false);
+    ledger.inner.store.pause(false);
     let (_, flushes) = writers.await.unwrap();
     assert!(flushes <= 2, "64 queued writers cost {flushes} flushes");
     assert_eq!(ledger.flush_waiters(), 0);

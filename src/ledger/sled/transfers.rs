@@ -102,7 +102,7 @@ impl TransferLedger for SledLedger {
             )?;
             Ok(())
         })();
-        self.durably(result).await
+        self.flushed(result).await
     }
 
     async fn token(&self, hash: &str) -> Result<Option<TemporaryToken>, LedgerError> {
@@ -127,7 +127,7 @@ impl TransferLedger for SledLedger {
             }
             Ok(changed)
         });
-        self.durably(result).await
+        self.flushed(result).await
     }
 
     async fn step(&self, id: Uuid, step: Step) -> Result<Option<Transfer>, LedgerError> {
@@ -143,7 +143,7 @@ impl TransferLedger for SledLedger {
                 }
             },
         );
-        self.durably(result).await
+        self.flushed(result).await
     }
 
     async fn transfer(&self, id: Uuid) -> Result<Option<Transfer>, LedgerError> {
@@ -195,7 +195,7 @@ impl TransferLedger for SledLedger {
             }
             Ok(gone)
         })();
-        self.durably(result).await
+        self.flushed(result).await
     }
 }
 

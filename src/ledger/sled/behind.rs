@@ -1,0 +1,603 @@
+//! Write-behind: the request path reads and changes records in memory, one writer thread
+//! puts the changes into sled, and a caller that needs its write on disk waits for the
+//! writer's next sync.
+//!
+//! The map holds records decoded, by key: the ones changed and not yet written (pending),
+//! and the ones read or written lately (a cache, so that the request path neither looks
+//! into sled nor parses JSON for a federation it saw a moment ago). A change is a
+//! read-modify-write of one key under that key's lock in the map: take the record in the
+//! map (or read it from sled into the map), apply the caller's rule, keep the result as
+//! pending with a sequence number. Every caller sees every change at once, whether or not
+//! sled has it yet. A record nobody used for an [`EVICT_EVERY`] leaves the map once it is
+//! written; sled has it.
+//!
+//! The writer thread runs a round when a caller waits ([`WriteBehind::durable`],
+//! [`WriteBehind::flushed`]) and otherwise every [`TICK`]. A round puts into sled the
+//! pending values of keys changed by a durable write (the writes an answer relayed to a
+//! partner depends on; the backend's module docs list them) and of keys pending for longer
+//! than [`AGE`]. The durable ones are also appended to the journal (`journal.rs`) and synced
+//! there, once for all of them (group commit), before their callers are woken. A written key
+//! leaves the map unless it changed again meanwhile. So a record changed several times
+//! within [`AGE`] (a request opened and closed, a profile reported again) costs sled one
+//! write, and a burst of durable writes one `fdatasync`. Every checkpoint interval
+//! (`ledger.checkpoint_ms`, [`CHECKPOINT_EVERY`] by default) the writer flushes sled and
+//! empties the journal.
+//!
+//! What a durable waiter is promised: every durable write made before it waited is on disk
+//! (with the state it built on: a durable write's record includes the earlier changes to the
+//! same key). Other writes reach sled within [`AGE`] and the disk with the next checkpoint:
+//! they protect nothing once the process is gone. Replaying the journal after a crash puts
+//! back the last durable state of each key it names, possibly over a later change that was
+//! not durable.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use sled::{IVec, Tree};
+use tokio::sync::oneshot;
+
+use super::journal::{self, Journal};
+use crate::ledger::codec::{decode, AnyRecord, Record};
+use crate::ledger::LedgerError;
+
+/// How long a change nothing waits for may stay in memory only.
+pub(super) const AGE: Duration = Duration::from_millis(250);
+/// How often the writer looks for aged changes when no caller waits.
+pub(super) const TICK: Duration = Duration::from_millis(50);
+/// The shortest time between two journal syncs: durable writes arriving meanwhile share the
+/// next one (under load, a sync per write would cost more CPU than the requests).
+const SYNC_GAP: Duration = Duration::from_millis(1);
+/// How often the writer wakes when nothing is pending (to checkpoint and evict).
+const IDLE_TICK: Duration = Duration::from_millis(500);
+/// How often sled is flushed and the journal emptied, when something was written (the
+/// default of `ledger.checkpoint_ms`).
+pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// The journal size that triggers a checkpoint before [`CHECKPOINT_EVERY`].
+const CHECKPOINT_BYTES: u64 = 8 << 20;
+/// How often records nobody used since the last time leave the map.
+pub(super) const EVICT_EVERY: Duration = Duration::from_secs(10);
+
+/// The trees behind the write-behind map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum TreeId {
+    Federations = 0,
+    Requests = 1,
+    Profiles = 2,
+}
+
+type Key = (TreeId, IVec);
+
+/// What a rule does to a key.
+pub(super) enum Change<T> {
+    /// Store this record.
+    Put(T),
+    /// Remove the key.
+    Delete,
+}
+
+/// A key in the map: its record (`None`: no such record, or removed), and whether that is
+/// still to be written.
+struct Slot {
+    record: Option<AnyRecord>,
+    /// The change that made it (0: read from sled).
+    seq: u64,
+    /// Not yet in sled.
+    pending: bool,
+    /// Pending and made (or built on) by a durable write.
+    durable: bool,
+    /// Used since the last eviction pass.
+    used: AtomicBool,
+}
+
+impl Slot {
+    fn read(record: Option<AnyRecord>) -> Slot {
+        Slot {
+            record,
+            seq: 0,
+            pending: false,
+            durable: false,
+            used: AtomicBool::new(true),
+        }
+    }
+
+    fn get<T: Record>(&self, key: &[u8]) -> Result<Option<T>, LedgerError> {
+        self.used.store(true, Ordering::Relaxed);
+        match &self.record {
+            None => Ok(None),
+            Some(any) => T::unwrap(any)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| LedgerError::Corrupt {
+                    key: crate::ledger::codec::key_name::<T>(key),
+                    reason: "a record of another kind under this key".into(),
+                }),
+        }
+    }
+}
+
+/// Wakes one waiter with the result of the round that covered it.
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+#[derive(Default)]
+struct Control {
+    /// Callers waiting for the durable writes made before they waited to be on disk.
+    durable: Vec<Waiter>,
+    /// Callers waiting for every change made before they waited to be in sled and on disk
+    /// (before a scan of the trees, after a write straight to sled).
+    flushed: Vec<Waiter>,
+    stop: bool,
+}
+
+#[derive(Default)]
+struct Queues {
+    /// Keys changed, oldest first (a key may appear more than once).
+    changed: VecDeque<(Instant, Key)>,
+    /// Keys changed by durable writes since the last round.
+    durable: Vec<Key>,
+}
+
+struct Shared {
+    db: sled::Db,
+    /// How often to checkpoint.
+    checkpoint: Duration,
+    /// The writer's own state.
+    journal: Mutex<Journal>,
+    trees: [Tree; 3],
+    map: DashMap<Key, Slot>,
+    seq: AtomicU64,
+    queues: Mutex<Queues>,
+    control: Mutex<Control>,
+    wake: Condvar,
+    /// Journal syncs: the flushes durable writes waited for.
+    flushes: AtomicU64,
+    /// sled flushes (checkpoints).
+    checkpoints: AtomicU64,
+    writes: AtomicU64,
+    updates: AtomicU64,
+    waiting: AtomicU64,
+    paused: AtomicBool,
+}
+
+/// The write-behind map and its writer thread; dropping it writes and flushes what is
+/// pending, then joins the thread.
+pub(super) struct WriteBehind {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WriteBehind {
+    /// Replays the journal of the ledger in `dir` into `trees` (in [`TreeId`] order) of `db`,
+    /// then starts the writer.
+    pub(super) fn start(
+        dir: &std::path::Path,
+        db: sled::Db,
+        trees: [Tree; 3],
+        checkpoint: Duration,
+    ) -> Result<WriteBehind, LedgerError> {
+        let path = journal::path(dir);
+        let replayed = journal::read(&path)?;
+        for entry in &replayed {
+            let tree = &trees[entry.tree as usize];
+            match &entry.value {
+                Some(value) => tree.insert(&entry.key, value.clone())?,
+                None => tree.remove(&entry.key)?,
+            };
+        }
+        db.flush()?;
+        let mut journal = Journal::open(path)?;
+        journal.clear()?;
+        if !replayed.is_empty() {
+            tracing::info!(
+                records = replayed.len(),
+                "replayed the ledger journal (durable writes since the last checkpoint)"
+            );
+        }
+        let shared = Arc::new(Shared {
+            db,
+            checkpoint,
+            journal: Mutex::new(journal),
+            trees,
+            map: DashMap::with_shard_amount(64),
+            seq: AtomicU64::new(0),
+            queues: Mutex::default(),
+            control: Mutex::default(),
+            wake: Condvar::new(),
+            flushes: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            updates: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
+            paused: AtomicBool::new(false),
+        });
+        let writer = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| LedgerError::Storage(format!("cannot start the ledger writer: {e}")))?;
+        Ok(WriteBehind {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The tree `id` (for scans, after [`WriteBehind::flushed`]).
+    pub(super) fn tree(&self, id: TreeId) -> &Tree {
+        &self.shared.trees[id as usize]
+    }
+
+    /// The record at `key` (from the map, else from sled into the map).
+    pub(super) fn get<T: Record>(
+        &self,
+        tree: TreeId,
+        key: &[u8],
+    ) -> Result<Option<T>, LedgerError> {
+        let key: Key = (tree, IVec::from(key));
+        if let Some(slot) = self.shared.map.get(&key) {
+            return slot.get(&key.1);
+        }
+        // Read sled under the key's lock, so that no change can slip in between.
+        match self.shared.map.entry(key.clone()) {
+            Entry::Occupied(slot) => slot.get().get(&key.1),
+            Entry::Vacant(vacant) => {
+                let record = self.load::<T>(&key)?;
+                vacant.insert(Slot::read(record.clone().map(T::wrap)));
+                Ok(record)
+            }
+        }
+    }
+
+    fn load<T: Record>(&self, key: &Key) -> Result<Option<T>, LedgerError> {
+        self.tree(key.0)
+            .get(&key.1)?
+            .map(|v| decode::<T>(&key.1, &v))
+            .transpose()
+    }
+
+    /// Applies `rule` to the record at `key` under the key's lock and keeps what it changes.
+    /// `durable` marks a write an answer depends on (see [`WriteBehind::durable`]).
+    pub(super) fn update<T: Record, R>(
+        &self,
+        tree: TreeId,
+        key: &[u8],
+        durable: bool,
+        rule: impl FnOnce(Option<&T>) -> Result<(Option<Change<T>>, R), LedgerError>,
+    ) -> Result<R, LedgerError> {
+        let shared = &*self.shared;
+        let key: Key = (tree, IVec::from(key));
+        let (change, reply, was_durable) = match shared.map.entry(key.clone()) {
+            Entry::Occupied(mut slot) => {
+                let current = slot.get().get::<T>(&key.1)?;
+                let (change, reply) = rule(current.as_ref())?;
+                let Some(change) = change else {
+                    return Ok(reply);
+                };
+                let was_durable = slot.get().pending && slot.get().durable;
+                let next = self.slot(change, durable || was_durable);
+                *slot.get_mut() = next;
+                (true, reply, durable || was_durable)
+            }
+            Entry::Vacant(vacant) => {
+                let current = self.load::<T>(&key)?;
+                let (change, reply) = rule(current.as_ref())?;
+                let Some(change) = change else {
+                    vacant.insert(Slot::read(current.map(T::wrap)));
+                    return Ok(reply);
+                };
+                vacant.insert(self.slot(change, durable));
+                (true, reply, durable)
+            }
+        };
+        debug_assert!(change);
+        let mut queues = lock(&shared.queues);
+        let was_empty = queues.changed.is_empty();
+        queues.changed.push_back((Instant::now(), key.clone()));
+        if was_durable {
+            queues.durable.push(key);
+        }
+        drop(queues);
+        if was_empty {
+            // The writer sleeps while nothing is pending: it has something to age now. (It
+            // looks at the queue under the control lock, so taking that lock first means it
+            // either sees this change or is already asleep and gets the signal.)
+            let _control = lock(&shared.control);
+            shared.wake.notify_one();
+        }
+        Ok(reply)
+    }
+
+    /// A pending slot for `change`, with the next sequence number.
+    fn slot<T: Record>(&self, change: Change<T>, durable: bool) -> Slot {
+        let shared = &*self.shared;
+        shared.updates.fetch_add(1, Ordering::Relaxed);
+        Slot {
+            record: match change {
+                Change::Put(record) => Some(record.wrap()),
+                Change::Delete => None,
+            },
+            seq: shared.seq.fetch_add(1, Ordering::AcqRel) + 1,
+            pending: true,
+            durable,
+            used: AtomicBool::new(true),
+        }
+    }
+
+    /// Waits until every durable write made before this call is on disk (in the journal).
+    pub(super) async fn durable(&self) -> Result<(), LedgerError> {
+        self.wait(|c| &mut c.durable).await
+    }
+
+    /// Waits until every change made before this call is in sled and sled has flushed: a
+    /// scan of the trees sees it, and writes made straight to sled are on disk.
+    pub(super) async fn flushed(&self) -> Result<(), LedgerError> {
+        self.wait(|c| &mut c.flushed).await
+    }
+
+    async fn wait(&self, list: fn(&mut Control) -> &mut Vec<Waiter>) -> Result<(), LedgerError> {
+        let stopped = || LedgerError::Storage("the ledger writer has stopped".into());
+        let (waiter, woken) = oneshot::channel();
+        {
+            let mut control = lock(&self.shared.control);
+            if control.stop {
+                return Err(stopped());
+            }
+            list(&mut control).push(waiter);
+        }
+        self.shared.waiting.fetch_add(1, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+        match woken.await {
+            Ok(result) => result.map_err(LedgerError::Storage),
+            Err(_) => Err(stopped()),
+        }
+    }
+
+    /// How many times the writer has synced the journal for durable writes.
+    pub(super) fn flushes(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
+    }
+
+    /// How many callers wait for the writer right now.
+    pub(super) fn waiting(&self) -> u64 {
+        self.shared.waiting.load(Ordering::Relaxed)
+    }
+
+    /// How many records the map holds (pending or cached).
+    pub(super) fn cached(&self) -> usize {
+        self.shared.map.len()
+    }
+
+    /// Hold the writer back before its next round (`true`), or let it go.
+    #[cfg(test)]
+    pub(super) fn pause(&self, paused: bool) {
+        self.shared.paused.store(paused, Ordering::Relaxed);
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        tracing::info!(
+            changes = shared.updates.load(Ordering::Relaxed),
+            sled_writes = shared.writes.load(Ordering::Relaxed),
+            journal_syncs = self.flushes(),
+            checkpoints = shared.checkpoints.load(Ordering::Relaxed),
+            "ledger writer stopping"
+        );
+        lock(&self.shared.control).stop = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the ledger writer thread panicked");
+            }
+        }
+    }
+}
+
+/// What one round does.
+struct Round {
+    durable: Vec<Waiter>,
+    flushed: Vec<Waiter>,
+    stop: bool,
+}
+
+impl Shared {
+    fn run(&self) {
+        let mut checkpointed = Instant::now();
+        let mut unflushed = false;
+        let mut synced = Instant::now();
+        let mut evicted = Instant::now();
+        loop {
+            if evicted.elapsed() >= EVICT_EVERY {
+                self.evict();
+                evicted = Instant::now();
+            }
+            let round = self.next_round(synced);
+            while self.paused.load(Ordering::Relaxed) && !round.stop {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let all = round.stop || !round.flushed.is_empty();
+            let result = self.round(all, &mut unflushed, &mut checkpointed);
+            if !round.durable.is_empty() {
+                synced = Instant::now();
+            }
+            if let Err(cause) = &result {
+                tracing::error!(%cause, "ledger write failed; the changes stay pending");
+            }
+            let woken = round.durable.len() + round.flushed.len();
+            self.waiting.fetch_sub(woken as u64, Ordering::Relaxed);
+            for waiter in round.durable.into_iter().chain(round.flushed) {
+                // A waiter whose caller went away needs no answer.
+                let _ = waiter.send(result.clone());
+            }
+            if round.stop {
+                return;
+            }
+        }
+    }
+
+    /// Puts what is due into sled (`all`: everything pending), journals and syncs the
+    /// durable part, checkpoints when `all` or when due, and lets go of the written keys.
+    fn round(
+        &self,
+        all: bool,
+        unflushed: &mut bool,
+        checkpointed: &mut Instant,
+    ) -> Result<(), String> {
+        let mut journal = lock(&self.journal);
+        let written = self.write(all, &mut journal)?;
+        *unflushed |= !written.is_empty();
+        if journal.sync().map_err(|e| e.to_string())? {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+        }
+        let due = *unflushed
+            && (checkpointed.elapsed() >= self.checkpoint || journal.len() >= CHECKPOINT_BYTES);
+        if all || due {
+            // Everything in the journal is in sled: once sled has flushed, it can go.
+            self.checkpoints.fetch_add(1, Ordering::Relaxed);
+            self.db.flush().map_err(|e| e.to_string())?;
+            journal.clear().map_err(|e| e.to_string())?;
+            *unflushed = false;
+            *checkpointed = Instant::now();
+        }
+        drop(journal);
+        for (key, seq) in written {
+            // Written: no longer pending, unless it changed again meanwhile.
+            if let Some(mut slot) = self.map.get_mut(&key) {
+                if slot.seq == seq {
+                    slot.pending = false;
+                    slot.durable = false;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the written records nobody used since the last pass, and starts a new pass.
+    fn evict(&self) {
+        self.map
+            .retain(|_, slot| slot.pending || slot.used.swap(false, Ordering::Relaxed));
+    }
+
+    /// Sleeps until a caller waits, the writer stops, or (while changes are pending) a tick
+    /// passes; takes the waiters.
+    fn next_round(&self, synced: Instant) -> Round {
+        let mut control = lock(&self.control);
+        loop {
+            if control.stop || !control.flushed.is_empty() {
+                break;
+            }
+            if !control.durable.is_empty() {
+                // Group commit: a sync right after another gathers the waiters of a while.
+                let gap = SYNC_GAP.saturating_sub(synced.elapsed());
+                if gap.is_zero() {
+                    break;
+                }
+                control = self
+                    .wake
+                    .wait_timeout(control, gap)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                continue;
+            }
+            // Pending changes age by the tick; otherwise wake now and then anyway, for the
+            // checkpoint of what was written and for evictions.
+            let tick = if lock(&self.queues).changed.is_empty() {
+                IDLE_TICK
+            } else {
+                TICK
+            };
+            let (next, timeout) = self
+                .wake
+                .wait_timeout(control, tick)
+                .unwrap_or_else(|p| p.into_inner());
+            control = next;
+            if timeout.timed_out() {
+                break;
+            }
+        }
+        Round {
+            durable: std::mem::take(&mut control.durable),
+            flushed: std::mem::take(&mut control.flushed),
+            stop: control.stop,
+        }
+    }
+
+    /// Puts the due pending values into sled (`all`: every one) and the durable ones into
+    /// the journal (not yet synced); the keys and sequence numbers written.
+    fn write(&self, all: bool, journal: &mut Journal) -> Result<Vec<(Key, u64)>, String> {
+        let due: Vec<Key> = {
+            let mut queues = lock(&self.queues);
+            let mut due = std::mem::take(&mut queues.durable);
+            if all {
+                queues.changed.clear();
+            } else {
+                while let Some((since, _)) = queues.changed.front() {
+                    if since.elapsed() < AGE {
+                        break;
+                    }
+                    if let Some((_, key)) = queues.changed.pop_front() {
+                        due.push(key);
+                    }
+                }
+            }
+            due
+        };
+        let due: Vec<Key> = if all {
+            self.map
+                .iter()
+                .filter(|e| e.value().pending)
+                .map(|e| e.key().clone())
+                .collect()
+        } else {
+            due
+        };
+        let mut written = Vec::with_capacity(due.len());
+        let mut seen = HashSet::with_capacity(due.len());
+        for key in due {
+            if !seen.insert(key.clone()) {
+                continue; // listed twice
+            }
+            let Some((record, seq, durable)) = self
+                .map
+                .get(&key)
+                .filter(|slot| slot.pending)
+                .map(|slot| (slot.record.clone(), slot.seq, slot.durable))
+            else {
+                continue; // written by an earlier round
+            };
+            let value = match record {
+                Some(record) => Some(IVec::from(
+                    record.encode(&key.1).map_err(|e| e.to_string())?,
+                )),
+                None => None,
+            };
+            let tree = &self.trees[key.0 as usize];
+            match &value {
+                Some(value) => tree.insert(&key.1, value.clone()),
+                None => tree.remove(&key.1),
+            }
+            .map_err(|e| e.to_string())?;
+            if durable {
+                journal.push(&journal::Entry {
+                    tree: key.0,
+                    key: key.1.clone(),
+                    value,
+                });
+            }
+            written.push((key, seq));
+        }
+        self.writes
+            .fetch_add(written.len() as u64, Ordering::Relaxed);
+        Ok(written)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values are queues and lists of waiters: a panic elsewhere cannot leave
+    // them inconsistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
