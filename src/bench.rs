@@ -106,6 +106,10 @@ pub struct BenchArgs {
     /// bench directory, to tell the disk's fsync latency from the hub's own cost.
     #[arg(long)]
     pub ledger_dir: Option<std::path::PathBuf>,
+    /// Serving threads of the hub under test (`listen.threads`) and worker processes of
+    /// nginx; 0: one per core
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Then run every setup at half of aidhub's measured throughput and compare p99.
     #[arg(long)]
     pub half_rate: bool,
@@ -156,7 +160,14 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     } else {
         None
     };
-    let world = World::create(nginx, args.ledger_dir.as_deref()).await?;
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    println!(
+        "   servers: aidhub with {threads} serving threads, nginx with {threads} worker processes"
+    );
+    let world = World::create(nginx, args.ledger_dir.as_deref(), threads).await?;
     println!(
         "   bench directory {}; simulated partners in process {}",
         world.path().display(),

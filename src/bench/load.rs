@@ -128,9 +128,15 @@ pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>) -> Measured {
                                 .or_default() += left;
                             break;
                         }
+                        // Latency counts from the intended send time when the lane is
+                        // behind (the wait is the server's doing: no coordinated omission),
+                        // but from the actual send when the timer woke us late (tokio's
+                        // timer ticks in milliseconds: that lateness is the generator's).
+                        let behind = Instant::now() >= intended;
                         tokio::time::sleep_until(intended.into()).await;
+                        let since = if behind { intended } else { Instant::now() };
                         let op = mix::pick(&mut lane.rng);
-                        lane.play(op, intended, &mut rec).await;
+                        lane.play(op, since, &mut rec).await;
                     }
                 }
             }

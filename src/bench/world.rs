@@ -35,6 +35,8 @@ pub struct World {
     pub nginx: Option<PathBuf>,
     /// Where the hubs' ledgers go, when not in `dir` (removed on drop).
     ledgers: Option<tempfile::TempDir>,
+    /// Serving threads of the hub, worker processes of nginx.
+    pub threads: usize,
 }
 
 /// A server under test, stopped when dropped.
@@ -52,6 +54,7 @@ impl World {
     pub async fn create(
         nginx: Option<PathBuf>,
         ledger_dir: Option<&Path>,
+        threads: usize,
     ) -> Result<World, String> {
         let dir = tempfile::Builder::new()
             .prefix("aidhub-bench-")
@@ -106,6 +109,7 @@ impl World {
             exe,
             nginx,
             ledgers,
+            threads,
         })
     }
 
@@ -154,7 +158,8 @@ impl World {
             "path = \"ledger\"",
             &format!("path = '{}'", ledger.display()),
         ) + &format!(
-            "[listen]\npartners = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n"
+            "[listen]\npartners = \"127.0.0.1:{port}\"\nthreads = {}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n",
+            self.threads
         );
         std::fs::write(&hub_toml, text).map_err(|e| format!("{}: {e}", hub_toml.display()))?;
         let mut command = Command::new(&self.exe);
