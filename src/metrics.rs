@@ -29,7 +29,6 @@
 //! | `ts43_eap_total` | carrier, what | EAP-AKA relay packets by kind |
 //! | `ts43_device_violations_total` | carrier, reason | TS.43 requests the hub refused |
 
-use dashmap::DashMap;
 use std::fmt::Write as _;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +37,10 @@ use std::time::Duration;
 
 /// A partner id or other dynamic label value.
 pub type Label = Arc<str>;
+
+/// The maps behind the metrics: looked up a few times per request with keys from the
+/// configuration (partner ids, function names), so hashed with a fast hasher.
+pub type DashMap<K, V> = dashmap::DashMap<K, V, foldhash::fast::RandomState>;
 
 /// Histogram bucket upper bounds, seconds.
 const BUCKETS: [f64; 14] = [
@@ -90,7 +93,7 @@ pub struct Family<K: Eq + Hash> {
 impl<K: Eq + Hash + Clone> Default for Family<K> {
     fn default() -> Self {
         Family {
-            series: DashMap::new(),
+            series: DashMap::default(),
         }
     }
 }

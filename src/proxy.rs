@@ -7,9 +7,9 @@
 //! ```
 //!
 //! A [`Protocol`] supplies the protocol knowledge for each phase; this module never reads a
-//! protocol field. Once a request is admitted, the forward and the ledger record run in their
-//! own task, so a caller that hangs up cannot leave the ledger half-way through a lifecycle
-//! step.
+//! protocol field. Once a request is admitted, the forward and the ledger record run to the
+//! end whatever the caller does: should the caller hang up, the rest of the walk moves to a
+//! task of its own ([`Finish`]), so the ledger never stops half-way through a lifecycle step.
 
 use crate::access::AccessRecord;
 use crate::error::HubError;
@@ -18,12 +18,16 @@ use crate::server::ConnInfo;
 use crate::snapshot::Snapshot;
 use crate::upstream::{Answer, Upstream};
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::request::Parts;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// What the walk carries between phases.
@@ -126,17 +130,58 @@ pub async fn handle<P: Protocol>(
     };
     // From here on the request runs to completion even if the caller goes away, so the
     // ledger never stops half-way through a lifecycle step.
-    let task = tokio::spawn(async move {
+    let rest = async move {
         let result = forward(&*protocol, &mut cx, outbound).await;
         let response = respond(result, &mut cx);
         cx.record
             .finish(cx.hub.metrics(), response.status(), started.elapsed());
         response
-    });
-    task.await.unwrap_or_else(|e| {
-        tracing::error!(cause = %e, "request task failed");
-        HubError::Internal(e.to_string()).response()
+    };
+    let rest = AssertUnwindSafe(rest).catch_unwind();
+    Finish(Some(Box::pin(rest))).await.unwrap_or_else(|panic| {
+        let cause = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(%cause, "request walk panicked");
+        HubError::Internal(format!("the request walk panicked: {cause}")).response()
     })
+}
+
+/// The rest of a walk, polled in place by the request's own task; if that task lets go of
+/// it before it is done (hyper drops a request's future when its connection closes), the
+/// rest is spawned to finish on its own. Cheaper than a task per request, as safe.
+struct Finish<F: Future + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future + Send + 'static> Future for Finish<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let Some(rest) = self.0.as_mut() else {
+            // Only a caller polling a finished future gets here; it never finishes again.
+            return Poll::Pending;
+        };
+        let output = std::task::ready!(rest.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for Finish<F> {
+    fn drop(&mut self) {
+        let Some(rest) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    rest.await;
+                });
+            }
+            Err(_) => {
+                tracing::warn!("a request was abandoned mid-walk with no runtime to finish it")
+            }
+        }
+    }
 }
 
 /// Phases before the upstream: head, body, call.

@@ -11,9 +11,10 @@ use crate::hub::Hub;
 use crate::identity::CertIdentities;
 use crate::proxy::{self, Protocol};
 use crate::workers::Workers;
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -109,6 +110,7 @@ async fn serve<P: Protocol>(side: Side, accept: Accept, hub: Hub, protocol: Arc<
             let Some((tls, info)) = handshake(side, tcp, peer, &hub).await else {
                 return;
             };
+            let h2 = info.h2;
             let info = Arc::new(info);
             let service = service_fn(move |request| {
                 let hub = hub.clone();
@@ -116,9 +118,7 @@ async fn serve<P: Protocol>(side: Side, accept: Accept, hub: Hub, protocol: Arc<
                 let info = info.clone();
                 async move { Ok::<_, Infallible>(proxy::handle(protocol, hub, info, request).await) }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
+            if let Err(e) = serve_http(tls, h2, service, watcher).await {
                 tracing::debug!(%peer, cause = %e, "connection ended with an error");
             }
         }
@@ -196,18 +196,44 @@ pub async fn browser_listener(accept: Accept, hub: Hub) {
                     return;
                 }
             };
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
                 let response = crate::touchpoints::respond(&hub, request.method(), request.uri());
                 async move { Ok::<_, Infallible>(response) }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
+            if let Err(e) = serve_http(tls, h2, service, watcher).await {
                 tracing::debug!(%peer, cause = %e, "browser connection ended with an error");
             }
         }
     })
     .await
+}
+
+/// Serves HTTP on an established TLS connection until it closes or the drain ends it: h2
+/// when ALPN chose it (h2 over TLS is negotiated by ALPN, RFC 9113 §3.2), else HTTP/1.1.
+async fn serve_http<IO, S, B>(
+    io: IO,
+    h2: bool,
+    service: S,
+    watcher: Watcher,
+) -> Result<(), hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let io = TokioIo::new(io);
+    if h2 {
+        let connection = http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
+        watcher.watch(connection).await
+    } else {
+        let connection = http1::Builder::new().serve_connection(io, service);
+        watcher.watch(connection).await
+    }
 }
 
 async fn handshake(

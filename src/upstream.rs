@@ -230,7 +230,8 @@ impl Upstream {
                 Some(conn) => conn,
                 None => {
                     connects += 1;
-                    match self.pool.connect().await {
+                    // Boxed: connecting is rare, and its state need not sit in every exchange.
+                    match Box::pin(self.pool.connect()).await {
                         Ok(conn) => conn,
                         Err(fault) if fault.never_sent() && connects < CONNECT_ATTEMPTS => continue,
                         Err(fault) => return Err(fault),

@@ -36,8 +36,12 @@ pub(super) struct Conn {
     pub reused: bool,
 }
 
+/// Connections move between the pool and requests boxed: a TLS connection is over a
+/// kilobyte, and requests should not copy it in and out.
+pub(super) type Boxed = Box<Conn>;
+
 struct Idle {
-    conn: Conn,
+    conn: Boxed,
     since: Instant,
 }
 
@@ -77,7 +81,7 @@ impl Pool {
     }
 
     /// A live idle connection of this thread, if there is one.
-    pub fn checkout(&self) -> Option<Conn> {
+    pub fn checkout(&self) -> Option<Boxed> {
         let mut idle = self.shard();
         while let Some(Idle { mut conn, since }) = idle.pop_back() {
             if since.elapsed() < IDLE_TIMEOUT && still_open(&conn.io) {
@@ -89,7 +93,7 @@ impl Pool {
     }
 
     /// Keeps `conn` for the next request of this thread.
-    pub fn checkin(&self, conn: Conn) {
+    pub fn checkin(&self, conn: Boxed) {
         let mut idle = self.shard();
         expire(&mut idle);
         if idle.len() < MAX_IDLE_PER_THREAD {
@@ -111,7 +115,7 @@ impl Pool {
     }
 
     /// Opens a new connection: resolve, connect (each address in turn), TLS handshake.
-    pub async fn connect(&self) -> Result<Conn, UpstreamFault> {
+    pub async fn connect(&self) -> Result<Boxed, UpstreamFault> {
         let tcp = tokio::time::timeout(self.connect_timeout, self.tcp())
             .await
             .map_err(|_| {
@@ -132,12 +136,12 @@ impl Pool {
                 )))
             }
         };
-        Ok(Conn {
+        Ok(Box::new(Conn {
             io,
             read: BytesMut::with_capacity(8 * 1024),
             write: Vec::with_capacity(1024),
             reused: false,
-        })
+        }))
     }
 
     async fn tcp(&self) -> Result<TcpStream, UpstreamFault> {
