@@ -49,16 +49,13 @@ use crate::ledger::LedgerError;
 pub(super) const AGE: Duration = Duration::from_millis(250);
 /// How often the writer looks for aged changes when no caller waits.
 pub(super) const TICK: Duration = Duration::from_millis(50);
-/// The shortest time between two journal syncs: durable writes arriving meanwhile share the
-/// next one (under load, a sync per write would cost more CPU than the requests).
-const SYNC_GAP: Duration = Duration::from_millis(1);
 /// How often the writer wakes when nothing is pending (to checkpoint and evict).
 const IDLE_TICK: Duration = Duration::from_millis(500);
 /// How often sled is flushed and the journal emptied, when something was written (the
 /// default of `ledger.checkpoint_ms`).
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// The journal size that triggers a checkpoint before [`CHECKPOINT_EVERY`].
-const CHECKPOINT_BYTES: u64 = 8 << 20;
+const CHECKPOINT_BYTES: u64 = 2 << 20;
 /// How often records nobody used since the last time leave the map.
 pub(super) const EVICT_EVERY: Duration = Duration::from_secs(10);
 
@@ -148,7 +145,7 @@ struct Shared {
     /// The writer's own state.
     journal: Mutex<Journal>,
     trees: [Tree; 3],
-    map: DashMap<Key, Slot>,
+    map: DashMap<Key, Slot, foldhash::quality::RandomState>,
     seq: AtomicU64,
     queues: Mutex<Queues>,
     control: Mutex<Control>,
@@ -180,7 +177,7 @@ impl WriteBehind {
         checkpoint: Duration,
     ) -> Result<WriteBehind, LedgerError> {
         let path = journal::path(dir);
-        let replayed = journal::read(&path)?;
+        let (epoch, replayed) = journal::read(&path)?;
         for entry in &replayed {
             let tree = &trees[entry.tree as usize];
             match &entry.value {
@@ -189,8 +186,7 @@ impl WriteBehind {
             };
         }
         db.flush()?;
-        let mut journal = Journal::open(path)?;
-        journal.clear()?;
+        let journal = Journal::open(path, epoch)?;
         if !replayed.is_empty() {
             tracing::info!(
                 records = replayed.len(),
@@ -202,7 +198,9 @@ impl WriteBehind {
             checkpoint,
             journal: Mutex::new(journal),
             trees,
-            map: DashMap::with_shard_amount(64),
+            // Keys come from partners (request ids, ICCIDs): a seeded hasher of good
+            // quality, and enough shards that two serving threads and the writer rarely meet.
+            map: DashMap::with_hasher_and_shard_amount(Default::default(), 64),
             seq: AtomicU64::new(0),
             queues: Mutex::default(),
             control: Mutex::default(),
@@ -408,22 +406,18 @@ impl Shared {
     fn run(&self) {
         let mut checkpointed = Instant::now();
         let mut unflushed = false;
-        let mut synced = Instant::now();
         let mut evicted = Instant::now();
         loop {
             if evicted.elapsed() >= EVICT_EVERY {
                 self.evict();
                 evicted = Instant::now();
             }
-            let round = self.next_round(synced);
+            let round = self.next_round();
             while self.paused.load(Ordering::Relaxed) && !round.stop {
                 std::thread::sleep(Duration::from_millis(1));
             }
             let all = round.stop || !round.flushed.is_empty();
             let result = self.round(all, &mut unflushed, &mut checkpointed);
-            if !round.durable.is_empty() {
-                synced = Instant::now();
-            }
             if let Err(cause) = &result {
                 tracing::error!(%cause, "ledger write failed; the changes stay pending");
             }
@@ -450,16 +444,19 @@ impl Shared {
         let mut journal = lock(&self.journal);
         let written = self.write(all, &mut journal)?;
         *unflushed |= !written.is_empty();
+        if !journal.fits() {
+            // Everything journalled, and this round's records, are in sled: flush it and
+            // start the journal over (this round's records with it).
+            self.checkpoint(&mut journal)?;
+            *checkpointed = Instant::now();
+        }
         if journal.sync().map_err(|e| e.to_string())? {
             self.flushes.fetch_add(1, Ordering::Relaxed);
         }
         let due = *unflushed
             && (checkpointed.elapsed() >= self.checkpoint || journal.len() >= CHECKPOINT_BYTES);
         if all || due {
-            // Everything in the journal is in sled: once sled has flushed, it can go.
-            self.checkpoints.fetch_add(1, Ordering::Relaxed);
-            self.db.flush().map_err(|e| e.to_string())?;
-            journal.clear().map_err(|e| e.to_string())?;
+            self.checkpoint(&mut journal)?;
             *unflushed = false;
             *checkpointed = Instant::now();
         }
@@ -476,6 +473,13 @@ impl Shared {
         Ok(())
     }
 
+    /// Flushes sled, then starts the journal over: everything in it is in sled by then.
+    fn checkpoint(&self, journal: &mut Journal) -> Result<(), String> {
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.db.flush().map_err(|e| e.to_string())?;
+        journal.restart().map_err(|e| e.to_string())
+    }
+
     /// Drops the written records nobody used since the last pass, and starts a new pass.
     fn evict(&self) {
         self.map
@@ -484,24 +488,13 @@ impl Shared {
 
     /// Sleeps until a caller waits, the writer stops, or (while changes are pending) a tick
     /// passes; takes the waiters.
-    fn next_round(&self, synced: Instant) -> Round {
+    fn next_round(&self) -> Round {
         let mut control = lock(&self.control);
         loop {
-            if control.stop || !control.flushed.is_empty() {
+            // Durable waiters are served at once: those arriving while a round syncs share
+            // the next one (group commit), and none waits for a timer.
+            if control.stop || !control.flushed.is_empty() || !control.durable.is_empty() {
                 break;
-            }
-            if !control.durable.is_empty() {
-                // Group commit: a sync right after another gathers the waiters of a while.
-                let gap = SYNC_GAP.saturating_sub(synced.elapsed());
-                if gap.is_zero() {
-                    break;
-                }
-                control = self
-                    .wake
-                    .wait_timeout(control, gap)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-                continue;
             }
             // Pending changes age by the tick; otherwise wake now and then anyway, for the
             // checkpoint of what was written and for evictions.
