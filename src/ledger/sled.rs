@@ -37,6 +37,7 @@
 
 mod behind;
 mod counters;
+mod filter;
 mod journal;
 #[cfg(test)]
 mod model_tests;

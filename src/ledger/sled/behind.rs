@@ -41,6 +41,7 @@ use dashmap::DashMap;
 use sled::{IVec, Tree};
 use tokio::sync::oneshot;
 
+use super::filter::KeyFilter;
 use super::journal::{self, Journal};
 use crate::ledger::codec::{decode, AnyRecord, Record};
 use crate::ledger::LedgerError;
@@ -140,6 +141,8 @@ struct Queues {
 
 struct Shared {
     db: sled::Db,
+    /// The keys there may be.
+    filter: KeyFilter,
     /// How often to checkpoint.
     checkpoint: Duration,
     /// The writer's own state.
@@ -193,8 +196,16 @@ impl WriteBehind {
                 "replayed the ledger journal (durable writes since the last checkpoint)"
             );
         }
+        let keys = trees.iter().map(Tree::len).sum();
+        let filter = KeyFilter::with_capacity(keys);
+        for id in [TreeId::Federations, TreeId::Requests, TreeId::Profiles] {
+            for key in trees[id as usize].iter().keys() {
+                filter.insert(id, &key?);
+            }
+        }
         let shared = Arc::new(Shared {
             db,
+            filter,
             checkpoint,
             journal: Mutex::new(journal),
             trees,
@@ -250,6 +261,9 @@ impl WriteBehind {
     }
 
     fn load<T: Record>(&self, key: &Key) -> Result<Option<T>, LedgerError> {
+        if !self.shared.filter.may_contain(key.0, &key.1) {
+            return Ok(None);
+        }
         self.tree(key.0)
             .get(&key.1)?
             .map(|v| decode::<T>(&key.1, &v))
@@ -291,10 +305,18 @@ impl WriteBehind {
             }
         };
         debug_assert!(change);
+        self.queue(key, was_durable);
+        Ok(reply)
+    }
+
+    /// Lists a changed key for the writer.
+    fn queue(&self, key: Key, durable: bool) {
+        let shared = &*self.shared;
+        shared.filter.insert(key.0, &key.1);
         let mut queues = lock(&shared.queues);
         let was_empty = queues.changed.is_empty();
         queues.changed.push_back((Instant::now(), key.clone()));
-        if was_durable {
+        if durable {
             queues.durable.push(key);
         }
         drop(queues);
@@ -305,7 +327,6 @@ impl WriteBehind {
             let _control = lock(&shared.control);
             shared.wake.notify_one();
         }
-        Ok(reply)
     }
 
     /// A pending slot for `change`, with the next sequence number.
@@ -366,6 +387,12 @@ impl WriteBehind {
     /// How many records the map holds (pending or cached).
     pub(super) fn cached(&self) -> usize {
         self.shared.map.len()
+    }
+
+    /// Notes that sled holds `key`, put there behind the map's back (tests only).
+    #[cfg(test)]
+    pub(super) fn note_stored(&self, tree: TreeId, key: &[u8]) {
+        self.shared.filter.insert(tree, key);
     }
 
     /// Hold the writer back before its next round (`true`), or let it go.

@@ -139,12 +139,13 @@ async fn unknown_schema_version_is_an_error_naming_the_key() {
     fed.msp_token = token;
     let mut value = encode(&id_key(token), &fed).unwrap();
     value[0] = 2;
-    ledger
-        .inner
-        .store
-        .tree(super::behind::TreeId::Federations)
+    let federations = super::behind::TreeId::Federations;
+    let store = &ledger.inner.store;
+    store
+        .tree(federations)
         .insert(id_key(token), value)
         .unwrap();
+    store.note_stored(federations, &id_key(token));
     let expected = LedgerError::Corrupt {
         key: format!("federation/{token}"),
         reason: "unknown schema version 2".into(),
