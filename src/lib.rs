@@ -27,16 +27,20 @@
 //!   swapped whole by [`hub::Hub::reload`].
 //! * [`identity`] — client certificate → partner (`cn:`, `dns:`, `uri:`, `sha256:`).
 //! * [`tls`] — rustls server and client configurations, CRLs.
-//! * [`server`] — listeners, handshakes, HTTP/1.1 and h2, graceful drain.
+//! * [`server`] — listeners, handshakes, HTTP/1.1 and h2 (by ALPN), graceful drain.
+//! * [`workers`] — the serving threads: one single-threaded runtime each, a connection and
+//!   everything it causes staying on the thread it was given.
 //! * [`proxy`] — the protocol-agnostic walk and the [`proxy::Protocol`] trait.
 //! * [`aid1`] — the AID1 protocol: functions, validation, the hub's exchange and lifecycle.
 //! * [`ts43`] — the TS.43 (ODSA) protocol on the device-facing listener: eSIM transfer
 //!   through the hub, with EAP-AKA relayed, temporary tokens and transfers in the ledger,
 //!   per-carrier normalisation for Android phones, and carrier scoring.
 //! * [`account_id`] — HS256 account ids (AID.02 5.2).
-//! * [`ledger`] — federations, activation-code requests, profiles; sled (embedded) and
+//! * [`ledger`] — federations, activation-code requests, profiles; sled (embedded: records
+//!   in memory, written behind by one thread, durable writes through a journal) and
 //!   PostgreSQL (shared by replicas) backends, one conformance suite.
-//! * [`upstream`] — pooled mutual-TLS clients per partner, fault classification.
+//! * [`upstream`] — per partner, HTTP/1.1 over mutual TLS on the request's own task, idle
+//!   connections kept per serving thread; fault classification.
 //! * [`error`] — [`error::HubError`] and its one mapping to status + spec error body.
 //! * [`access`] — the access log line; [`metrics`] — Prometheus counters and histograms.
 //! * [`limits`] — per-partner rate limits (local, or in Redis for all replicas) and upstream
