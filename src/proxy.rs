@@ -9,7 +9,7 @@
 //! A [`Protocol`] supplies the protocol knowledge for each phase; this module never reads a
 //! protocol field. Once a request is admitted, the forward and the ledger record run to the
 //! end whatever the caller does: should the caller hang up, the rest of the walk moves to a
-//! task of its own ([`Finish`]), so the ledger never stops half-way through a lifecycle step.
+//! task of its own (`Finish`), so the ledger never stops half-way through a lifecycle step.
 
 use crate::access::AccessRecord;
 use crate::error::HubError;
