@@ -23,6 +23,11 @@
 //! (`ledger.checkpoint_ms`, [`CHECKPOINT_EVERY`] by default) the writer flushes sled and
 //! empties the journal.
 //!
+//! A round syncs the journal first and wakes the durable waiters, and only then puts the
+//! round's changes into sled. A storage failure (the journal or sled) stops the writer for
+//! good: durable waiters and every later change get the failure, nothing is checkpointed any
+//! more, and the journal keeps what was acknowledged for the replay after a restart.
+//!
 //! What a durable waiter is promised: every durable write made before it waited is on disk
 //! (with the state it built on: a durable write's record includes the earlier changes to the
 //! same key). Other writes reach sled within [`AGE`] and the disk with the next checkpoint:
@@ -161,6 +166,11 @@ struct Shared {
     updates: AtomicU64,
     waiting: AtomicU64,
     paused: AtomicBool,
+    /// The writer stopped after a storage failure: changes are refused.
+    failed: AtomicBool,
+    /// Tests make the next round fail with this.
+    #[cfg(test)]
+    inject: Mutex<Option<String>>,
 }
 
 /// The write-behind map and its writer thread; dropping it writes and flushes what is
@@ -222,6 +232,9 @@ impl WriteBehind {
             updates: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
             paused: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            #[cfg(test)]
+            inject: Mutex::default(),
         });
         let writer = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -280,6 +293,11 @@ impl WriteBehind {
         rule: impl FnOnce(Option<&T>) -> Result<(Option<Change<T>>, R), LedgerError>,
     ) -> Result<R, LedgerError> {
         let shared = &*self.shared;
+        if shared.failed.load(Ordering::Relaxed) {
+            return Err(LedgerError::Storage(
+                "the ledger writer stopped after a storage failure; restart the hub".into(),
+            ));
+        }
         let key: Key = (tree, IVec::from(key));
         let (change, reply, was_durable) = match shared.map.entry(key.clone()) {
             Entry::Occupied(mut slot) => {
@@ -395,6 +413,12 @@ impl WriteBehind {
         self.shared.filter.insert(tree, key);
     }
 
+    /// Makes the writer's next round fail with `cause`, as a storage failure would.
+    #[cfg(test)]
+    pub(super) fn fail_next_round(&self, cause: &str) {
+        *lock(&self.shared.inject) = Some(cause.to_owned());
+    }
+
     /// Hold the writer back before its next round (`true`), or let it go.
     #[cfg(test)]
     pub(super) fn pause(&self, paused: bool) {
@@ -431,8 +455,11 @@ struct Round {
 
 impl Shared {
     fn run(&self) {
-        let mut checkpointed = Instant::now();
-        let mut unflushed = false;
+        let mut state = Writer {
+            checkpointed: Instant::now(),
+            unflushed: false,
+            failed: None,
+        };
         let mut evicted = Instant::now();
         loop {
             if evicted.elapsed() >= EVICT_EVERY {
@@ -443,55 +470,99 @@ impl Shared {
             while self.paused.load(Ordering::Relaxed) && !round.stop {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            let all = round.stop || !round.flushed.is_empty();
-            let result = self.round(all, &mut unflushed, &mut checkpointed);
-            if let Err(cause) = &result {
-                tracing::error!(%cause, "ledger write failed; the changes stay pending");
-            }
-            let woken = round.durable.len() + round.flushed.len();
-            self.waiting.fetch_sub(woken as u64, Ordering::Relaxed);
-            for waiter in round.durable.into_iter().chain(round.flushed) {
-                // A waiter whose caller went away needs no answer.
-                let _ = waiter.send(result.clone());
-            }
-            if round.stop {
+            let stop = round.stop;
+            self.round(round, &mut state);
+            if stop {
                 return;
             }
         }
     }
 
-    /// Puts what is due into sled (`all`: everything pending), journals and syncs the
-    /// durable part, checkpoints when `all` or when due, and lets go of the written keys.
-    fn round(
+    /// One round, in the order that keeps durable callers waiting least: the durable
+    /// changes into the journal and synced, their callers woken; then everything due into
+    /// sled; then, when due or asked for, a checkpoint and the callers waiting for it.
+    ///
+    /// A failure of the journal or of sled stops the writer for good (fail-stop): every
+    /// later round answers its callers with the failure, and nothing is checkpointed, so the
+    /// journal keeps every durable change for the replay after the operator restarts the hub.
+    fn round(&self, round: Round, state: &mut Writer) {
+        let Round {
+            durable,
+            flushed,
+            stop,
+        } = round;
+        let mut durable = Some(durable);
+        let result = match &state.failed {
+            Some(cause) => Err(cause.clone()),
+            None => {
+                let all = stop || !flushed.is_empty();
+                let mut journal = lock(&self.journal);
+                let result = self.write_round(all, &mut journal, state, &mut durable);
+                if let Err(cause) = &result {
+                    // Refuse changes before anyone hears of the failure.
+                    self.failed.store(true, Ordering::Relaxed);
+                    tracing::error!(
+                        %cause,
+                        "the ledger cannot write: durable writes fail from now on; \
+                         restart the hub once storage is fixed (the journal replays)"
+                    );
+                    state.failed = Some(cause.clone());
+                }
+                result
+            }
+        };
+        if let Some(durable) = durable {
+            wake(&self.waiting, durable, result.clone());
+        }
+        wake(&self.waiting, flushed, result);
+    }
+
+    /// The work of a round that can fail; wakes the `durable` waiters itself (taking them)
+    /// as soon as the journal is synced.
+    fn write_round(
         &self,
         all: bool,
-        unflushed: &mut bool,
-        checkpointed: &mut Instant,
+        journal: &mut Journal,
+        state: &mut Writer,
+        durable: &mut Option<Vec<Waiter>>,
     ) -> Result<(), String> {
-        let mut journal = lock(&self.journal);
-        let written = self.write(all, &mut journal)?;
-        *unflushed |= !written.is_empty();
-        if !journal.fits() {
-            // Everything journalled, and this round's records, are in sled: flush it and
-            // start the journal over (this round's records with it).
-            self.checkpoint(&mut journal)?;
-            *checkpointed = Instant::now();
+        #[cfg(test)]
+        if let Some(cause) = lock(&self.inject).take() {
+            return Err(cause);
         }
-        if journal.sync().map_err(|e| e.to_string())? {
-            self.flushes.fetch_add(1, Ordering::Relaxed);
+        let batch = self.collect(all)?;
+        for change in batch.iter().filter(|c| c.durable) {
+            journal.push(&journal::Entry {
+                tree: change.key.0,
+                key: change.key.1.clone(),
+                value: change.value.clone(),
+            });
         }
-        let due = *unflushed
-            && (checkpointed.elapsed() >= self.checkpoint || journal.len() >= CHECKPOINT_BYTES);
+        if journal.fits() {
+            if journal.sync().map_err(|e| e.to_string())? {
+                self.flushes.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(durable) = durable.take() {
+                wake(&self.waiting, durable, Ok(()));
+            }
+            self.insert(&batch)?;
+        } else {
+            // No room in this epoch: the batch goes into sled, and the sled flush of a
+            // checkpoint makes it (and everything journalled before) durable.
+            self.insert(&batch)?;
+            self.checkpoint(journal, state)?;
+        }
+        state.unflushed |= !batch.is_empty();
+        let due = state.unflushed
+            && (state.checkpointed.elapsed() >= self.checkpoint
+                || journal.len() >= CHECKPOINT_BYTES);
         if all || due {
-            self.checkpoint(&mut journal)?;
-            *unflushed = false;
-            *checkpointed = Instant::now();
+            self.checkpoint(journal, state)?;
         }
-        drop(journal);
-        for (key, seq) in written {
+        for change in batch {
             // Written: no longer pending, unless it changed again meanwhile.
-            if let Some(mut slot) = self.map.get_mut(&key) {
-                if slot.seq == seq {
+            if let Some(mut slot) = self.map.get_mut(&change.key) {
+                if slot.seq == change.seq {
                     slot.pending = false;
                     slot.durable = false;
                 }
@@ -501,10 +572,13 @@ impl Shared {
     }
 
     /// Flushes sled, then starts the journal over: everything in it is in sled by then.
-    fn checkpoint(&self, journal: &mut Journal) -> Result<(), String> {
+    fn checkpoint(&self, journal: &mut Journal, state: &mut Writer) -> Result<(), String> {
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.db.flush().map_err(|e| e.to_string())?;
-        journal.restart().map_err(|e| e.to_string())
+        journal.restart().map_err(|e| e.to_string())?;
+        state.unflushed = false;
+        state.checkpointed = Instant::now();
+        Ok(())
     }
 
     /// Drops the written records nobody used since the last pass, and starts a new pass.
@@ -546,36 +620,32 @@ impl Shared {
         }
     }
 
-    /// Puts the due pending values into sled (`all`: every one) and the durable ones into
-    /// the journal (not yet synced); the keys and sequence numbers written.
-    fn write(&self, all: bool, journal: &mut Journal) -> Result<Vec<(Key, u64)>, String> {
-        let due: Vec<Key> = {
-            let mut queues = lock(&self.queues);
-            let mut due = std::mem::take(&mut queues.durable);
-            if all {
-                queues.changed.clear();
-            } else {
-                while let Some((since, _)) = queues.changed.front() {
-                    if since.elapsed() < AGE {
-                        break;
-                    }
-                    if let Some((_, key)) = queues.changed.pop_front() {
-                        due.push(key);
-                    }
-                }
-            }
-            due
-        };
+    /// The pending changes due in this round (`all`: every one), encoded.
+    fn collect(&self, all: bool) -> Result<Vec<Written>, String> {
         let due: Vec<Key> = if all {
+            let mut queues = lock(&self.queues);
+            queues.changed.clear();
+            queues.durable.clear();
+            drop(queues);
             self.map
                 .iter()
                 .filter(|e| e.value().pending)
                 .map(|e| e.key().clone())
                 .collect()
         } else {
+            let mut queues = lock(&self.queues);
+            let mut due = std::mem::take(&mut queues.durable);
+            while let Some((since, _)) = queues.changed.front() {
+                if since.elapsed() < AGE {
+                    break;
+                }
+                if let Some((_, key)) = queues.changed.pop_front() {
+                    due.push(key);
+                }
+            }
             due
         };
-        let mut written = Vec::with_capacity(due.len());
+        let mut batch = Vec::with_capacity(due.len());
         let mut seen = HashSet::with_capacity(due.len());
         for key in due {
             if !seen.insert(key.clone()) {
@@ -595,24 +665,53 @@ impl Shared {
                 )),
                 None => None,
             };
-            let tree = &self.trees[key.0 as usize];
-            match &value {
-                Some(value) => tree.insert(&key.1, value.clone()),
-                None => tree.remove(&key.1),
+            batch.push(Written {
+                key,
+                seq,
+                durable,
+                value,
+            });
+        }
+        Ok(batch)
+    }
+
+    /// Puts `batch` into sled.
+    fn insert(&self, batch: &[Written]) -> Result<(), String> {
+        for change in batch {
+            let tree = &self.trees[change.key.0 as usize];
+            match &change.value {
+                Some(value) => tree.insert(&change.key.1, value.clone()),
+                None => tree.remove(&change.key.1),
             }
             .map_err(|e| e.to_string())?;
-            if durable {
-                journal.push(&journal::Entry {
-                    tree: key.0,
-                    key: key.1.clone(),
-                    value,
-                });
-            }
-            written.push((key, seq));
         }
-        self.writes
-            .fetch_add(written.len() as u64, Ordering::Relaxed);
-        Ok(written)
+        self.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A change on its way into sled.
+struct Written {
+    key: Key,
+    seq: u64,
+    durable: bool,
+    value: Option<IVec>,
+}
+
+/// The writer thread's own state.
+struct Writer {
+    checkpointed: Instant,
+    /// Something was put into sled since the last checkpoint.
+    unflushed: bool,
+    /// Why the writer stopped writing, for good.
+    failed: Option<String>,
+}
+
+fn wake(waiting: &AtomicU64, waiters: Vec<Waiter>, result: Result<(), String>) {
+    waiting.fetch_sub(waiters.len() as u64, Ordering::Relaxed);
+    for waiter in waiters {
+        // A waiter whose caller went away needs no answer.
+        let _ = waiter.send(result.clone());
     }
 }
 

@@ -359,3 +359,32 @@ async fn timing_report() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_storage_failure_stops_writes_and_keeps_what_was_acknowledged() {
+    let dir = TestDir::new("failstop");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let before = Uuid::new_v4();
+    ledger
+        .learn_federation(new_fed(before, &pair_a(), 1))
+        .await
+        .unwrap();
+    ledger.inner.store.fail_next_round("disk on fire");
+    let during = ledger
+        .learn_federation(new_fed(Uuid::new_v4(), &pair_a(), 2))
+        .await;
+    assert_eq!(during, Err(LedgerError::Storage("disk on fire".into())));
+    // From now on every change is refused, naming why; reads still answer.
+    let after = ledger
+        .reserve_federation(Uuid::new_v4(), &pair_a(), 3, STALE_MS)
+        .await;
+    assert!(
+        matches!(&after, Err(LedgerError::Storage(cause)) if cause.contains("restart the hub")),
+        "{after:?}"
+    );
+    assert!(ledger.federation(before).await.unwrap().is_some());
+    drop(ledger);
+    // The restarted ledger has what was acknowledged before the failure.
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    assert!(ledger.federation(before).await.unwrap().is_some());
+}
