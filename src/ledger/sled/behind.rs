@@ -9,7 +9,8 @@
 //! map (or read it from sled into the map), apply the caller's rule, keep the result as
 //! pending with a sequence number. Every caller sees every change at once, whether or not
 //! sled has it yet. A record nobody used for an [`EVICT_EVERY`] leaves the map once it is
-//! written; sled has it.
+//! written; sled has it. Past [`MAX_CACHED`] records (a bulk import, a burst of new
+//! requests) every written record leaves at the next check, used or not.
 //!
 //! The writer thread runs a round when a caller waits ([`WriteBehind::durable`],
 //! [`WriteBehind::flushed`]) and otherwise every [`TICK`]. A round puts into sled the
@@ -64,6 +65,8 @@ pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 const CHECKPOINT_BYTES: u64 = 2 << 20;
 /// How often records nobody used since the last time leave the map.
 pub(super) const EVICT_EVERY: Duration = Duration::from_secs(10);
+/// The most records the map keeps beyond those not yet written (about 100 MiB).
+pub(super) const MAX_CACHED: usize = 200_000;
 
 /// The trees behind the write-behind map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -461,10 +464,16 @@ impl Shared {
             failed: None,
         };
         let mut evicted = Instant::now();
+        let mut checked = Instant::now();
         loop {
             if evicted.elapsed() >= EVICT_EVERY {
-                self.evict();
+                self.evict(false);
                 evicted = Instant::now();
+            } else if checked.elapsed() >= TICK {
+                if self.map.len() > MAX_CACHED {
+                    self.evict(true);
+                }
+                checked = Instant::now();
             }
             let round = self.next_round();
             while self.paused.load(Ordering::Relaxed) && !round.stop {
@@ -582,9 +591,10 @@ impl Shared {
     }
 
     /// Drops the written records nobody used since the last pass, and starts a new pass.
-    fn evict(&self) {
+    /// (`all`: every written record, used or not.)
+    fn evict(&self, all: bool) {
         self.map
-            .retain(|_, slot| slot.pending || slot.used.swap(false, Ordering::Relaxed));
+            .retain(|_, slot| slot.pending || (!all && slot.used.swap(false, Ordering::Relaxed)));
     }
 
     /// Sleeps until a caller waits, the writer stops, or (while changes are pending) a tick
