@@ -159,14 +159,17 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let protocol = Arc::new(Aid1Hub::new(ledger));
     let workers = Workers::start(hub.snapshot().config.serving_threads)
         .map_err(|e| format!("cannot start the serving threads: {e}"))?;
+    let accept = |listener| crate::server::Accept {
+        listener,
+        workers: workers.clone(),
+        shutdown: watch.clone(),
+        grace: options.grace,
+    };
     let mut tasks = vec![
         tokio::spawn(crate::server::partner_listener(
-            listener,
-            workers.clone(),
+            accept(listener),
             hub.clone(),
             protocol,
-            watch.clone(),
-            options.grace,
         )),
         tokio::spawn(crate::aid1::lifecycle::sweeper(hub.clone(), watch.clone())),
         tokio::spawn(crate::admin::listener(admin, hub.clone(), watch.clone())),
@@ -174,25 +177,16 @@ pub async fn start(options: Options) -> Result<Running, String> {
         tokio::spawn(crate::watch::watcher(hub.clone(), watch.clone())),
     ];
     if let Some(listener) = browsers {
-        let accept = crate::server::Accept {
-            listener,
-            workers: workers.clone(),
-            shutdown: watch.clone(),
-            grace: options.grace,
-        };
         tasks.push(tokio::spawn(crate::server::browser_listener(
-            accept,
+            accept(listener),
             hub.clone(),
         )));
     }
     if let Some(devices) = devices {
         tasks.push(tokio::spawn(crate::server::device_listener(
-            devices,
-            workers.clone(),
+            accept(devices),
             hub.clone(),
             Arc::new(Ts43Hub),
-            watch,
-            options.grace,
         )));
     }
     Ok(Running {

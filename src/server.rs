@@ -53,40 +53,14 @@ impl Side {
     }
 }
 
-/// Accepts partner connections until `shutdown` fires, then lets open requests finish within
-/// `grace`.
-pub async fn partner_listener<P: Protocol>(
-    listener: TcpListener,
-    workers: Workers,
-    hub: Hub,
-    protocol: Arc<P>,
-    shutdown: watch::Receiver<bool>,
-    grace: Duration,
-) {
-    let accept = Accept {
-        listener,
-        workers,
-        shutdown,
-        grace,
-    };
+/// Accepts partner connections until the drain begins, then lets open requests finish
+/// within the grace period.
+pub async fn partner_listener<P: Protocol>(accept: Accept, hub: Hub, protocol: Arc<P>) {
     serve(Side::Partners, accept, hub, protocol).await
 }
 
-/// Accepts device connections (TS.43, no client certificates) until `shutdown` fires.
-pub async fn device_listener<P: Protocol>(
-    listener: TcpListener,
-    workers: Workers,
-    hub: Hub,
-    protocol: Arc<P>,
-    shutdown: watch::Receiver<bool>,
-    grace: Duration,
-) {
-    let accept = Accept {
-        listener,
-        workers,
-        shutdown,
-        grace,
-    };
+/// Accepts device connections (TS.43, no client certificates) until the drain begins.
+pub async fn device_listener<P: Protocol>(accept: Accept, hub: Hub, protocol: Arc<P>) {
     serve(Side::Devices, accept, hub, protocol).await
 }
 

@@ -106,6 +106,14 @@ impl fmt::Debug for Upstream {
     }
 }
 
+/// Where an upstream is: origin, path prefix, and the TLS name to verify when it is not the
+/// origin's host.
+struct Target<'a> {
+    origin: &'a Uri,
+    path: &'a str,
+    server_name: Option<&'a str>,
+}
+
 /// How many connect attempts a request gets when it provably never reached the partner.
 const CONNECT_ATTEMPTS: u32 = 2;
 
@@ -118,18 +126,13 @@ impl Upstream {
         connect_timeout: Duration,
     ) -> Result<Upstream, String> {
         let config = tls::client_config(&spec.ca, hub_cert, hub_key)?;
-        let pool = pool_for(
-            config,
-            &spec.origin,
-            spec.server_name.as_deref(),
-            connect_timeout,
-        )?;
-        let origin = spec.origin.to_string();
-        Ok(Upstream {
-            pool,
-            base: format!("{}{}", origin.trim_end_matches('/'), spec.prefix),
-            credential: Some(credential_header(&spec.credential)?),
-        })
+        let credential = credential_header(&spec.credential)?;
+        let target = Target {
+            origin: &spec.origin,
+            path: &spec.prefix,
+            server_name: spec.server_name.as_deref(),
+        };
+        Upstream::build(config, target, Some(credential), connect_timeout)
     }
 
     /// Builds the client for a TS.43 carrier's entitlement server: its trust anchors, the
@@ -140,17 +143,26 @@ impl Upstream {
             Some((cert, key)) => tls::client_config(&spec.ca, cert, key)?,
             None => tls::client_config_anonymous(&spec.ca)?,
         };
-        let pool = pool_for(
-            config,
-            &spec.origin,
-            spec.server_name.as_deref(),
-            connect_timeout,
-        )?;
-        let origin = spec.origin.to_string();
+        let target = Target {
+            origin: &spec.origin,
+            path: &spec.path,
+            server_name: spec.server_name.as_deref(),
+        };
+        Upstream::build(config, target, None, connect_timeout)
+    }
+
+    fn build(
+        config: rustls::ClientConfig,
+        target: Target<'_>,
+        credential: Option<(HeaderName, HeaderValue)>,
+        connect_timeout: Duration,
+    ) -> Result<Upstream, String> {
+        let pool = pool_for(config, target.origin, target.server_name, connect_timeout)?;
+        let origin = target.origin.to_string();
         Ok(Upstream {
             pool,
-            base: format!("{}{}", origin.trim_end_matches('/'), spec.path),
-            credential: None,
+            base: format!("{}{}", origin.trim_end_matches('/'), target.path),
+            credential,
         })
     }
 

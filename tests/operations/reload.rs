@@ -215,31 +215,44 @@ async fn an_admin_reload_under_load_adds_and_removes_partners_without_failing_a_
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_routes_file_change_is_reloaded_after_the_debounce() {
-    let hub = TestHub::builder()
+/// A stage whose hub reloads 100 ms after its files go quiet.
+async fn watching_stage() -> TestHub {
+    TestHub::builder()
         .hub(|h| format!("{h}\n[reload]\ndebounce_ms = 100\n"))
         .start()
         .await
-        .expect("the stage starts");
+        .expect("the stage starts")
+}
+
+/// Writes `text` to the stage's routes.toml until `reloaded` holds. The watch is set up by a
+/// task of the hub: write again if the first write came before it (each write of the same
+/// text loads the same table).
+async fn write_routes_until<F, Fut>(hub: &TestHub, text: &str, reloaded: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..5 {
+        std::fs::write(common::routes_path(hub), text).expect("write routes.toml");
+        if common::until(WITHIN / 5, &reloaded).await {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routes_file_change_is_reloaded_after_the_debounce() {
+    let hub = watching_stage().await;
     let admin = Admin::of(&hub);
     let before = admin.config().await;
     let (_gamma, block) = common::new_msp(&hub, "mspgamma").await;
     let routes = std::fs::read_to_string(common::routes_path(&hub)).expect("routes.toml");
     let changed = format!("{routes}{block}");
-    // The watch is set up by a task of the hub: write again if the first write came before
-    // it (each write of the same text loads the same table).
-    let mut seen = false;
-    for _ in 0..5 {
-        std::fs::write(common::routes_path(&hub), &changed).expect("write routes.toml");
-        seen = common::until(WITHIN / 5, || async {
-            admin.config().await["partners"] == 5
-        })
-        .await;
-        if seen {
-            break;
-        }
-    }
+    let seen = write_routes_until(&hub, &changed, || async {
+        admin.config().await["partners"] == 5
+    })
+    .await;
     assert!(
         seen,
         "/config shows the new table: {}",
@@ -264,25 +277,13 @@ async fn a_routes_file_change_is_reloaded_after_the_debounce() {
 /// changes nothing and reloads nothing; the watch is proved armed by a write first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_the_watched_files_does_not_reload() {
-    let hub = TestHub::builder()
-        .hub(|h| format!("{h}\n[reload]\ndebounce_ms = 100\n"))
-        .start()
-        .await
-        .expect("the stage starts");
+    let hub = watching_stage().await;
     let admin = Admin::of(&hub);
     let routes = std::fs::read_to_string(common::routes_path(&hub)).expect("routes.toml");
-    let mut armed = false;
-    for _ in 0..5 {
-        std::fs::write(common::routes_path(&hub), format!("{routes}\n# touched\n"))
-            .expect("write routes.toml");
-        armed = common::until(WITHIN / 5, || async {
-            admin.config().await["version"].as_u64() >= Some(2)
-        })
-        .await;
-        if armed {
-            break;
-        }
-    }
+    let armed = write_routes_until(&hub, &format!("{routes}\n# touched\n"), || async {
+        admin.config().await["version"].as_u64() >= Some(2)
+    })
+    .await;
     assert!(armed, "a write reloads: {}", admin.config().await);
     // Let that reload's own reads of the files pass the debounce too.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
