@@ -290,6 +290,21 @@ async fn metrics(hub: &Hub) -> Response<Full<Bytes>> {
         "Requests in flight towards each upstream.",
         &in_flight,
     );
+    let idle: Vec<(String, f64)> = snap
+        .upstreams()
+        .map(|(id, upstream)| {
+            (
+                format!("target=\"{id}\""),
+                upstream.idle_connections() as f64,
+            )
+        })
+        .collect();
+    gauge(
+        &mut gauges,
+        "upstream_idle_connections",
+        "Keep-alive connections to each upstream (partners and carriers) waiting for a request.",
+        &idle,
+    );
     if let Ok(stats) = hub.ledger().stats().await {
         gauge(
             &mut gauges,

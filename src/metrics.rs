@@ -19,6 +19,7 @@
 //! | `rate_limit_fallbacks_total` | | falls from Redis to the local share |
 //! | `ledger_degraded_total` | function | calls forwarded unchecked while the ledger was unavailable |
 //! | `in_flight` | target | requests waiting on each upstream now |
+//! | `upstream_idle_connections` | target | keep-alive connections to each upstream waiting for a request |
 //! | `ledger_federations` / `ledger_requests` / `ledger_profiles` | state | ledger sizes |
 //! | `ledger_swept_total` | kind | requests expired and records purged by the sweeper |
 //! | `validation_notes_total` | what | accepted oddities: ICCIDs failing Luhn, EIDs failing MOD 97 |

@@ -175,6 +175,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         tokio::spawn(crate::admin::listener(admin, hub.clone(), watch.clone())),
         tokio::spawn(crate::ts43::exchange::sweeper(hub.clone(), watch.clone())),
         tokio::spawn(crate::watch::watcher(hub.clone(), watch.clone())),
+        tokio::spawn(crate::upstream::pruner(hub.clone(), watch.clone())),
     ];
     if let Some(listener) = browsers {
         tasks.push(tokio::spawn(crate::server::browser_listener(

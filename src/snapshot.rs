@@ -306,6 +306,11 @@ impl Snapshot {
         self.upstreams.get(id)
     }
 
+    /// Every upstream (partners and carriers), by id.
+    pub fn upstreams(&self) -> impl Iterator<Item = (&PartnerId, &Arc<Upstream>)> {
+        self.upstreams.iter()
+    }
+
     /// Partners added and removed between `self` and `next`.
     pub fn partner_diff(&self, next: &Snapshot) -> (Vec<String>, Vec<String>) {
         let added = next

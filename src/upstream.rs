@@ -175,6 +175,29 @@ impl Upstream {
     pub fn prune(&self) {
         self.pool.prune();
     }
+
+    /// How many keep-alive connections wait for a request.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle()
+    }
+}
+
+/// How often idle upstream connections are checked (a request checks the one it takes).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+/// Until `shutdown` fires, every [`PRUNE_EVERY`] closes the idle connections of the current
+/// snapshot's upstreams that timed out or that their partner closed: a quiet upstream then
+/// keeps no socket its partner has long given up.
+pub async fn pruner(hub: crate::hub::Hub, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        for (_, upstream) in hub.snapshot().upstreams() {
+            upstream.prune();
+        }
+    }
 }
 
 /// The pool for an `https://host[:port]` origin. HTTP/1.1 only, as a reverse proxy keeps

@@ -173,12 +173,6 @@ impl SledLedger {
         self.inner.store.waiting()
     }
 
-    /// How many records the write-behind map holds (changes not yet in sled, and a cache
-    /// of the records used lately).
-    pub fn cached_records(&self) -> usize {
-        self.inner.store.cached()
-    }
-
     /// Apply `rule` to the record at `key` (atomically: under the key's lock) and keep what
     /// it writes; `durable` marks a write an answer relayed to a partner depends on.
     fn step<T: Record, R>(

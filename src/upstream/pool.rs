@@ -114,6 +114,12 @@ impl Pool {
         }
     }
 
+    /// How many idle connections the pool keeps, all threads together.
+    pub fn idle(&self) -> usize {
+        let len = |s: &Mutex<VecDeque<Idle>>| s.lock().unwrap_or_else(|p| p.into_inner()).len();
+        self.shards.iter().map(len).sum()
+    }
+
     /// Opens a new connection: resolve, connect (each address in turn), TLS handshake.
     pub async fn connect(&self) -> Result<Boxed, UpstreamFault> {
         let tcp = tokio::time::timeout(self.connect_timeout, self.tcp())

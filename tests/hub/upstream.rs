@@ -286,13 +286,8 @@ async fn an_upstream_whose_certificate_the_hub_does_not_trust_gives_502_code_203
     assert_eq!(reply.status, 201);
 }
 
-/// A partner that speaks only HTTP/1.1 and closes the connection as soon as it has read a
-/// request head, without answering; counts the heads it read.
-fn start_hang_up_partner(
-    listener: tokio::net::TcpListener,
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> Arc<AtomicUsize> {
+/// A TLS acceptor for a hand-made HTTP/1.1-only partner with `cert` and `key`.
+fn http1_acceptor(cert: &std::path::Path, key: &std::path::Path) -> tokio_rustls::TlsAcceptor {
     let mut config = rustls::ServerConfig::builder_with_provider(aidhub::tls::provider())
         .with_protocol_versions(aidhub::tls::VERSIONS)
         .expect("protocol versions")
@@ -303,7 +298,48 @@ fn start_hang_up_partner(
         )
         .expect("a server configuration");
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// A stage whose cmpone is whatever listens on `listener` (a hand-made partner).
+async fn stage_with_cmpone_at(listener: &tokio::net::TcpListener) -> TestHub {
+    let port = listener.local_addr().expect("its address").port();
+    TestHub::builder()
+        .routes(move |t| {
+            edit_partner(t, "cmpone", |block| {
+                replace_line(
+                    block,
+                    "url = ",
+                    &format!("url = \"https://127.0.0.1:{port}\""),
+                )
+            })
+        })
+        .start()
+        .await
+        .expect("the stage starts")
+}
+
+/// Reads one request head from `tls`; false when the connection ended first.
+async fn read_head<S: tokio::io::AsyncRead + Unpin>(tls: &mut S) -> bool {
+    let mut read = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = tls.read(&mut buf).await {
+        read.extend_from_slice(&buf[..n]);
+        if read.windows(4).any(|w| w == b"\r\n\r\n") {
+            return true;
+        }
+    }
+    false
+}
+
+/// A partner that speaks only HTTP/1.1 and closes the connection as soon as it has read a
+/// request head, without answering; counts the heads it read.
+fn start_hang_up_partner(
+    listener: tokio::net::TcpListener,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Arc<AtomicUsize> {
+    let acceptor = http1_acceptor(cert, key);
     let heads = Arc::new(AtomicUsize::new(0));
     let counted = heads.clone();
     tokio::spawn(async move {
@@ -314,14 +350,8 @@ fn start_hang_up_partner(
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let mut read = Vec::new();
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = tls.read(&mut buf).await {
-                    read.extend_from_slice(&buf[..n]);
-                    if read.windows(4).any(|w| w == b"\r\n\r\n") {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                        break;
-                    }
+                if read_head(&mut tls).await {
+                    counted.fetch_add(1, Ordering::SeqCst);
                 }
                 let _ = tls.shutdown().await;
             });
@@ -335,20 +365,7 @@ async fn a_partner_closing_an_http1_connection_unanswered_gives_502_code_205_wit
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a loopback port");
-    let port = listener.local_addr().expect("its address").port();
-    let hub = TestHub::builder()
-        .routes(move |t| {
-            edit_partner(t, "cmpone", |block| {
-                replace_line(
-                    block,
-                    "url = ",
-                    &format!("url = \"https://127.0.0.1:{port}\""),
-                )
-            })
-        })
-        .start()
-        .await
-        .expect("the stage starts");
+    let hub = stage_with_cmpone_at(&listener).await;
     let (cert, key) = aidhub::pki::partner_server(&hub.certs(), "cmpone");
     let heads = start_hang_up_partner(listener, &cert, &key);
     for (attempt, version) in common::VERSIONS.into_iter().enumerate() {
@@ -360,4 +377,55 @@ async fn a_partner_closing_an_http1_connection_unanswered_gives_502_code_205_wit
             "the request reached the partner once and was not replayed ({version:?})"
         );
     }
+}
+
+/// A keep-alive connection its partner closes while it is idle is dropped from the pool,
+/// never handed to a request; the next request opens a new one.
+#[tokio::test]
+async fn an_idle_connection_the_partner_closed_is_pruned_and_not_reused() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let hub = stage_with_cmpone_at(&listener).await;
+    let (cert, key) = aidhub::pki::partner_server(&hub.certs(), "cmpone");
+    let acceptor = http1_acceptor(&cert, &key);
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    // Answers one request with a keep-alive 201, then closes the connection after a while.
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if read_head(&mut tls).await {
+                    let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
+                    let _ = tls.write_all(answer).await;
+                    let _ = tls.flush().await;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let snap = hub.running.as_ref().expect("running").hub.snapshot();
+    let upstream = snap.upstream("cmpone").expect("cmpone's upstream").clone();
+    let reply = send_msp_token(&hub, Version::Http1).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    assert_eq!(upstream.idle_connections(), 1, "kept for the next request");
+    // The partner closes it; pruning notices without sending anything.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while upstream.idle_connections() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection stays in the pool"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        upstream.prune();
+    }
+    let reply = send_msp_token(&hub, Version::Http1).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "a new connection");
 }

@@ -188,6 +188,17 @@ async fn metrics_and_admin_views_match_the_traffic_sent() {
     assert_metric(&text, "aidhub_ledger_federations{state=\"active\"}", 1.0);
     assert_metric(&text, "aidhub_ledger_requests{state=\"closed\"}", 1.0);
     assert_metric(&text, "aidhub_in_flight{target=\"mspalpha\"}", 0.0);
+    // Answered exchanges leave their keep-alive connection in the pool; cmptwo saw no call.
+    let idle = metric(
+        &text,
+        "aidhub_upstream_idle_connections{target=\"mspalpha\"}",
+    );
+    assert!(idle.is_some_and(|n| n >= 1.0), "{idle:?}\n{text}");
+    assert_metric(
+        &text,
+        "aidhub_upstream_idle_connections{target=\"cmptwo\"}",
+        0.0,
+    );
     let snap = hub.running.as_ref().expect("running").hub.snapshot();
     assert_metric(
         &text,

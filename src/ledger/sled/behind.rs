@@ -16,13 +16,13 @@
 //! [`WriteBehind::flushed`]) and otherwise every [`TICK`]. A round puts into sled the
 //! pending values of keys changed by a durable write (the writes an answer relayed to a
 //! partner depends on; the backend's module docs list them) and of keys pending for longer
-//! than [`AGE`]. The durable ones are also appended to the journal (`journal.rs`) and synced
+//! than [`AGE`]. The durable ones are also written to the journal (`journal.rs`) and synced
 //! there, once for all of them (group commit), before their callers are woken. A written key
-//! leaves the map unless it changed again meanwhile. So a record changed several times
-//! within [`AGE`] (a request opened and closed, a profile reported again) costs sled one
-//! write, and a burst of durable writes one `fdatasync`. Every checkpoint interval
-//! (`ledger.checkpoint_ms`, [`CHECKPOINT_EVERY`] by default) the writer flushes sled and
-//! empties the journal.
+//! stays in the map as a cache, no longer pending (unless it changed again meanwhile). So a
+//! record changed several times within [`AGE`] (a request opened and closed, a profile
+//! reported again) costs sled one write, and a burst of durable writes one `fdatasync`.
+//! Every checkpoint interval (`ledger.checkpoint_ms`, [`CHECKPOINT_EVERY`] by default) the
+//! writer flushes sled and starts the journal over.
 //!
 //! A round syncs the journal first and wakes the durable waiters, and only then puts the
 //! round's changes into sled. A storage failure (the journal or sled) stops the writer for
@@ -111,18 +111,25 @@ impl Slot {
         }
     }
 
-    fn get<T: Record>(&self, key: &[u8]) -> Result<Option<T>, LedgerError> {
-        self.used.store(true, Ordering::Relaxed);
+    /// The record, if it is a `T`; marks the slot used.
+    fn view<T: Record>(&self, key: &[u8]) -> Result<Option<&T>, LedgerError> {
+        // Only write when it changes: hot records are read by every serving thread.
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
+        }
         match &self.record {
             None => Ok(None),
             Some(any) => T::unwrap(any)
-                .cloned()
                 .map(Some)
                 .ok_or_else(|| LedgerError::Corrupt {
                     key: crate::ledger::codec::key_name::<T>(key),
                     reason: "a record of another kind under this key".into(),
                 }),
         }
+    }
+
+    fn get<T: Record>(&self, key: &[u8]) -> Result<Option<T>, LedgerError> {
+        self.view(key).map(|record| record.cloned())
     }
 }
 
@@ -302,17 +309,16 @@ impl WriteBehind {
             ));
         }
         let key: Key = (tree, IVec::from(key));
-        let (change, reply, was_durable) = match shared.map.entry(key.clone()) {
+        let (reply, durable) = match shared.map.entry(key.clone()) {
             Entry::Occupied(mut slot) => {
-                let current = slot.get().get::<T>(&key.1)?;
-                let (change, reply) = rule(current.as_ref())?;
+                let (change, reply) = rule(slot.get().view::<T>(&key.1)?)?;
                 let Some(change) = change else {
                     return Ok(reply);
                 };
-                let was_durable = slot.get().pending && slot.get().durable;
-                let next = self.slot(change, durable || was_durable);
-                *slot.get_mut() = next;
-                (true, reply, durable || was_durable)
+                // A pending durable change stays durable under the changes built on it.
+                let durable = durable || (slot.get().pending && slot.get().durable);
+                *slot.get_mut() = self.slot(change, durable);
+                (reply, durable)
             }
             Entry::Vacant(vacant) => {
                 let current = self.load::<T>(&key)?;
@@ -322,11 +328,10 @@ impl WriteBehind {
                     return Ok(reply);
                 };
                 vacant.insert(self.slot(change, durable));
-                (true, reply, durable)
+                (reply, durable)
             }
         };
-        debug_assert!(change);
-        self.queue(key, was_durable);
+        self.queue(key, durable);
         Ok(reply)
     }
 
@@ -403,11 +408,6 @@ impl WriteBehind {
     /// How many callers wait for the writer right now.
     pub(super) fn waiting(&self) -> u64 {
         self.shared.waiting.load(Ordering::Relaxed)
-    }
-
-    /// How many records the map holds (pending or cached).
-    pub(super) fn cached(&self) -> usize {
-        self.shared.map.len()
     }
 
     /// Notes that sled holds `key`, put there behind the map's back (tests only).
