@@ -13,6 +13,7 @@ pub mod touchpoint;
 
 use crate::aid1::{Function, Role, Rules};
 use crate::identity::Identity;
+use crate::FastMap;
 pub use carrier::{Carrier, CarrierLimits, EcsSpec, Normalise};
 pub use cluster::{LedgerBackend, PostgresSettings, SharedLimits};
 use raw::{RawCredential, RawHub, RawPartner, RawRoutes};
@@ -141,7 +142,7 @@ pub struct PartnerLimits {
     /// All its calls together.
     pub rate: Option<LimitSpec>,
     /// Per function name.
-    pub functions: HashMap<&'static str, LimitSpec>,
+    pub functions: FastMap<&'static str, LimitSpec>,
     /// Requests in flight towards its upstream (default: the hub-wide value).
     pub max_in_flight: Option<usize>,
 }
@@ -199,7 +200,7 @@ pub struct Timeouts {
     /// TCP connect.
     pub connect: Duration,
     /// Per function, for the whole upstream exchange.
-    pub functions: HashMap<Function, Duration>,
+    pub functions: FastMap<Function, Duration>,
 }
 
 impl Timeouts {
@@ -281,7 +282,7 @@ impl HubConfig {
                 "at least one trust anchor is needed",
             );
         }
-        let mut functions = HashMap::new();
+        let mut functions = FastMap::default();
         for function in Function::ALL {
             let ms = match function {
                 Function::RequestActivationCode => RAC_TIMEOUT_MS,
@@ -741,7 +742,7 @@ fn partner_limits(
         }
         (None, None) => None,
     };
-    let mut functions = HashMap::new();
+    let mut functions = FastMap::default();
     for (name, r) in &raw.functions {
         match Function::ALL.iter().find(|f| f.name() == name) {
             Some(f) => {

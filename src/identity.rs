@@ -7,8 +7,8 @@
 //! against the current snapshot's [`IdentityIndex`], so a partner removed by a reload is
 //! refused on existing connections too.
 
+use crate::FastMap;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use x509_parser::extensions::GeneralName;
@@ -122,7 +122,7 @@ pub enum Resolved<'a> {
 /// Identity → partner id, built once per configuration snapshot.
 #[derive(Clone, Debug, Default)]
 pub struct IdentityIndex {
-    map: HashMap<Identity, Arc<str>>,
+    map: FastMap<Identity, Arc<str>>,
 }
 
 impl IdentityIndex {

@@ -86,3 +86,7 @@ pub mod ts43;
 pub mod upstream;
 pub mod watch;
 pub mod workers;
+
+/// Maps looked up on every request with keys from the configuration (partner ids, function
+/// names, certificate identities): a seeded fast hasher instead of SipHash.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

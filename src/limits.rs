@@ -16,7 +16,7 @@ mod shared;
 
 use crate::config::{LimitSpec, Partner, SharedLimits};
 use crate::error::HubError;
-use dashmap::DashMap;
+use crate::metrics::DashMap;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -38,8 +38,8 @@ impl Default for Limits {
     /// One replica, no Redis: every partner's whole limit, locally.
     fn default() -> Self {
         Limits {
-            buckets: DashMap::new(),
-            in_flight: DashMap::new(),
+            buckets: DashMap::default(),
+            in_flight: DashMap::default(),
             replicas: AtomicU32::new(1),
             shared: None,
         }

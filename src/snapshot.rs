@@ -10,8 +10,8 @@ use crate::config::{Carrier, ConfigError, HubConfig, Partner, PartnerId, Routes}
 use crate::identity::{CertIdentities, IdentityIndex, Resolved};
 use crate::tls;
 use crate::upstream::Upstream;
+use crate::FastMap;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -32,7 +32,7 @@ pub struct Snapshot {
     pub config: HubConfig,
     /// The routing table.
     pub routes: Routes,
-    partners: HashMap<PartnerId, Arc<Partner>>,
+    partners: FastMap<PartnerId, Arc<Partner>>,
     identities: Arc<IdentityIndex>,
     /// The partner-facing TLS configuration.
     pub server_tls: Arc<rustls::ServerConfig>,
@@ -40,10 +40,10 @@ pub struct Snapshot {
     pub browser_tls: Arc<rustls::ServerConfig>,
     /// The device-facing (TS.43) TLS configuration: server authentication only.
     pub devices_tls: Arc<rustls::ServerConfig>,
-    carriers: HashMap<Arc<str>, Arc<Carrier>>,
-    upstreams: HashMap<PartnerId, Arc<Upstream>>,
+    carriers: FastMap<Arc<str>, Arc<Carrier>>,
+    upstreams: FastMap<PartnerId, Arc<Upstream>>,
     /// What each upstream pool was built from (reused on reload when equal).
-    upstream_keys: HashMap<PartnerId, [u8; 32]>,
+    upstream_keys: FastMap<PartnerId, [u8; 32]>,
 }
 
 /// Everything an upstream pool depends on: the partner's upstream settings, its trust
@@ -125,7 +125,7 @@ impl Snapshot {
         let mut problem = |p: String| errors.problems.push(p);
         let routes_name = config.routes.display().to_string();
         let mut index = IdentityIndex::default();
-        let mut partners = HashMap::new();
+        let mut partners = FastMap::default();
         for partner in &routes.partners {
             for identity in &partner.identities {
                 if let Some(holder) = index.insert(identity.clone(), partner.id.clone()) {
@@ -215,8 +215,8 @@ impl Snapshot {
             std::fs::read(&tls_files.client_key).unwrap_or_default(),
         ]
         .concat();
-        let mut upstreams = HashMap::new();
-        let mut upstream_keys = HashMap::new();
+        let mut upstreams = FastMap::default();
+        let mut upstream_keys = FastMap::default();
         for partner in &routes.partners {
             let key = upstream_key(partner, &hub_client, config.timeouts.connect);
             let reused = previous
@@ -243,7 +243,7 @@ impl Snapshot {
                 )),
             }
         }
-        let mut carriers = HashMap::new();
+        let mut carriers = FastMap::default();
         for carrier in &routes.carriers {
             let key = carrier_key(carrier, config.timeouts.connect);
             let reused = previous
