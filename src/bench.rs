@@ -181,6 +181,8 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     };
     println!("\n== load ({what}; median of {} runs)", settings.runs);
     print!("{}", report::load_table(&rows));
+    println!();
+    print!("{}", report::label_table(&rows));
     println!("   cpu_µs/req: the process under test (direct: the simulated partners); partners_µs and loadgen_µs: the simulated partners and this load generator, per request");
     println!("\n== connections (new: full mutual-TLS handshake, no resumption, one request each; idle: {} keep-alive connections)", settings.idle);
     print!("{}", report::connections_table(&rows));
@@ -211,6 +213,8 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
         );
         let half = measure_all(&world, &settings, &setups, Some(rate), false).await?;
         print!("{}", report::half_rate(rate, &half));
+        println!();
+        print!("{}", report::label_table(&half));
         all.extend(half);
     }
     if args.smoke {

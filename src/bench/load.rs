@@ -56,6 +56,8 @@ pub struct Measured {
     pub window: Duration,
     /// Latency of those requests, µs.
     pub latency: Histogram<u64>,
+    /// The same by the mix's labels (see [`mix::Call::label`]).
+    pub by_label: BTreeMap<&'static str, Histogram<u64>>,
     /// Failed exchanges by kind, over warm-up and window.
     pub errors: BTreeMap<String, u64>,
     /// CPU time of each watched process over the window.
@@ -155,6 +157,7 @@ pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>) -> Measured {
         requests: total.requests,
         window: plan.duration,
         latency: total.latency,
+        by_label: total.by_label,
         errors: total.errors,
         cpu,
     }
@@ -204,13 +207,14 @@ pub async fn exchange(
 ) -> bool {
     let request = conn.route().request(call.method, &call.path, call.body);
     let outcome = conn.exchange(request).await;
-    rec.record(since, call.function, call.expect, &outcome)
+    rec.record(since, call.label, call.expect, &outcome)
 }
 
 /// Latencies, counts and errors of one lane (or all).
 pub struct Recorder {
     from: Instant,
     latency: Histogram<u64>,
+    by_label: BTreeMap<&'static str, Histogram<u64>>,
     requests: u64,
     /// Failures by kind.
     pub errors: BTreeMap<String, u64>,
@@ -221,8 +225,8 @@ impl Recorder {
     pub fn new(from: Instant) -> Recorder {
         Recorder {
             from,
-            // 1 µs to 60 s at 3 significant digits: valid bounds, so this cannot fail.
-            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
+            latency: histogram(),
+            by_label: BTreeMap::new(),
             requests: 0,
             errors: BTreeMap::new(),
         }
@@ -232,7 +236,7 @@ impl Recorder {
     pub fn record(
         &mut self,
         since: Instant,
-        function: &str,
+        label: &'static str,
         expect: u16,
         outcome: &Result<(StatusCode, Bytes), String>,
     ) -> bool {
@@ -243,18 +247,20 @@ impl Recorder {
                     .ok()
                     .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
                     .unwrap_or_else(|| "-".to_owned());
-                Some(format!(
-                    "{function}: status {} code {code}",
-                    status.as_u16()
-                ))
+                Some(format!("{label}: status {} code {code}", status.as_u16()))
             }
-            Err(cause) => Some(format!("{function}: {cause}")),
+            Err(cause) => Some(format!("{label}: {cause}")),
         };
         if let Some(kind) = &failure {
             *self.errors.entry(kind.clone()).or_default() += 1;
         } else if since >= self.from {
             let micros = since.elapsed().as_micros().clamp(1, 60_000_000) as u64;
             let _ = self.latency.record(micros);
+            let _ = self
+                .by_label
+                .entry(label)
+                .or_insert_with(histogram)
+                .record(micros);
             self.requests += 1;
         }
         failure.is_none()
@@ -262,11 +268,20 @@ impl Recorder {
 
     fn merge(&mut self, other: Recorder) {
         let _ = self.latency.add(&other.latency);
+        for (label, h) in other.by_label {
+            let _ = self.by_label.entry(label).or_insert_with(histogram).add(&h);
+        }
         self.requests += other.requests;
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_default() += n;
         }
     }
+}
+
+/// An empty latency histogram: 1 µs to 60 s at 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    // Valid bounds, so this cannot fail.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
 /// Onboards `count` federations spread over `pairs` (each an MSP-side connection towards

@@ -165,6 +165,14 @@ pub async fn measure(
             p(0.999),
             measured.latency.max() as f64 / 1000.0,
         ],
+        by_label: measured
+            .by_label
+            .iter()
+            .map(|(label, h)| {
+                let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+                (*label, [h.len() as f64 / requests, ms(0.5), ms(0.99)])
+            })
+            .collect(),
         errors: measured.errors,
         cpu_us: per_request(measured.cpu.first()),
         partners_cpu_us: per_request(measured.cpu.get(1)),

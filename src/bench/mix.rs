@@ -96,8 +96,9 @@ impl Rng {
 /// One request of the mix, before it is put on a route.
 #[derive(Debug)]
 pub struct Call {
-    /// The AID1 function (errors are counted by it).
-    pub function: &'static str,
+    /// What the report counts errors and latencies by: the AID1 function, with the async
+    /// Request Activation Code (a durable ledger write) apart from the sync one.
+    pub label: &'static str,
     /// Method.
     pub method: Method,
     /// Path and query, without any upstream prefix.
@@ -114,7 +115,11 @@ const EID: &str = "89882119900000000000000000001654";
 pub fn request_code(token: &Uuid, request_id: &Uuid, asynchronous: bool) -> Call {
     let device = if asynchronous { "async" } else { "tcu" };
     Call {
-        function: "request_activation_code",
+        label: if asynchronous {
+            "request_activation_code async"
+        } else {
+            "request_activation_code sync"
+        },
         method: Method::POST,
         path: format!("/v1/activation-code-requests/{token}"),
         body: Some(format!(
@@ -127,7 +132,7 @@ pub fn request_code(token: &Uuid, request_id: &Uuid, asynchronous: bool) -> Call
 /// Send Activation Code for an async request.
 pub fn send_code(token: &Uuid, request_id: &Uuid) -> Call {
     Call {
-        function: "send_activation_code",
+        label: "send_activation_code",
         method: Method::POST,
         path: format!("/cesim/msp/v1/activation-codes/{token}"),
         body: Some(format!(
@@ -143,7 +148,7 @@ pub fn send_code(token: &Uuid, request_id: &Uuid) -> Call {
 pub fn csim_status(token: &Uuid, n: u64) -> Call {
     let status = ["installed", "enabled", "disabled"][(n % 3) as usize];
     Call {
-        function: "send_csim_status",
+        label: "send_csim_status",
         method: Method::POST,
         path: format!("/v1/statuses/{token}"),
         body: Some(format!(
@@ -157,7 +162,7 @@ pub fn csim_status(token: &Uuid, n: u64) -> Call {
 /// Request Profile Status.
 pub fn profile_status(token: &Uuid) -> Call {
     Call {
-        function: "request_profile_status",
+        label: "request_profile_status",
         method: Method::GET,
         path: format!("/v1/profiles/status/{token}"),
         body: None,
@@ -176,7 +181,7 @@ pub fn onboard(token: &Uuid, secret: &[u8]) -> Call {
     };
     let account_id = account_id::sign(&claims, Some("6789"), false, secret);
     Call {
-        function: "send_msp_token",
+        label: "send_msp_token",
         method: Method::POST,
         path: format!("/cesim/msp/v1/users/{account_id}"),
         body: Some(format!(

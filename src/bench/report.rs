@@ -12,6 +12,8 @@ pub struct Figures {
     pub throughput: f64,
     /// Latency percentiles and maximum, ms: p50, p90, p99, p99.9, max.
     pub latency_ms: [f64; 5],
+    /// By the mix's labels: share of the requests (0..1), p50 and p99 latency in ms.
+    pub by_label: BTreeMap<&'static str, [f64; 3]>,
     /// Failed exchanges by kind (onboarding excluded: it stops the bench).
     pub errors: BTreeMap<String, u64>,
     /// CPU time per request of the process under test (direct: the partners), µs.
@@ -85,9 +87,27 @@ pub fn median(runs: &[Figures]) -> Figures {
             *conn_errors.entry(k.clone()).or_default() += n;
         }
     }
+    let labels: std::collections::BTreeSet<&'static str> = runs
+        .iter()
+        .flat_map(|r| r.by_label.keys().copied())
+        .collect();
+    let by_label = labels
+        .into_iter()
+        .map(|label| {
+            let of = |i: usize| {
+                middle(
+                    runs.iter()
+                        .filter_map(|r| r.by_label.get(label).map(|v| v[i]))
+                        .collect(),
+                )
+            };
+            (label, [of(0), of(1), of(2)])
+        })
+        .collect();
     Figures {
         throughput: med(&|f| f.throughput),
         latency_ms: [0, 1, 2, 3, 4].map(|i| med(&|f| f.latency_ms[i])),
+        by_label,
         errors,
         cpu_us: med(&|f| f.cpu_us),
         partners_cpu_us: med(&|f| f.partners_cpu_us),
@@ -252,6 +272,43 @@ pub fn targets(rows: &[(Setup, Figures)]) -> String {
     out
 }
 
+/// Latency by the mix's labels, one row per label and a p50/p99 column per setup; marks
+/// the requests that wait for a durable ledger write (a journal sync) on the hub.
+pub fn label_table(rows: &[(Setup, Figures)]) -> String {
+    let labels: std::collections::BTreeSet<&'static str> = rows
+        .iter()
+        .flat_map(|(_, f)| f.by_label.keys().copied())
+        .collect();
+    let mut out = format!("{:<32} {:>6}", "request (p50/p99 ms)", "share");
+    for (setup, _) in rows {
+        out += &format!(" {:>13}", setup.name());
+    }
+    out.push('\n');
+    for label in labels {
+        let share = rows
+            .iter()
+            .find_map(|(_, f)| f.by_label.get(label))
+            .map_or(0.0, |v| v[0]);
+        let mark = if DURABLE.contains(&label) { " *" } else { "" };
+        out += &format!("{:<32} {:>5.1}%", format!("{label}{mark}"), share * 100.0);
+        for (_, f) in rows {
+            out += &match f.by_label.get(label) {
+                Some([_, p50, p99]) => format!(" {:>13}", format!("{p50:.2}/{p99:.2}")),
+                None => format!(" {:>13}", "-"),
+            };
+        }
+        out.push('\n');
+    }
+    out + "   * waits on aidhub for a durable ledger write: the journal synced to disk (fdatasync)\n"
+}
+
+/// The mix's labels whose ledger change on the hub is durable before the answer goes out.
+const DURABLE: [&str; 3] = [
+    "send_msp_token",
+    "request_activation_code async",
+    "send_activation_code",
+];
+
 /// The half-rate comparison: p99 of each setup and what aidhub adds over direct.
 pub fn half_rate(rate: f64, rows: &[(Setup, Figures)]) -> String {
     let mut out = format!(
@@ -323,5 +380,39 @@ mod tests {
         let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
         let column = header.iter().position(|h| *h == "errors").unwrap();
         assert_eq!(row.split_whitespace().nth(column), Some("0"), "{table}");
+    }
+
+    #[test]
+    fn the_durable_marks_name_the_mix_labels_that_write_durably() {
+        use super::super::mix;
+        let id = uuid::Uuid::new_v4();
+        let labels = [
+            mix::onboard(&id, b"secret").label,
+            mix::request_code(&id, &id, true).label,
+            mix::send_code(&id, &id).label,
+        ];
+        assert_eq!(DURABLE, labels);
+        assert!(!DURABLE.contains(&mix::request_code(&id, &id, false).label));
+    }
+
+    #[test]
+    fn the_label_table_has_a_column_per_setup_and_marks_durable_rows() {
+        let figures = |p99: f64| Figures {
+            by_label: BTreeMap::from([
+                ("send_msp_token", [0.1, 0.5, p99]),
+                ("send_csim_status", [0.9, 0.2, p99 / 2.0]),
+            ]),
+            ..Figures::default()
+        };
+        let table = label_table(&[(Setup::Direct, figures(1.0)), (Setup::Aidhub, figures(3.0))]);
+        let row = |start: &str| table.lines().find(|l| l.starts_with(start)).unwrap();
+        assert_eq!(
+            row("send_msp_token *")
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["send_msp_token", "*", "10.0%", "0.50/1.00", "0.50/3.00"],
+            "{table}"
+        );
+        assert!(row("send_csim_status ").ends_with("0.20/1.50"), "{table}");
     }
 }
