@@ -25,7 +25,9 @@
 //! writer flushes sled and starts the journal over.
 //!
 //! A round syncs the journal first and wakes the durable waiters, and only then puts the
-//! round's changes into sled. A storage failure (the journal or sled) stops the writer for
+//! round's changes into sled, [`SLICE`] at a time: a caller that starts waiting for a durable
+//! write meanwhile has its change journalled, synced and added to the round between two
+//! slices, instead of waiting behind a few hundred sled inserts. A storage failure (the journal or sled) stops the writer for
 //! good: durable waiters and every later change get the failure, nothing is checkpointed any
 //! more, and the journal keeps what was acknowledged for the replay after a restart.
 //!
@@ -63,6 +65,9 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// The journal size that triggers a checkpoint before [`CHECKPOINT_EVERY`].
 const CHECKPOINT_BYTES: u64 = 2 << 20;
+/// How many changes go into sled between two looks for callers waiting on a durable write
+/// (a few hundred microseconds of inserts).
+pub(super) const SLICE: usize = 32;
 /// How often records nobody used since the last time leave the map.
 pub(super) const EVICT_EVERY: Duration = Duration::from_secs(10);
 /// The most records the map keeps beyond those not yet written (about 100 MiB).
@@ -181,6 +186,9 @@ struct Shared {
     /// Tests make the next round fail with this.
     #[cfg(test)]
     inject: Mutex<Option<String>>,
+    /// Tests run this after each slice of sled inserts.
+    #[cfg(test)]
+    slice_hook: Mutex<Option<Box<dyn FnMut() + Send>>>,
 }
 
 /// The write-behind map and its writer thread; dropping it writes and flushes what is
@@ -245,6 +253,8 @@ impl WriteBehind {
             failed: AtomicBool::new(false),
             #[cfg(test)]
             inject: Mutex::default(),
+            #[cfg(test)]
+            slice_hook: Mutex::default(),
         });
         let writer = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -422,6 +432,12 @@ impl WriteBehind {
         *lock(&self.shared.inject) = Some(cause.to_owned());
     }
 
+    /// Runs `hook` on the writer thread after each slice of sled inserts.
+    #[cfg(test)]
+    pub(super) fn on_slice(&self, hook: impl FnMut() + Send + 'static) {
+        *lock(&self.shared.slice_hook) = Some(Box::new(hook));
+    }
+
     /// Hold the writer back before its next round (`true`), or let it go.
     #[cfg(test)]
     pub(super) fn pause(&self, paused: bool) {
@@ -496,11 +512,10 @@ impl Shared {
     /// journal keeps every durable change for the replay after the operator restarts the hub.
     fn round(&self, round: Round, state: &mut Writer) {
         let Round {
-            durable,
+            mut durable,
             flushed,
             stop,
         } = round;
-        let mut durable = Some(durable);
         let result = match &state.failed {
             Some(cause) => Err(cause.clone()),
             None => {
@@ -520,46 +535,55 @@ impl Shared {
                 result
             }
         };
-        if let Some(durable) = durable {
-            wake(&self.waiting, durable, result.clone());
-        }
+        wake(&self.waiting, durable, result.clone());
         wake(&self.waiting, flushed, result);
     }
 
-    /// The work of a round that can fail; wakes the `durable` waiters itself (taking them)
-    /// as soon as the journal is synced.
+    /// The work of a round that can fail; wakes the `durable` waiters itself (emptying the
+    /// list) as soon as the journal is synced, and leaves in it those it could not wake.
+    ///
+    /// The round's changes go into sled [`SLICE`] at a time; callers that start waiting for
+    /// a durable write meanwhile are not held up behind those inserts: between slices their
+    /// changes are journalled, synced and appended to the round, and they are woken.
     fn write_round(
         &self,
         all: bool,
         journal: &mut Journal,
         state: &mut Writer,
-        durable: &mut Option<Vec<Waiter>>,
+        durable: &mut Vec<Waiter>,
     ) -> Result<(), String> {
         #[cfg(test)]
         if let Some(cause) = lock(&self.inject).take() {
             return Err(cause);
         }
-        let batch = self.collect(all)?;
-        for change in batch.iter().filter(|c| c.durable) {
-            journal.push(&journal::Entry {
-                tree: change.key.0,
-                key: change.key.1.clone(),
-                value: change.value.clone(),
-            });
-        }
-        if journal.fits() {
-            if journal.sync().map_err(|e| e.to_string())? {
-                self.flushes.fetch_add(1, Ordering::Relaxed);
+        let mut batch = self.collect(if all { Due::All } else { Due::Aged })?;
+        let mut inserted = 0;
+        let mut synced = self.journal(&batch, journal, durable)?;
+        loop {
+            if !synced {
+                // No room in this epoch: the rest goes into sled now, and the sled flush of
+                // a checkpoint makes it (and everything journalled before) durable.
+                self.insert(&batch[inserted..])?;
+                inserted = batch.len();
+                self.checkpoint(journal, state)?;
+                wake(&self.waiting, std::mem::take(durable), Ok(()));
             }
-            if let Some(durable) = durable.take() {
-                wake(&self.waiting, durable, Ok(()));
+            if inserted == batch.len() {
+                break;
             }
-            self.insert(&batch)?;
-        } else {
-            // No room in this epoch: the batch goes into sled, and the sled flush of a
-            // checkpoint makes it (and everything journalled before) durable.
-            self.insert(&batch)?;
-            self.checkpoint(journal, state)?;
+            let end = batch.len().min(inserted + SLICE);
+            self.insert(&batch[inserted..end])?;
+            inserted = end;
+            #[cfg(test)]
+            if let Some(hook) = lock(&self.slice_hook).as_mut() {
+                hook();
+            }
+            synced = true;
+            if self.take_durable_waiters(durable) {
+                let from = batch.len();
+                batch.extend(self.collect(Due::Durable)?);
+                synced = self.journal(&batch[from..], journal, durable)?;
+            }
         }
         state.unflushed |= !batch.is_empty();
         let due = state.unflushed
@@ -578,6 +602,39 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Writes the durable changes of `changes` to the journal, syncs it and wakes the
+    /// `durable` waiters; false (nothing synced, nobody woken) when the journal has no room
+    /// left in this epoch.
+    fn journal(
+        &self,
+        changes: &[Written],
+        journal: &mut Journal,
+        durable: &mut Vec<Waiter>,
+    ) -> Result<bool, String> {
+        for change in changes.iter().filter(|c| c.durable) {
+            journal.push(&journal::Entry {
+                tree: change.key.0,
+                key: change.key.1.clone(),
+                value: change.value.clone(),
+            });
+        }
+        if !journal.fits() {
+            return Ok(false);
+        }
+        if journal.sync().map_err(|e| e.to_string())? {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+        }
+        wake(&self.waiting, std::mem::take(durable), Ok(()));
+        Ok(true)
+    }
+
+    /// Moves the callers waiting for durable writes into `durable`; true if there were any.
+    fn take_durable_waiters(&self, durable: &mut Vec<Waiter>) -> bool {
+        let mut control = lock(&self.control);
+        durable.append(&mut control.durable);
+        !durable.is_empty()
     }
 
     /// Flushes sled, then starts the journal over: everything in it is in sled by then.
@@ -630,9 +687,9 @@ impl Shared {
         }
     }
 
-    /// The pending changes due in this round (`all`: every one), encoded.
-    fn collect(&self, all: bool) -> Result<Vec<Written>, String> {
-        let due: Vec<Key> = if all {
+    /// The pending changes `due`, encoded.
+    fn collect(&self, due: Due) -> Result<Vec<Written>, String> {
+        let due: Vec<Key> = if let Due::All = due {
             let mut queues = lock(&self.queues);
             queues.changed.clear();
             queues.durable.clear();
@@ -644,16 +701,16 @@ impl Shared {
                 .collect()
         } else {
             let mut queues = lock(&self.queues);
-            let mut due = std::mem::take(&mut queues.durable);
-            while let Some((since, _)) = queues.changed.front() {
+            let mut keys = std::mem::take(&mut queues.durable);
+            while let (Due::Aged, Some((since, _))) = (due, queues.changed.front()) {
                 if since.elapsed() < AGE {
                     break;
                 }
                 if let Some((_, key)) = queues.changed.pop_front() {
-                    due.push(key);
+                    keys.push(key);
                 }
             }
-            due
+            keys
         };
         let mut batch = Vec::with_capacity(due.len());
         let mut seen = HashSet::with_capacity(due.len());
@@ -698,6 +755,17 @@ impl Shared {
         self.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Which pending changes a round collects.
+#[derive(Clone, Copy)]
+enum Due {
+    /// Every one.
+    All,
+    /// Those of durable writes, and those pending for longer than [`AGE`].
+    Aged,
+    /// Those of durable writes.
+    Durable,
 }
 
 /// A change on its way into sled.

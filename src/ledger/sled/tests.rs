@@ -388,3 +388,76 @@ async fn a_storage_failure_stops_writes_and_keeps_what_was_acknowledged() {
     let ledger = SledLedger::open(dir.path()).unwrap();
     assert!(ledger.federation(before).await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_write_is_not_held_up_behind_a_round_of_sled_inserts() {
+    use super::behind::{AGE, SLICE};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let dir = TestDir::new("slices");
+    let ledger = Arc::new(SledLedger::open(dir.path()).unwrap());
+    let store = &ledger.inner.store;
+    // A backlog of a few slices of changes nothing waits for, aged, for one round.
+    store.pause(true);
+    for i in 0..4 * SLICE {
+        let token = Uuid::new_v4();
+        ledger
+            .reserve_federation(token, &pair_a(), i as u64, STALE_MS)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(AGE + Duration::from_millis(100)).await;
+    // Hold the writer after each slice until told to go on.
+    let (at_slice, slices) = mpsc::channel::<()>();
+    let (go, gate) = mpsc::channel::<()>();
+    store.on_slice(move || {
+        let _ = at_slice.send(());
+        let _ = gate.recv();
+    });
+    let slices = Arc::new(std::sync::Mutex::new(slices));
+    let next_slice = || {
+        let slices = Arc::clone(&slices);
+        tokio::task::spawn_blocking(move || {
+            slices
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the writer reached the next slice")
+        })
+    };
+    store.pause(false);
+    next_slice().await.unwrap();
+    // Mid-round, a caller starts a durable write and waits for it.
+    let learned = Uuid::new_v4();
+    let durable = {
+        let ledger = Arc::clone(&ledger);
+        tokio::spawn(async move {
+            ledger
+                .learn_federation(new_fed(learned, &pair_a(), 1))
+                .await
+        })
+    };
+    while store.waiting() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    go.send(()).unwrap();
+    // It is answered while the round is still held at its second slice.
+    next_slice().await.unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(10), durable).await;
+    assert!(
+        matches!(answered, Ok(Ok(Ok(_)))),
+        "the durable write waited for the whole round: {answered:?}"
+    );
+    drop(go);
+    ledger.flush().await.unwrap();
+    let reserved = ledger.stats().await.unwrap().federations_reserved;
+    assert_eq!(reserved, 4 * SLICE as u64);
+    drop(ledger);
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    assert!(ledger.federation(learned).await.unwrap().is_some());
+    assert_eq!(
+        ledger.stats().await.unwrap().federations_reserved,
+        4 * SLICE as u64
+    );
+}
