@@ -27,7 +27,9 @@
 //! A round syncs the journal first and wakes the durable waiters, and only then puts the
 //! round's changes into sled, [`SLICE`] at a time: a caller that starts waiting for a durable
 //! write meanwhile has its change journalled, synced and added to the round between two
-//! slices, instead of waiting behind a few hundred sled inserts. A storage failure (the journal or sled) stops the writer for
+//! slices, instead of waiting behind a few hundred sled inserts (small groups only, and a
+//! bounded number per round: a bulk import is held back to sled's pace by waiting for the
+//! next round). A storage failure (the journal or sled) stops the writer for
 //! good: durable waiters and every later change get the failure, nothing is checkpointed any
 //! more, and the journal keeps what was acknowledged for the replay after a restart.
 //!
@@ -68,6 +70,8 @@ const CHECKPOINT_BYTES: u64 = 2 << 20;
 /// How many changes go into sled between two looks for callers waiting on a durable write
 /// (a few hundred microseconds of inserts).
 pub(super) const SLICE: usize = 32;
+/// The most changes of durable callers a round takes on between its slices.
+const MID_ROUND_MAX: usize = 256;
 /// How often records nobody used since the last time leave the map.
 pub(super) const EVICT_EVERY: Duration = Duration::from_secs(10);
 /// The most records the map keeps beyond those not yet written (about 100 MiB).
@@ -544,7 +548,9 @@ impl Shared {
     ///
     /// The round's changes go into sled [`SLICE`] at a time; callers that start waiting for
     /// a durable write meanwhile are not held up behind those inserts: between slices their
-    /// changes are journalled, synced and appended to the round, and they are woken.
+    /// changes are journalled, synced and appended to the round, and they are woken — up to
+    /// [`MID_ROUND_MAX`] changes per round, so that a steady stream cannot keep a round from
+    /// ending, nor a bulk write outrun sled.
     fn write_round(
         &self,
         all: bool,
@@ -558,6 +564,7 @@ impl Shared {
         }
         let mut batch = self.collect(if all { Due::All } else { Due::Aged })?;
         let mut inserted = 0;
+        let mut appended = 0;
         let mut synced = self.journal(&batch, journal, durable)?;
         loop {
             if !synced {
@@ -579,9 +586,10 @@ impl Shared {
                 hook();
             }
             synced = true;
-            if self.take_durable_waiters(durable) {
+            if appended < MID_ROUND_MAX && self.take_durable_waiters(durable) {
                 let from = batch.len();
                 batch.extend(self.collect(Due::Durable)?);
+                appended += batch.len() - from;
                 synced = self.journal(&batch[from..], journal, durable)?;
             }
         }
@@ -630,11 +638,18 @@ impl Shared {
         Ok(true)
     }
 
-    /// Moves the callers waiting for durable writes into `durable`; true if there were any.
+    /// Moves the callers waiting for durable writes into `durable` if there are any and their
+    /// changes are a small group (at most [`MID_ROUND_MAX`]); true if it did. A bulk write
+    /// (an import) waits for the next round instead: the sled inserts of this one are what
+    /// holds it back to the pace sled can take.
     fn take_durable_waiters(&self, durable: &mut Vec<Waiter>) -> bool {
         let mut control = lock(&self.control);
+        // Lock order: control, then queues (as in `next_round`).
+        if control.durable.is_empty() || lock(&self.queues).durable.len() > MID_ROUND_MAX {
+            return false;
+        }
         durable.append(&mut control.durable);
-        !durable.is_empty()
+        true
     }
 
     /// Flushes sled, then starts the journal over: everything in it is in sled by then.
