@@ -71,7 +71,7 @@ const CHECKPOINT_BYTES: u64 = 2 << 20;
 /// (a few hundred microseconds of inserts).
 pub(super) const SLICE: usize = 32;
 /// The most changes of durable callers a round takes on between its slices.
-const MID_ROUND_MAX: usize = 256;
+pub(super) const MID_ROUND_MAX: usize = 256;
 /// How often records nobody used since the last time leave the map.
 pub(super) const EVICT_EVERY: Duration = Duration::from_secs(10);
 /// The most records the map keeps beyond those not yet written (about 100 MiB).
@@ -430,7 +430,8 @@ impl WriteBehind {
         self.shared.filter.insert(tree, key);
     }
 
-    /// Makes the writer's next round fail with `cause`, as a storage failure would.
+    /// Makes the writer's next write (a round, or durable callers taken mid-round) fail with
+    /// `cause`, as a storage failure would.
     #[cfg(test)]
     pub(super) fn fail_next_round(&self, cause: &str) {
         *lock(&self.shared.inject) = Some(cause.to_owned());
@@ -558,10 +559,7 @@ impl Shared {
         state: &mut Writer,
         durable: &mut Vec<Waiter>,
     ) -> Result<(), String> {
-        #[cfg(test)]
-        if let Some(cause) = lock(&self.inject).take() {
-            return Err(cause);
-        }
+        self.injected()?;
         let mut batch = self.collect(if all { Due::All } else { Due::Aged })?;
         let mut inserted = 0;
         let mut appended = 0;
@@ -587,6 +585,7 @@ impl Shared {
             }
             synced = true;
             if appended < MID_ROUND_MAX && self.take_durable_waiters(durable) {
+                self.injected()?;
                 let from = batch.len();
                 batch.extend(self.collect(Due::Durable)?);
                 appended += batch.len() - from;
@@ -636,6 +635,15 @@ impl Shared {
         }
         wake(&self.waiting, std::mem::take(durable), Ok(()));
         Ok(true)
+    }
+
+    /// The storage failure a test asked for, if any, as if the next write had failed.
+    fn injected(&self) -> Result<(), String> {
+        #[cfg(test)]
+        if let Some(cause) = lock(&self.inject).take() {
+            return Err(cause);
+        }
+        Ok(())
     }
 
     /// Moves the callers waiting for durable writes into `durable` if there are any and their

@@ -389,66 +389,93 @@ async fn a_storage_failure_stops_writes_and_keeps_what_was_acknowledged() {
     assert!(ledger.federation(before).await.unwrap().is_some());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_durable_write_is_not_held_up_behind_a_round_of_sled_inserts() {
-    use super::behind::{AGE, SLICE};
-    use std::sync::mpsc;
-    use std::time::Duration;
+/// A ledger whose writer is held after each slice of sled inserts of a round with a backlog of
+/// `4 * SLICE` reservations (changes nothing waits for), until told to go on.
+struct HeldRound {
+    // Dropped first (fields drop in this order): a held writer goes on before the ledger's
+    // drop joins it, also when a check fails.
+    go: std::sync::mpsc::Sender<()>,
+    slices: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+    ledger: Arc<SledLedger>,
+}
 
-    let dir = TestDir::new("slices");
-    let ledger = Arc::new(SledLedger::open(dir.path()).unwrap());
-    let store = &ledger.inner.store;
-    // A backlog of a few slices of changes nothing waits for, aged, for one round.
-    store.pause(true);
-    for i in 0..4 * SLICE {
-        let token = Uuid::new_v4();
-        ledger
-            .reserve_federation(token, &pair_a(), i as u64, STALE_MS)
-            .await
-            .unwrap();
+impl HeldRound {
+    async fn start(dir: &TestDir) -> HeldRound {
+        use super::behind::{AGE, SLICE};
+        let ledger = Arc::new(SledLedger::open(dir.path()).unwrap());
+        let store = &ledger.inner.store;
+        store.pause(true);
+        for i in 0..4 * SLICE {
+            ledger
+                .reserve_federation(Uuid::new_v4(), &pair_a(), i as u64, STALE_MS)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(AGE + std::time::Duration::from_millis(100)).await;
+        let (at_slice, slices) = std::sync::mpsc::channel::<()>();
+        let (go, gate) = std::sync::mpsc::channel::<()>();
+        store.on_slice(move || {
+            let _ = at_slice.send(());
+            let _ = gate.recv();
+        });
+        store.pause(false);
+        let held = HeldRound {
+            go,
+            slices: Arc::new(std::sync::Mutex::new(slices)),
+            ledger,
+        };
+        held.next_slice().await;
+        held
     }
-    tokio::time::sleep(AGE + Duration::from_millis(100)).await;
-    // Hold the writer after each slice until told to go on.
-    let (at_slice, slices) = mpsc::channel::<()>();
-    let (go, gate) = mpsc::channel::<()>();
-    store.on_slice(move || {
-        let _ = at_slice.send(());
-        let _ = gate.recv();
-    });
-    let slices = Arc::new(std::sync::Mutex::new(slices));
-    let next_slice = || {
-        let slices = Arc::clone(&slices);
+
+    /// Waits until the writer is held after its next slice.
+    async fn next_slice(&self) {
+        let slices = Arc::clone(&self.slices);
         tokio::task::spawn_blocking(move || {
             slices
                 .lock()
                 .unwrap()
-                .recv_timeout(Duration::from_secs(10))
+                .recv_timeout(std::time::Duration::from_secs(10))
                 .expect("the writer reached the next slice")
         })
-    };
-    store.pause(false);
-    next_slice().await.unwrap();
+        .await
+        .unwrap();
+    }
+
+    /// Lets the writer go on once `caller` waits for it; returns when it is held after the
+    /// next slice.
+    async fn resume_once_waiting(&self) {
+        while self.ledger.inner.store.waiting() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        self.go.send(()).unwrap();
+        self.next_slice().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_write_is_not_held_up_behind_a_round_of_sled_inserts() {
+    use super::behind::SLICE;
+    use std::time::Duration;
+
+    let dir = TestDir::new("slices");
+    let held = HeldRound::start(&dir).await;
     // Mid-round, a caller starts a durable write and waits for it.
     let learned = Uuid::new_v4();
-    let durable = {
-        let ledger = Arc::clone(&ledger);
-        tokio::spawn(async move {
-            ledger
-                .learn_federation(new_fed(learned, &pair_a(), 1))
-                .await
-        })
-    };
-    while store.waiting() == 0 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    go.send(()).unwrap();
+    let ledger = Arc::clone(&held.ledger);
+    let durable = tokio::spawn(async move {
+        ledger
+            .learn_federation(new_fed(learned, &pair_a(), 1))
+            .await
+    });
+    held.resume_once_waiting().await;
     // It is answered while the round is still held at its second slice.
-    next_slice().await.unwrap();
     let answered = tokio::time::timeout(Duration::from_secs(10), durable).await;
     assert!(
         matches!(answered, Ok(Ok(Ok(_)))),
         "the durable write waited for the whole round: {answered:?}"
     );
+    let HeldRound { ledger, go, .. } = held;
     drop(go);
     ledger.flush().await.unwrap();
     let reserved = ledger.stats().await.unwrap().federations_reserved;
@@ -460,4 +487,23 @@ async fn a_durable_write_is_not_held_up_behind_a_round_of_sled_inserts() {
         ledger.stats().await.unwrap().federations_reserved,
         4 * SLICE as u64
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_import_waits_for_the_next_round_instead_of_outrunning_sled() {
+    use super::behind::MID_ROUND_MAX;
+
+    let dir = TestDir::new("bulk");
+    let held = HeldRound::start(&dir).await;
+    let lines: Vec<_> = (0..=MID_ROUND_MAX as u64)
+        .map(|i| new_fed(Uuid::new_v4(), &pair_a(), i))
+        .collect();
+    let ledger = Arc::clone(&held.ledger);
+    let import = tokio::spawn(async move { ledger.import_federations(lines).await });
+    held.resume_once_waiting().await;
+    // Held at the second slice: the import is still waiting (it was not taken mid-round).
+    assert_eq!(held.ledger.inner.store.waiting(), 1);
+    drop(held.go);
+    let report = import.await.unwrap().unwrap();
+    assert_eq!(report.added, MID_ROUND_MAX as u64 + 1);
 }
