@@ -90,3 +90,6 @@ pub mod workers;
 /// Maps looked up on every request with keys from the configuration (partner ids, function
 /// names, certificate identities): a seeded fast hasher instead of SipHash.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The concurrent maps of the same kind: metric series by label, rate-limit buckets.
+pub type FastDashMap<K, V> = dashmap::DashMap<K, V, foldhash::fast::RandomState>;

@@ -16,7 +16,7 @@ mod shared;
 
 use crate::config::{LimitSpec, Partner, SharedLimits};
 use crate::error::HubError;
-use crate::metrics::DashMap;
+use crate::FastDashMap as DashMap;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;

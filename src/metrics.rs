@@ -30,6 +30,9 @@
 //! | `ts43_eap_total` | carrier, what | EAP-AKA relay packets by kind |
 //! | `ts43_device_violations_total` | carrier, reason | TS.43 requests the hub refused |
 
+// The maps behind the metrics are looked up a few times per request with keys from the
+// configuration (partner ids, function names): hashed with a fast hasher.
+use crate::FastDashMap as DashMap;
 use std::fmt::Write as _;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,10 +41,6 @@ use std::time::Duration;
 
 /// A partner id or other dynamic label value.
 pub type Label = Arc<str>;
-
-/// The maps behind the metrics: looked up a few times per request with keys from the
-/// configuration (partner ids, function names), so hashed with a fast hasher.
-pub type DashMap<K, V> = dashmap::DashMap<K, V, foldhash::fast::RandomState>;
 
 /// Histogram bucket upper bounds, seconds.
 const BUCKETS: [f64; 14] = [

@@ -60,20 +60,7 @@ async fn csim_status(hub: &TestHub, version: Version, token: Uuid) -> Reply {
 
 #[tokio::test]
 async fn a_partner_that_is_not_listening_gives_502_code_202() {
-    let port = common::closed_port();
-    let hub = TestHub::builder()
-        .routes(move |t| {
-            edit_partner(t, "cmpone", |block| {
-                replace_line(
-                    block,
-                    "url = ",
-                    &format!("url = \"https://127.0.0.1:{port}\""),
-                )
-            })
-        })
-        .start()
-        .await
-        .expect("the stage starts");
+    let hub = stage_with_cmpone_on(common::closed_port()).await;
     for version in common::VERSIONS {
         let started = Instant::now();
         let reply = send_msp_token(&hub, version).await;
@@ -303,7 +290,11 @@ fn http1_acceptor(cert: &std::path::Path, key: &std::path::Path) -> tokio_rustls
 
 /// A stage whose cmpone is whatever listens on `listener` (a hand-made partner).
 async fn stage_with_cmpone_at(listener: &tokio::net::TcpListener) -> TestHub {
-    let port = listener.local_addr().expect("its address").port();
+    stage_with_cmpone_on(listener.local_addr().expect("its address").port()).await
+}
+
+/// A stage whose cmpone is at `https://127.0.0.1:{port}`.
+async fn stage_with_cmpone_on(port: u16) -> TestHub {
     TestHub::builder()
         .routes(move |t| {
             edit_partner(t, "cmpone", |block| {
