@@ -184,6 +184,8 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     println!();
     print!("{}", report::label_table(&rows));
     println!("   cpu_µs/req: the process under test (direct: the simulated partners); partners_µs and loadgen_µs: the simulated partners and this load generator, per request");
+    println!("\n== where the CPU of the process under test goes, per request");
+    print!("{}", report::thread_table(&rows));
     println!("\n== connections (new: full mutual-TLS handshake, no resumption, one request each; idle: {} keep-alive connections)", settings.idle);
     print!("{}", report::connections_table(&rows));
     let errors = report::error_lines(&rows);
@@ -215,6 +217,8 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
         print!("{}", report::half_rate(rate, &half));
         println!();
         print!("{}", report::label_table(&half));
+        println!();
+        print!("{}", report::thread_table(&half));
         all.extend(half);
     }
     if args.smoke {

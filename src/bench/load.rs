@@ -62,6 +62,8 @@ pub struct Measured {
     pub errors: BTreeMap<String, u64>,
     /// CPU time of each watched process over the window.
     pub cpu: Vec<Duration>,
+    /// The server's threads over the window, by group (empty when not asked for).
+    pub threads: BTreeMap<String, procfs::ThreadTimes>,
 }
 
 /// A process whose CPU time a run reads.
@@ -85,21 +87,31 @@ impl Watch {
     }
 }
 
-/// Runs `lanes` under `plan` while watching the CPU time of `watch`.
-pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>) -> Measured {
+/// Runs `lanes` under `plan` while watching the CPU time of `watch`, and that of the threads
+/// of `threads_of` (a process and its descendants) by thread group.
+pub async fn run(
+    lanes: Vec<Lane>,
+    plan: Plan,
+    watch: Vec<Watch>,
+    threads_of: Option<u32>,
+) -> Measured {
     let start = Instant::now() + Duration::from_millis(20);
     let from = start + plan.warmup;
     let end = from + plan.duration;
     let ticks = procfs::clock_ticks();
     let sampler = tokio::spawn(async move {
+        let threads = |pid: u32| procfs::threads(pid, ticks);
         tokio::time::sleep_until(from.into()).await;
         let before: Vec<Duration> = watch.iter().map(|w| w.read(ticks)).collect();
+        let threads_before = threads_of.map(threads).unwrap_or_default();
         tokio::time::sleep_until(end.into()).await;
-        watch
+        let cpu = watch
             .iter()
             .zip(before)
             .map(|(w, b)| w.read(ticks).saturating_sub(b))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        let threads_after = threads_of.map(threads).unwrap_or_default();
+        (cpu, procfs::threads_since(&threads_after, &threads_before))
     });
     let count = lanes.len().max(1);
     let period = plan
@@ -152,7 +164,7 @@ pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>) -> Measured {
             Err(e) => *total.errors.entry(format!("lane failed: {e}")).or_default() += 1,
         }
     }
-    let cpu = sampler.await.unwrap_or_default();
+    let (cpu, threads) = sampler.await.unwrap_or_default();
     Measured {
         requests: total.requests,
         window: plan.duration,
@@ -160,6 +172,7 @@ pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>) -> Measured {
         by_label: total.by_label,
         errors: total.errors,
         cpu,
+        threads,
     }
 }
 

@@ -3,7 +3,7 @@
 //! then fresh connections and memory per idle connection, and stop the server. Also the
 //! options as a measurement uses them ([`Settings`]).
 
-use super::report::Figures;
+use super::report::{Figures, ThreadShare};
 use super::wire::{Conn, Route, Wire};
 use super::world::{Server, World};
 use super::{fresh, load, mix, procfs, BenchArgs, Setup};
@@ -141,7 +141,7 @@ pub async fn measure(
         load::Watch::Own(std::process::id()),
         load::Watch::Machine,
     ];
-    let measured = load::run(lanes, plan, watch).await;
+    let measured = load::run(lanes, plan, watch, Some(pid)).await;
     server.check_alive()?;
     let requests = measured.requests.max(1) as f64;
     let per_request =
@@ -177,6 +177,20 @@ pub async fn measure(
         cpu_us: per_request(measured.cpu.first()),
         partners_cpu_us: per_request(measured.cpu.get(1)),
         loadgen_cpu_us: per_request(measured.cpu.get(2)),
+        threads: measured
+            .threads
+            .iter()
+            .map(|(group, t)| {
+                let share = ThreadShare {
+                    threads: f64::from(t.threads),
+                    user_us: per_request(Some(&t.user)),
+                    system_us: per_request(Some(&t.system)),
+                    voluntary: t.voluntary as f64 / requests,
+                    involuntary: t.involuntary as f64 / requests,
+                };
+                (group.clone(), share)
+            })
+            .collect(),
         peak_rss: server
             .process
             .as_ref()

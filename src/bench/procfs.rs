@@ -1,8 +1,9 @@
 //! What the kernel says a process under test costs: CPU time (`utime + stime` from
 //! `/proc/<pid>/stat`) and memory (`VmRSS`, `VmHWM` from `/proc/<pid>/status`), each summed
-//! over the process and all its descendants (nginx's master and workers count as one server).
+//! over the process and all its descendants (nginx's master and workers count as one server);
+//! and the same CPU time split by thread, with context switches, to show where it goes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
@@ -104,6 +105,103 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
     })
 }
 
+/// CPU time and context switches of the threads that share a name (serving threads
+/// `aidhub-serve-1` and `aidhub-serve-2` are the group `aidhub-serve`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadTimes {
+    /// Threads in the group.
+    pub threads: u32,
+    /// User-space CPU time.
+    pub user: Duration,
+    /// Kernel CPU time.
+    pub system: Duration,
+    /// Times a thread gave up the CPU to wait (I/O, a lock, an empty queue).
+    pub voluntary: u64,
+    /// Times a thread was taken off the CPU while it could still run (preempted).
+    pub involuntary: u64,
+}
+
+/// The threads of `pid` and its descendants, grouped by name ([`thread_group`]).
+pub fn threads(pid: u32, ticks_per_sec: u64) -> BTreeMap<String, ThreadTimes> {
+    let mut groups: BTreeMap<String, ThreadTimes> = BTreeMap::new();
+    let time = |ticks: u64| Duration::from_micros(ticks * 1_000_000 / ticks_per_sec.max(1));
+    for process in tree(pid) {
+        let dir = Path::new("/proc").join(process.to_string()).join("task");
+        let Ok(tasks) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let path = task.path();
+            // A thread that ends between the listing and the reads is left out.
+            let (Ok(stat), Ok(status)) = (
+                std::fs::read_to_string(path.join("stat")),
+                std::fs::read_to_string(path.join("status")),
+            ) else {
+                continue;
+            };
+            let (Some(name), Some(stat)) = (thread_name(&stat), parse_stat(&stat)) else {
+                continue;
+            };
+            let switches = |field: &str| {
+                status.lines().find_map(|line| {
+                    line.strip_prefix(field)?
+                        .strip_prefix(':')?
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+            };
+            let group = groups.entry(thread_group(name).to_owned()).or_default();
+            group.threads += 1;
+            group.user += time(stat.utime);
+            group.system += time(stat.stime);
+            group.voluntary += switches("voluntary_ctxt_switches").unwrap_or(0);
+            group.involuntary += switches("nonvoluntary_ctxt_switches").unwrap_or(0);
+        }
+    }
+    groups
+}
+
+/// What the groups of `after` did since `before` (thread counts as in `after`; a thread that
+/// ended in between takes its time with it).
+pub fn threads_since(
+    after: &BTreeMap<String, ThreadTimes>,
+    before: &BTreeMap<String, ThreadTimes>,
+) -> BTreeMap<String, ThreadTimes> {
+    after
+        .iter()
+        .map(|(name, a)| {
+            let b = before.get(name).copied().unwrap_or_default();
+            let delta = ThreadTimes {
+                threads: a.threads,
+                user: a.user.saturating_sub(b.user),
+                system: a.system.saturating_sub(b.system),
+                voluntary: a.voluntary.saturating_sub(b.voluntary),
+                involuntary: a.involuntary.saturating_sub(b.involuntary),
+            };
+            (name.clone(), delta)
+        })
+        .collect()
+}
+
+/// A thread's group: its name without a trailing number (`aidhub-serve-2` → `aidhub-serve`,
+/// `sled-io-0` → `sled-io`; `nginx` stays `nginx`).
+pub fn thread_group(name: &str) -> &str {
+    let trimmed = name
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .trim_end_matches(['-', '_', ' ']);
+    if trimmed.is_empty() {
+        name
+    } else {
+        trimmed
+    }
+}
+
+/// The command name of a `stat` line: between the first `(` and the last `)`.
+fn thread_name(stat: &str) -> Option<&str> {
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
+}
+
 struct Stat {
     ppid: u32,
     utime: u64,
@@ -151,5 +249,59 @@ mod tests {
         assert!(own_cpu_time(me, clock_ticks()) > Duration::ZERO);
         assert!(machine_busy(clock_ticks()) >= own_cpu_time(me, clock_ticks()));
         assert!(tree(me).contains(&me));
+    }
+
+    #[test]
+    fn numbered_threads_share_a_group_and_names_without_numbers_keep_theirs() {
+        assert_eq!(thread_group("aidhub-serve-12"), "aidhub-serve");
+        assert_eq!(thread_group("sled-io-0"), "sled-io");
+        assert_eq!(thread_group("ledger-writer"), "ledger-writer");
+        assert_eq!(thread_group("nginx"), "nginx");
+        assert_eq!(thread_group("1234"), "1234");
+        assert_eq!(
+            thread_name("4242 (nginx: worker (x)) S 4241"),
+            Some("nginx: worker (x)")
+        );
+    }
+
+    #[test]
+    fn threads_are_grouped_by_name_with_their_cpu_time_and_switches() {
+        let ticks = clock_ticks();
+        let me = std::process::id();
+        let before = threads(me, ticks);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let stopped = std::sync::Arc::new(std::sync::Mutex::new(stopped));
+        let (ready, spun) = std::sync::mpsc::channel();
+        let probes: Vec<_> = (1..=2)
+            .map(|i| {
+                let stopped = stopped.clone();
+                let ready = ready.clone();
+                std::thread::Builder::new()
+                    .name(format!("bench-probe-{i}"))
+                    .spawn(move || {
+                        let busy = std::time::Instant::now();
+                        while busy.elapsed() < Duration::from_millis(60) {}
+                        // Sleep a few times: voluntary switches.
+                        for _ in 0..3 {
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        let _ = ready.send(());
+                        let _ = stopped.lock().map(|r| r.recv());
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for _ in 0..2 {
+            spun.recv().unwrap();
+        }
+        let delta = threads_since(&threads(me, ticks), &before);
+        drop(stop);
+        for probe in probes {
+            probe.join().unwrap();
+        }
+        let probe = delta.get("bench-probe").expect("the probe threads' group");
+        assert_eq!(probe.threads, 2, "{delta:?}");
+        assert!(probe.user + probe.system > Duration::ZERO, "{probe:?}");
+        assert!(probe.voluntary >= 6, "{probe:?}");
     }
 }

@@ -36,6 +36,23 @@ pub struct Figures {
     pub conn_errors: BTreeMap<String, u64>,
     /// Cores busy with processes other than the bench's during the window (noise).
     pub other_cores: f64,
+    /// The process under test's threads by group (`procfs::thread_group`), per request.
+    pub threads: BTreeMap<String, ThreadShare>,
+}
+
+/// What one group of threads of the process under test cost, per request.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ThreadShare {
+    /// Threads in the group.
+    pub threads: f64,
+    /// User-space CPU time, µs.
+    pub user_us: f64,
+    /// Kernel CPU time, µs.
+    pub system_us: f64,
+    /// Voluntary context switches (waits).
+    pub voluntary: f64,
+    /// Involuntary context switches (preemptions).
+    pub involuntary: f64,
 }
 
 impl Figures {
@@ -104,6 +121,28 @@ pub fn median(runs: &[Figures]) -> Figures {
             (label, [of(0), of(1), of(2)])
         })
         .collect();
+    let groups: std::collections::BTreeSet<&String> =
+        runs.iter().flat_map(|r| r.threads.keys()).collect();
+    let threads = groups
+        .into_iter()
+        .map(|group| {
+            let of = |f: fn(&ThreadShare) -> f64| {
+                middle(
+                    runs.iter()
+                        .filter_map(|r| r.threads.get(group).map(f))
+                        .collect(),
+                )
+            };
+            let share = ThreadShare {
+                threads: of(|t| t.threads),
+                user_us: of(|t| t.user_us),
+                system_us: of(|t| t.system_us),
+                voluntary: of(|t| t.voluntary),
+                involuntary: of(|t| t.involuntary),
+            };
+            (group.clone(), share)
+        })
+        .collect();
     Figures {
         throughput: med(&|f| f.throughput),
         latency_ms: [0, 1, 2, 3, 4].map(|i| med(&|f| f.latency_ms[i])),
@@ -119,6 +158,7 @@ pub fn median(runs: &[Figures]) -> Figures {
         cpu_per_conn_us: opt(&|f| f.cpu_per_conn_us),
         conn_errors,
         other_cores: med(&|f| f.other_cores),
+        threads,
     }
 }
 
@@ -302,6 +342,51 @@ pub fn label_table(rows: &[(Setup, Figures)]) -> String {
     out + "   * waits on aidhub for a durable ledger write: the journal synced to disk (fdatasync)\n"
 }
 
+/// Where the CPU time of each process under test goes, per request: its thread groups,
+/// costliest first, those under 2% of its total folded into one row.
+pub fn thread_table(rows: &[(Setup, Figures)]) -> String {
+    let mut out = format!(
+        "{:<8} {:<22} {:>8} {:>7} {:>7} {:>10}\n",
+        "setup", "threads", "user_µs", "sys_µs", "waits", "preempted"
+    );
+    let line = |setup: Setup, name: String, t: &ThreadShare| {
+        format!(
+            "{:<8} {:<22} {:>8.1} {:>7.1} {:>7.2} {:>10.2}\n",
+            setup.name(),
+            name,
+            t.user_us,
+            t.system_us,
+            t.voluntary,
+            t.involuntary
+        )
+    };
+    for (setup, f) in rows {
+        let mut groups: Vec<(&String, &ThreadShare)> = f.threads.iter().collect();
+        groups.sort_by(|a, b| cpu(b.1).total_cmp(&cpu(a.1)));
+        let total: f64 = groups.iter().map(|(_, t)| cpu(t)).sum();
+        let mut rest = ThreadShare::default();
+        for (name, t) in groups {
+            if cpu(t) >= total * 0.02 {
+                out += &line(*setup, format!("{name} ×{:.0}", t.threads), t);
+            } else {
+                rest.threads += t.threads;
+                rest.user_us += t.user_us;
+                rest.system_us += t.system_us;
+                rest.voluntary += t.voluntary;
+                rest.involuntary += t.involuntary;
+            }
+        }
+        if rest.threads > 0.0 {
+            out += &line(*setup, format!("other threads ×{:.0}", rest.threads), &rest);
+        }
+    }
+    out + "   threads: grouped by name without their number; waits and preempted: voluntary and involuntary context switches per request\n"
+}
+
+fn cpu(t: &ThreadShare) -> f64 {
+    t.user_us + t.system_us
+}
+
 /// The mix's labels whose ledger change on the hub is durable before the answer goes out.
 const DURABLE: [&str; 3] = [
     "send_msp_token",
@@ -414,5 +499,82 @@ mod tests {
             "{table}"
         );
         assert!(row("send_csim_status ").ends_with("0.20/1.50"), "{table}");
+    }
+
+    #[test]
+    fn the_thread_table_puts_the_costliest_group_first_and_folds_the_small_ones() {
+        let share = |threads: f64, user_us: f64| ThreadShare {
+            threads,
+            user_us,
+            system_us: user_us / 2.0,
+            voluntary: 0.5,
+            involuntary: 0.25,
+        };
+        let figures = Figures {
+            threads: BTreeMap::from([
+                ("aidhub-serve".to_owned(), share(2.0, 40.0)),
+                ("ledger-writer".to_owned(), share(1.0, 60.0)),
+                ("sled-io".to_owned(), share(7.0, 0.5)),
+                ("aidhub".to_owned(), share(3.0, 0.5)),
+            ]),
+            ..Figures::default()
+        };
+        let table = thread_table(&[(Setup::Aidhub, figures)]);
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .skip(1)
+            .filter(|l| l.starts_with("aidhub "))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                vec![
+                    "aidhub",
+                    "ledger-writer",
+                    "×1",
+                    "60.0",
+                    "30.0",
+                    "0.50",
+                    "0.25"
+                ],
+                vec![
+                    "aidhub",
+                    "aidhub-serve",
+                    "×2",
+                    "40.0",
+                    "20.0",
+                    "0.50",
+                    "0.25"
+                ],
+                vec!["aidhub", "other", "threads", "×10", "1.0", "0.5", "1.00", "0.50"],
+            ],
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn thread_groups_take_their_medians_over_the_runs_they_appear_in() {
+        let run = |user_us: f64, extra: bool| {
+            let mut threads = BTreeMap::from([(
+                "aidhub-serve".to_owned(),
+                ThreadShare {
+                    threads: 2.0,
+                    user_us,
+                    ..ThreadShare::default()
+                },
+            )]);
+            if extra {
+                threads.insert("blocking".to_owned(), ThreadShare::default());
+            }
+            Figures {
+                threads,
+                ..Figures::default()
+            }
+        };
+        let m = median(&[run(30.0, false), run(10.0, true), run(20.0, false)]);
+        assert_eq!(m.threads["aidhub-serve"].user_us, 20.0);
+        assert_eq!(m.threads["aidhub-serve"].threads, 2.0);
+        assert!(m.threads.contains_key("blocking"));
     }
 }
