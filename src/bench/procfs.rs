@@ -279,8 +279,16 @@ mod tests {
                 std::thread::Builder::new()
                     .name(format!("bench-probe-{i}"))
                     .spawn(move || {
-                        let busy = std::time::Instant::now();
-                        while busy.elapsed() < Duration::from_millis(60) {}
+                        // Spin until the kernel has charged this thread a few ticks (on
+                        // a busy machine 60 ms of wall time may be none of them).
+                        let charged = || {
+                            std::fs::read_to_string("/proc/thread-self/stat")
+                                .ok()
+                                .and_then(|text| parse_stat(&text))
+                                .map_or(0, |s| s.utime + s.stime)
+                        };
+                        let (start, busy) = (charged(), std::time::Instant::now());
+                        while charged() < start + 3 && busy.elapsed() < Duration::from_secs(10) {}
                         // Sleep a few times: voluntary switches.
                         for _ in 0..3 {
                             std::thread::sleep(Duration::from_millis(2));
