@@ -288,9 +288,17 @@ fn http1_acceptor(cert: &std::path::Path, key: &std::path::Path) -> tokio_rustls
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
-/// A stage whose cmpone is whatever listens on `listener` (a hand-made partner).
-async fn stage_with_cmpone_at(listener: &tokio::net::TcpListener) -> TestHub {
-    stage_with_cmpone_on(listener.local_addr().expect("its address").port()).await
+/// A stage whose cmpone is a hand-made HTTP/1.1-only partner: the loopback listener it is
+/// to accept on, and the TLS acceptor with cmpone's server credential.
+async fn stage_with_hand_made_cmpone(
+) -> (TestHub, tokio::net::TcpListener, tokio_rustls::TlsAcceptor) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let hub = stage_with_cmpone_on(listener.local_addr().expect("its address").port()).await;
+    let (cert, key) = aidhub::pki::partner_server(&hub.certs(), "cmpone");
+    let acceptor = http1_acceptor(&cert, &key);
+    (hub, listener, acceptor)
 }
 
 /// A stage whose cmpone is at `https://127.0.0.1:{port}`.
@@ -327,10 +335,8 @@ async fn read_head<S: tokio::io::AsyncRead + Unpin>(tls: &mut S) -> bool {
 /// request head, without answering; counts the heads it read.
 fn start_hang_up_partner(
     listener: tokio::net::TcpListener,
-    cert: &std::path::Path,
-    key: &std::path::Path,
+    acceptor: tokio_rustls::TlsAcceptor,
 ) -> Arc<AtomicUsize> {
-    let acceptor = http1_acceptor(cert, key);
     let heads = Arc::new(AtomicUsize::new(0));
     let counted = heads.clone();
     tokio::spawn(async move {
@@ -353,12 +359,8 @@ fn start_hang_up_partner(
 
 #[tokio::test]
 async fn a_partner_closing_an_http1_connection_unanswered_gives_502_code_205_without_replay() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let hub = stage_with_cmpone_at(&listener).await;
-    let (cert, key) = aidhub::pki::partner_server(&hub.certs(), "cmpone");
-    let heads = start_hang_up_partner(listener, &cert, &key);
+    let (hub, listener, acceptor) = stage_with_hand_made_cmpone().await;
+    let heads = start_hang_up_partner(listener, acceptor);
     for (attempt, version) in common::VERSIONS.into_iter().enumerate() {
         let reply = send_msp_token(&hub, version).await;
         assert_error(&reply, 502, "205", &format!("hang-up ({version:?})"));
@@ -374,12 +376,7 @@ async fn a_partner_closing_an_http1_connection_unanswered_gives_502_code_205_wit
 /// never handed to a request; the next request opens a new one.
 #[tokio::test]
 async fn an_idle_connection_the_partner_closed_is_pruned_and_not_reused() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let hub = stage_with_cmpone_at(&listener).await;
-    let (cert, key) = aidhub::pki::partner_server(&hub.certs(), "cmpone");
-    let acceptor = http1_acceptor(&cert, &key);
+    let (hub, listener, acceptor) = stage_with_hand_made_cmpone().await;
     let connections = Arc::new(AtomicUsize::new(0));
     let counted = connections.clone();
     // Answers one request with a keep-alive 201, then closes the connection after a while.
