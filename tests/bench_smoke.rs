@@ -107,6 +107,19 @@ fn every_setup_serves_the_mix_without_errors() {
         assert!(rate > 0.0, "{setup} served nothing:\n{out}");
     }
 
+    // The hub's serving threads are found among its threads and cost something; the last
+    // four columns are user µs, kernel µs, waits and preemptions per request.
+    let (_, rows) = table(&out, "== where the CPU");
+    let serving = rows
+        .iter()
+        .find(|r| r.first() == Some(&"aidhub") && r.get(1) == Some(&"aidhub-serve"))
+        .unwrap_or_else(|| panic!("no row for the hub's serving threads in:\n{out}"));
+    let cpu: f64 = serving[serving.len() - 4..serving.len() - 2]
+        .iter()
+        .map(|v| v.parse::<f64>().unwrap())
+        .sum();
+    assert!(cpu > 0.0, "the serving threads cost nothing:\n{out}");
+
     let (header, rows) = table(&out, "== connections");
     let errors = header
         .iter()

@@ -62,7 +62,7 @@ pub struct Measured {
     pub errors: BTreeMap<String, u64>,
     /// CPU time of each watched process over the window.
     pub cpu: Vec<Duration>,
-    /// The server's threads over the window, by group (empty when not asked for).
+    /// The threads of the process under test over the window, by group.
     pub threads: BTreeMap<String, procfs::ThreadTimes>,
 }
 
@@ -89,28 +89,22 @@ impl Watch {
 
 /// Runs `lanes` under `plan` while watching the CPU time of `watch`, and that of the threads
 /// of `threads_of` (a process and its descendants) by thread group.
-pub async fn run(
-    lanes: Vec<Lane>,
-    plan: Plan,
-    watch: Vec<Watch>,
-    threads_of: Option<u32>,
-) -> Measured {
+pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>, threads_of: u32) -> Measured {
     let start = Instant::now() + Duration::from_millis(20);
     let from = start + plan.warmup;
     let end = from + plan.duration;
     let ticks = procfs::clock_ticks();
     let sampler = tokio::spawn(async move {
-        let threads = |pid: u32| procfs::threads(pid, ticks);
         tokio::time::sleep_until(from.into()).await;
         let before: Vec<Duration> = watch.iter().map(|w| w.read(ticks)).collect();
-        let threads_before = threads_of.map(threads).unwrap_or_default();
+        let threads_before = procfs::threads(threads_of, ticks);
         tokio::time::sleep_until(end.into()).await;
         let cpu = watch
             .iter()
             .zip(before)
             .map(|(w, b)| w.read(ticks).saturating_sub(b))
             .collect::<Vec<_>>();
-        let threads_after = threads_of.map(threads).unwrap_or_default();
+        let threads_after = procfs::threads(threads_of, ticks);
         (cpu, procfs::threads_since(&threads_after, &threads_before))
     });
     let count = lanes.len().max(1);

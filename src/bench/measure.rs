@@ -141,7 +141,7 @@ pub async fn measure(
         load::Watch::Own(std::process::id()),
         load::Watch::Machine,
     ];
-    let measured = load::run(lanes, plan, watch, Some(pid)).await;
+    let measured = load::run(lanes, plan, watch, pid).await;
     server.check_alive()?;
     let requests = measured.requests.max(1) as f64;
     let per_request =
