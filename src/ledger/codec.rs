@@ -79,6 +79,13 @@ impl AnyRecord {
             AnyRecord::Profile(r) => encode(key, r),
         }
     }
+
+    /// Whether nothing on the request path changes or reads the record any more: a closed
+    /// activation-code request (only a repeated request id or a late answer looks it up
+    /// again, and the sweeper removes it after the retention period).
+    pub(super) fn is_final(&self) -> bool {
+        matches!(self, AnyRecord::Request(r) if matches!(r.state, AcState::Closed { .. }))
+    }
 }
 
 /// A stored record type.

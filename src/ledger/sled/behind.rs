@@ -8,9 +8,12 @@
 //! read-modify-write of one key under that key's lock in the map: take the record in the
 //! map (or read it from sled into the map), apply the caller's rule, keep the result as
 //! pending with a sequence number. Every caller sees every change at once, whether or not
-//! sled has it yet. A record nobody used for an [`EVICT_EVERY`] leaves the map once it is
-//! written; sled has it. Past [`MAX_CACHED`] records (a bulk import, a burst of new
-//! requests) every written record leaves at the next check, used or not.
+//! sled has it yet. A final record (a closed activation-code request: nearly every
+//! request's own record ends so within moments) leaves the map as soon as it is written,
+//! which keeps the map to the records in use; any other record nobody used for an
+//! [`EVICT_EVERY`] leaves it once it is written; sled has them. Past [`MAX_CACHED`] records
+//! (a bulk import, a burst of open requests) every written record leaves at the next
+//! check, used or not.
 //!
 //! The writer thread runs a round when a caller waits ([`WriteBehind::durable`],
 //! [`WriteBehind::flushed`]) and otherwise every [`TICK`]. A round puts into sled the
@@ -443,6 +446,12 @@ impl WriteBehind {
         *lock(&self.shared.slice_hook) = Some(Box::new(hook));
     }
 
+    /// Whether the map holds `key` of `tree` now.
+    #[cfg(test)]
+    pub(super) fn cached(&self, tree: TreeId, key: &[u8]) -> bool {
+        self.shared.map.contains_key(&(tree, IVec::from(key)))
+    }
+
     /// Hold the writer back before its next round (`true`), or let it go.
     #[cfg(test)]
     pub(super) fn pause(&self, paused: bool) {
@@ -600,8 +609,12 @@ impl Shared {
             self.checkpoint(journal, state)?;
         }
         for change in batch {
-            // Written: no longer pending, unless it changed again meanwhile.
-            if let Some(mut slot) = self.map.get_mut(&change.key) {
+            // Written: no longer pending, unless it changed again meanwhile. A final record
+            // leaves the map now; a lookup finds it in sled (the key filter has its key).
+            if change.is_final {
+                self.map
+                    .remove_if(&change.key, |_, slot| slot.seq == change.seq);
+            } else if let Some(mut slot) = self.map.get_mut(&change.key) {
                 if slot.seq == change.seq {
                     slot.pending = false;
                     slot.durable = false;
@@ -749,6 +762,7 @@ impl Shared {
             else {
                 continue; // written by an earlier round
             };
+            let is_final = record.as_ref().is_some_and(AnyRecord::is_final);
             let value = match record {
                 Some(record) => Some(IVec::from(
                     record.encode(&key.1).map_err(|e| e.to_string())?,
@@ -759,6 +773,7 @@ impl Shared {
                 key,
                 seq,
                 durable,
+                is_final,
                 value,
             });
         }
@@ -796,6 +811,8 @@ struct Written {
     key: Key,
     seq: u64,
     durable: bool,
+    /// The record is final ([`AnyRecord::is_final`]): it leaves the map once written.
+    is_final: bool,
     value: Option<IVec>,
 }
 

@@ -126,6 +126,56 @@ async fn reopen_after_drop_keeps_everything() {
 }
 
 #[tokio::test]
+async fn a_closed_request_leaves_the_map_once_written_and_sled_still_answers_for_it() {
+    use super::behind::TreeId;
+    let dir = TestDir::new("final");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let a = pair_a();
+    let token = Uuid::new_v4();
+    ledger
+        .confirm_federation(new_fed(token, &a, 1))
+        .await
+        .unwrap();
+    let (closed, open) = (Uuid::new_v4(), Uuid::new_v4());
+    for id in [closed, open] {
+        ledger
+            .open_request(new_req(id, token, &a, 2))
+            .await
+            .unwrap();
+    }
+    ledger
+        .settle_request(closed, Settle::Sync, 3)
+        .await
+        .unwrap();
+    ledger
+        .settle_request(open, Settle::Async { deadline: 10_000 }, 3)
+        .await
+        .unwrap();
+    let store = &ledger.inner.store;
+    store.flushed().await.unwrap();
+
+    // Written: the closed request is gone from memory, the open one and the federation
+    // (still in use) stay.
+    assert!(!store.cached(TreeId::Requests, &id_key(closed)));
+    assert!(store.cached(TreeId::Requests, &id_key(open)));
+    assert!(store.cached(TreeId::Federations, &id_key(token)));
+
+    // Nothing is lost: the lifecycle still sees the closed request, from sled.
+    let state = ledger.request(closed).await.unwrap().unwrap().state.name();
+    assert_eq!(state, "closed");
+    let again = ledger.open_request(new_req(closed, token, &a, 4)).await;
+    assert!(
+        matches!(again, Err(LedgerError::DuplicateRequest)),
+        "{again:?}"
+    );
+    let late = ledger
+        .claim_answer(closed, &a.msp, &a.cmp, token, 5, STALE_MS)
+        .await;
+    assert!(late.is_err(), "a closed request takes no answer: {late:?}");
+    assert_eq!(ledger.stats().await.unwrap().requests_closed, 1);
+}
+
+#[tokio::test]
 async fn unknown_schema_version_is_an_error_naming_the_key() {
     let dir = TestDir::new("corrupt");
     let ledger = SledLedger::open(dir.path()).unwrap();
