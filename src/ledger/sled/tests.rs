@@ -137,20 +137,16 @@ async fn a_closed_request_leaves_the_map_once_written_and_sled_still_answers_for
         .await
         .unwrap();
     let (closed, open) = (Uuid::new_v4(), Uuid::new_v4());
-    for id in [closed, open] {
-        ledger
-            .open_request(new_req(id, token, &a, 2))
-            .await
-            .unwrap();
+    let settles = [
+        (closed, Settle::Sync),
+        (open, Settle::Async { deadline: 10_000 }),
+    ];
+    for (id, settle) in settles {
+        let opened = ledger.open_request(new_req(id, token, &a, 2)).await;
+        assert!(opened.is_ok(), "{opened:?}");
+        let settled = ledger.settle_request(id, settle, 3).await;
+        assert!(settled.is_ok(), "{settled:?}");
     }
-    ledger
-        .settle_request(closed, Settle::Sync, 3)
-        .await
-        .unwrap();
-    ledger
-        .settle_request(open, Settle::Async { deadline: 10_000 }, 3)
-        .await
-        .unwrap();
     let store = &ledger.inner.store;
     store.flushed().await.unwrap();
 
