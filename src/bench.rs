@@ -14,7 +14,8 @@
 //! Each measurement starts its server, reads its idle memory, onboards the federations the
 //! mix then uses ([`mix`]), drives the mix for a warm-up and a measured window ([`load`]),
 //! reads CPU time and peak memory from `/proc` ([`procfs`]), then measures fresh
-//! connections and memory per idle connection ([`fresh`]) and stops the server. Everything
+//! connections ([`fresh`]) and stops the server; memory per idle connection is read on a
+//! second, fresh server, so that the load before does not shape it. Everything
 //! lives in one temporary directory ([`world`]); every child process is stopped when the
 //! bench ends, however it ends ([`child`]). [`measure`](mod@measure) runs one measurement;
 //! [`report`] prints the figures.

@@ -125,9 +125,22 @@ fn every_setup_serves_the_mix_without_errors() {
         .iter()
         .position(|h| *h == "errors")
         .expect("errors column");
+    let per_conn = header
+        .iter()
+        .position(|h| *h == "KiB/conn")
+        .expect("KiB/conn column");
     for setup in &setups {
         let row = rows.iter().find(|r| r.first() == Some(setup)).unwrap();
         assert_eq!(row[errors], "0", "{setup} failed fresh connections:\n{out}");
+        if *setup != "direct" {
+            // Memory per idle connection is read on a second server, started for it.
+            assert!(
+                out.contains(&format!("idle connections on a fresh {setup}")),
+                "{out}"
+            );
+            let kib: Result<f64, _> = row[per_conn].parse();
+            assert!(kib.is_ok(), "{setup} has no memory per connection:\n{out}");
+        }
     }
 }
 

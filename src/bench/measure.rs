@@ -1,7 +1,7 @@
 //! One measurement of one setup: start its server, read its idle memory, onboard the
 //! federations, open the lanes' connections, drive the mix, read CPU time and peak memory,
-//! then fresh connections and memory per idle connection, and stop the server. Also the
-//! options as a measurement uses them ([`Settings`]).
+//! then fresh connections, and stop the server; memory per idle connection is read on a
+//! fresh server of its own. Also the options as a measurement uses them ([`Settings`]).
 
 use super::report::{Figures, ThreadShare};
 use super::wire::{Conn, Route, Wire};
@@ -201,14 +201,18 @@ pub async fn measure(
         ..Figures::default()
     };
     if full {
-        connections(world, &server, settings, &tokens, pid, &mut figures).await?;
+        handshakes(world, &server, settings, &tokens, pid, &mut figures).await?;
+        if server.process.is_some() && settings.idle > 0 {
+            idle_connections(world, setup, tag, settings, &mut figures).await?;
+        }
     }
     server.check_alive()?;
     Ok(figures)
 }
 
-/// Fresh connections per second, and memory per idle connection (servers only).
-async fn connections(
+/// Fresh connections per second (full mutual-TLS handshakes) on the server that carried the
+/// load.
+async fn handshakes(
     world: &World,
     server: &Server,
     settings: &Settings,
@@ -216,54 +220,87 @@ async fn connections(
     pid: u32,
     figures: &mut Figures,
 ) -> Result<(), String> {
+    if settings.handshake_tasks == 0 || settings.handshake.is_zero() {
+        return Ok(());
+    }
     let (msp, cmp) = mix::PAIRS[0];
     let token = tokens
         .first()
         .and_then(|t| t.first())
         .ok_or("no federation")?;
-    let path = format!("/v1/profiles/status/{token}");
-    if server.process.is_some() && settings.idle > 0 {
-        println!("   holding {} idle connections", settings.idle);
-        let wire = Wire {
-            h2: settings.h2,
-            resume: true,
-        };
-        let route = Arc::new(Route::new(world, server, cmp, msp, wire)?);
-        let idle = fresh::hold_idle(route, path.clone(), settings.idle, pid).await;
-        figures.rss_per_conn = idle.per_connection();
-        figures.conn_errors.extend(
-            idle.errors
-                .into_iter()
-                .map(|(k, n)| (format!("idle: {k}"), n)),
-        );
-    }
-    if settings.handshake_tasks > 0 && !settings.handshake.is_zero() {
-        println!(
-            "   opening fresh connections for {} ms",
-            settings.handshake.as_millis()
-        );
-        let wire = Wire {
-            h2: false,
-            resume: false,
-        };
-        let route = Arc::new(Route::new(world, server, cmp, msp, wire)?);
-        let f = fresh::handshakes(
-            route,
-            path,
-            settings.handshake_tasks,
-            settings.handshake,
-            pid,
-        )
-        .await;
-        figures.conns_per_s = Some(f.connections as f64 / f.window.as_secs_f64());
-        figures.cpu_per_conn_us = Some(f.cpu.as_secs_f64() * 1e6 / f.connections.max(1) as f64);
-        figures.conn_errors.extend(
-            f.errors
-                .into_iter()
-                .map(|(k, n)| (format!("fresh: {k}"), n)),
-        );
-    }
+    println!(
+        "   opening fresh connections for {} ms",
+        settings.handshake.as_millis()
+    );
+    let wire = Wire {
+        h2: false,
+        resume: false,
+    };
+    let route = Arc::new(Route::new(world, server, cmp, msp, wire)?);
+    let f = fresh::handshakes(
+        route,
+        status_path(token),
+        settings.handshake_tasks,
+        settings.handshake,
+        pid,
+    )
+    .await;
+    figures.conns_per_s = Some(f.connections as f64 / f.window.as_secs_f64());
+    figures.cpu_per_conn_us = Some(f.cpu.as_secs_f64() * 1e6 / f.connections.max(1) as f64);
+    figures.conn_errors.extend(
+        f.errors
+            .into_iter()
+            .map(|(k, n)| (format!("fresh: {k}"), n)),
+    );
     Ok(())
+}
+
+/// Memory per idle connection, on a fresh server of its own: the one that carried the load
+/// would place new connections in memory the load left free, and the figure would depend on
+/// the load before it rather than on what a connection holds.
+async fn idle_connections(
+    world: &World,
+    setup: Setup,
+    tag: &str,
+    settings: &Settings,
+    figures: &mut Figures,
+) -> Result<(), String> {
+    let (msp, cmp) = mix::PAIRS[0];
+    let mut server = world
+        .start(setup, &format!("{tag}-idle"), settings.h2)
+        .await?;
+    let pid = world.measured_pid(&server);
+    let wire = Wire {
+        h2: settings.h2,
+        resume: true,
+    };
+    // One federation: each connection sends one Request Profile Status with its token.
+    let onboarding = Arc::new(Route::new(world, &server, msp, cmp, wire)?);
+    let pair = (Conn::new(onboarding, None), secret(world, msp, cmp)?);
+    let tokens = load::onboard(vec![pair], 1).await?;
+    let token = tokens
+        .first()
+        .and_then(|t| t.first())
+        .ok_or("no federation")?;
+    println!(
+        "   holding {} idle connections on a fresh {}",
+        settings.idle,
+        setup.name()
+    );
+    let route = Arc::new(Route::new(world, &server, cmp, msp, wire)?);
+    let idle = fresh::hold_idle(route, status_path(token), settings.idle, pid).await;
+    figures.rss_per_conn = idle.per_connection();
+    figures.conn_errors.extend(
+        idle.errors
+            .into_iter()
+            .map(|(k, n)| (format!("idle: {k}"), n)),
+    );
+    server.check_alive()
+}
+
+/// The path of Request Profile Status for `token`.
+fn status_path(token: &uuid::Uuid) -> String {
+    format!("/v1/profiles/status/{token}")
 }
 
 /// Opens every lane's connections before the measurement starts.
