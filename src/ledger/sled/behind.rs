@@ -64,7 +64,7 @@ pub(super) const AGE: Duration = Duration::from_millis(250);
 /// How often the writer looks for aged changes when no caller waits.
 pub(super) const TICK: Duration = Duration::from_millis(50);
 /// How often the writer wakes when nothing is pending (to checkpoint and evict).
-const IDLE_TICK: Duration = Duration::from_millis(500);
+pub(super) const IDLE_TICK: Duration = Duration::from_millis(500);
 /// How often sled is flushed and the journal emptied, when something was written (the
 /// default of `ledger.checkpoint_ms`).
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -156,6 +156,10 @@ struct Control {
     /// (before a scan of the trees, after a write straight to sled).
     flushed: Vec<Waiter>,
     stop: bool,
+    /// The writer sleeps on `wake`. Only then does a caller with work for it signal it:
+    /// while it runs, it looks at these lists (under this lock) before it sleeps again, and
+    /// a signal would be a system call for nothing.
+    asleep: bool,
 }
 
 #[derive(Default)]
@@ -367,8 +371,10 @@ impl WriteBehind {
             // The writer sleeps while nothing is pending: it has something to age now. (It
             // looks at the queue under the control lock, so taking that lock first means it
             // either sees this change or is already asleep and gets the signal.)
-            let _control = lock(&shared.control);
-            shared.wake.notify_one();
+            let control = lock(&shared.control);
+            if control.asleep {
+                shared.wake.notify_one();
+            }
         }
     }
 
@@ -402,15 +408,18 @@ impl WriteBehind {
     async fn wait(&self, list: fn(&mut Control) -> &mut Vec<Waiter>) -> Result<(), LedgerError> {
         let stopped = || LedgerError::Storage("the ledger writer has stopped".into());
         let (waiter, woken) = oneshot::channel();
-        {
+        let asleep = {
             let mut control = lock(&self.shared.control);
             if control.stop {
                 return Err(stopped());
             }
             list(&mut control).push(waiter);
-        }
+            control.asleep
+        };
         self.shared.waiting.fetch_add(1, Ordering::Relaxed);
-        self.shared.wake.notify_one();
+        if asleep {
+            self.shared.wake.notify_one();
+        }
         match woken.await {
             Ok(result) => result.map_err(LedgerError::Storage),
             Err(_) => Err(stopped()),
@@ -438,6 +447,12 @@ impl WriteBehind {
     #[cfg(test)]
     pub(super) fn fail_next_round(&self, cause: &str) {
         *lock(&self.shared.inject) = Some(cause.to_owned());
+    }
+
+    /// Whether the writer sleeps now, waiting for a signal or its tick.
+    #[cfg(test)]
+    pub(super) fn asleep(&self) -> bool {
+        lock(&self.shared.control).asleep
     }
 
     /// Runs `hook` on the writer thread after each slice of sled inserts.
@@ -707,11 +722,13 @@ impl Shared {
             } else {
                 TICK
             };
+            control.asleep = true;
             let (next, timeout) = self
                 .wake
                 .wait_timeout(control, tick)
                 .unwrap_or_else(|p| p.into_inner());
             control = next;
+            control.asleep = false;
             if timeout.timed_out() {
                 break;
             }

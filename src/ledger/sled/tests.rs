@@ -499,6 +499,49 @@ impl HeldRound {
     }
 }
 
+#[tokio::test]
+async fn a_caller_that_waits_wakes_the_sleeping_writer_at_once() {
+    use super::behind::IDLE_TICK;
+    use std::time::Duration;
+
+    let dir = TestDir::new("wake");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    // Nothing pending: the writer goes to sleep for its idle tick.
+    let asleep = || async {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ledger.inner.store.asleep() {
+            assert!(Instant::now() < deadline, "the writer never went to sleep");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Instant::now()
+    };
+    // Not a speed check: a writer that missed the signal answers at its idle tick.
+    let prompt = |what: &str, started: Instant| {
+        let took = started.elapsed();
+        assert!(
+            took < IDLE_TICK / 2,
+            "{what} waited {took:?} for a sleeping writer (idle tick {IDLE_TICK:?})"
+        );
+    };
+    for i in 0..5 {
+        ledger.flush().await.unwrap();
+        let started = asleep().await;
+        // A durable write: its change is queued, then its caller waits for the journal.
+        let token = Uuid::new_v4();
+        ledger
+            .learn_federation(new_fed(token, &pair_a(), i))
+            .await
+            .unwrap();
+        prompt("a durable write", started);
+        assert!(ledger.federation(token).await.unwrap().is_some());
+        // A flush: nothing is queued, only the caller waits.
+        ledger.flush().await.unwrap();
+        let started = asleep().await;
+        ledger.flush().await.unwrap();
+        prompt("a flush", started);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_durable_write_is_not_held_up_behind_a_round_of_sled_inserts() {
     use super::behind::SLICE;
