@@ -224,10 +224,7 @@ async fn handshakes(
         return Ok(());
     }
     let (msp, cmp) = mix::PAIRS[0];
-    let token = tokens
-        .first()
-        .and_then(|t| t.first())
-        .ok_or("no federation")?;
+    let path = status_path(tokens)?;
     println!(
         "   opening fresh connections for {} ms",
         settings.handshake.as_millis()
@@ -239,7 +236,7 @@ async fn handshakes(
     let route = Arc::new(Route::new(world, server, cmp, msp, wire)?);
     let f = fresh::handshakes(
         route,
-        status_path(token),
+        path,
         settings.handshake_tasks,
         settings.handshake,
         pid,
@@ -277,18 +274,14 @@ async fn idle_connections(
     // One federation: each connection sends one Request Profile Status with its token.
     let onboarding = Arc::new(Route::new(world, &server, msp, cmp, wire)?);
     let pair = (Conn::new(onboarding, None), secret(world, msp, cmp)?);
-    let tokens = load::onboard(vec![pair], 1).await?;
-    let token = tokens
-        .first()
-        .and_then(|t| t.first())
-        .ok_or("no federation")?;
+    let path = status_path(&load::onboard(vec![pair], 1).await?)?;
     println!(
         "   holding {} idle connections on a fresh {}",
         settings.idle,
         setup.name()
     );
     let route = Arc::new(Route::new(world, &server, cmp, msp, wire)?);
-    let idle = fresh::hold_idle(route, status_path(token), settings.idle, pid).await;
+    let idle = fresh::hold_idle(route, path, settings.idle, pid).await;
     figures.rss_per_conn = idle.per_connection();
     figures.conn_errors.extend(
         idle.errors
@@ -298,9 +291,13 @@ async fn idle_connections(
     server.check_alive()
 }
 
-/// The path of Request Profile Status for `token`.
-fn status_path(token: &uuid::Uuid) -> String {
-    format!("/v1/profiles/status/{token}")
+/// The path of Request Profile Status for the first federation onboarded.
+fn status_path(tokens: &[Arc<Vec<uuid::Uuid>>]) -> Result<String, String> {
+    let token = tokens
+        .first()
+        .and_then(|t| t.first())
+        .ok_or("no federation")?;
+    Ok(format!("/v1/profiles/status/{token}"))
 }
 
 /// Opens every lane's connections before the measurement starts.
