@@ -488,7 +488,7 @@ impl HeldRound {
         .unwrap();
     }
 
-    /// Lets the writer go on once `caller` waits for it; returns when it is held after the
+    /// Lets the writer go on once a caller waits for it; returns when it is held after the
     /// next slice.
     async fn resume_once_waiting(&self) {
         while self.ledger.inner.store.waiting() == 0 {
