@@ -202,7 +202,8 @@ pub async fn pruner(hub: crate::hub::Hub, mut shutdown: tokio::sync::watch::Rece
 
 /// The pool for an `https://host[:port]` origin. HTTP/1.1 only, as a reverse proxy keeps
 /// upstream connections: every AID1 partner speaks it, and a request per connection at a
-/// time needs no stream multiplexing on the hub's side.
+/// time needs no stream multiplexing on the hub's side. (h2 through hyper's client was
+/// measured slower: more CPU on both sides, README "Performance".)
 fn pool_for(
     mut config: rustls::ClientConfig,
     origin: &Uri,
