@@ -414,9 +414,11 @@ impl WriteBehind {
                 return Err(stopped());
             }
             list(&mut control).push(waiter);
+            // Counted under the lock the writer takes the waiter under: it cannot count the
+            // waiter off (`wake`) before it was counted in.
+            self.shared.waiting.fetch_add(1, Ordering::Relaxed);
             control.asleep
         };
-        self.shared.waiting.fetch_add(1, Ordering::Relaxed);
         if asleep {
             self.shared.wake.notify_one();
         }
