@@ -99,7 +99,12 @@ pub fn memory(pid: u32, field: &str) -> Option<u64> {
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let text =
         std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status")).ok()?;
-    text.lines().find_map(|line| {
+    status_field(&text, field)
+}
+
+/// The number of a `status` line `field: <number> [unit]`.
+fn status_field(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
         let rest = line.strip_prefix(field)?.strip_prefix(':')?;
         rest.split_whitespace().next()?.parse().ok()
     })
@@ -142,21 +147,12 @@ pub fn threads(pid: u32, ticks_per_sec: u64) -> BTreeMap<String, ThreadTimes> {
             let (Some(name), Some(stat)) = (thread_name(&stat), parse_stat(&stat)) else {
                 continue;
             };
-            let switches = |field: &str| {
-                status.lines().find_map(|line| {
-                    line.strip_prefix(field)?
-                        .strip_prefix(':')?
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-            };
             let group = groups.entry(thread_group(name).to_owned()).or_default();
             group.threads += 1;
             group.user += time(stat.utime);
             group.system += time(stat.stime);
-            group.voluntary += switches("voluntary_ctxt_switches").unwrap_or(0);
-            group.involuntary += switches("nonvoluntary_ctxt_switches").unwrap_or(0);
+            group.voluntary += status_field(&status, "voluntary_ctxt_switches").unwrap_or(0);
+            group.involuntary += status_field(&status, "nonvoluntary_ctxt_switches").unwrap_or(0);
         }
     }
     groups
