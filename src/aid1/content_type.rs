@@ -22,11 +22,7 @@ pub fn check_content_type(
     let unsupported = |reason: String| {
         Violation::new(ViolationKind::UnsupportedMediaType, "content-type", reason)
     };
-    let value = match single(
-        map,
-        CONTENT_TYPE.as_str(),
-        ViolationKind::UnsupportedMediaType,
-    )? {
+    let value = match single(map, &CONTENT_TYPE, ViolationKind::UnsupportedMediaType)? {
         Some(value) => value,
         None => {
             return Err(unsupported(format!(

@@ -24,7 +24,7 @@ use crate::aid1::types::parse_canonical_uuid;
 use crate::aid1::violation::{Violation, ViolationKind};
 use base64::Engine as _;
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use uuid::Uuid;
 
 /// Longest accepted `client-id` / `target-id`.
@@ -33,6 +33,13 @@ pub const ID_MAX: usize = 64;
 pub const API_KEY_MAX: usize = 512;
 /// Longest accepted `Authorization` header value.
 pub const AUTHORIZATION_MAX: usize = 1024;
+
+// Names made once: a lookup by `&str` parses and checks the name on every request.
+static CMP_REQUEST_ID: HeaderName = HeaderName::from_static("cmp-request-id");
+static CORRELATION_ID: HeaderName = HeaderName::from_static("correlation-id");
+static CLIENT_ID: HeaderName = HeaderName::from_static("client-id");
+static TARGET_ID: HeaderName = HeaderName::from_static("target-id");
+static API_KEY: HeaderName = HeaderName::from_static("api-key");
 
 /// The validated AID1 headers of one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,10 +84,10 @@ impl std::fmt::Debug for Credential {
 
 /// Reads and checks the AID1 headers.
 pub fn headers(map: &HeaderMap) -> Result<Aid1Headers, Violation> {
-    let cmp_request_id = uuid_header(map, "cmp-request-id", ViolationKind::BadHeader)?;
-    let correlation_id = uuid_header(map, "correlation-id", ViolationKind::BadCorrelationId)?;
-    let client_id = id_header(map, "client-id")?;
-    let target_id = id_header(map, "target-id")?;
+    let cmp_request_id = uuid_header(map, &CMP_REQUEST_ID, ViolationKind::BadHeader)?;
+    let correlation_id = uuid_header(map, &CORRELATION_ID, ViolationKind::BadCorrelationId)?;
+    let client_id = id_header(map, &CLIENT_ID)?;
+    let target_id = id_header(map, &TARGET_ID)?;
     let credential = credential(map)?;
     Ok(Aid1Headers {
         cmp_request_id,
@@ -95,10 +102,11 @@ pub fn headers(map: &HeaderMap) -> Result<Aid1Headers, Violation> {
 /// visible ASCII is a violation of `kind`.
 pub(crate) fn single<'m>(
     map: &'m HeaderMap,
-    name: &str,
+    name: &HeaderName,
     kind: ViolationKind,
 ) -> Result<Option<&'m str>, Violation> {
     let mut values = map.get_all(name).iter();
+    let name = name.as_str();
     let first = match values.next() {
         None => return Ok(None),
         Some(v) => v,
@@ -116,28 +124,32 @@ fn visible_ascii(value: &HeaderValue) -> Option<&str> {
 }
 
 /// A required header (absent is [`ViolationKind::MissingHeader`]).
-fn required<'m>(map: &'m HeaderMap, name: &str, kind: ViolationKind) -> Result<&'m str, Violation> {
+fn required<'m>(
+    map: &'m HeaderMap,
+    name: &HeaderName,
+    kind: ViolationKind,
+) -> Result<&'m str, Violation> {
     single(map, name, kind)?
-        .ok_or_else(|| Violation::new(ViolationKind::MissingHeader, name, "is required"))
+        .ok_or_else(|| Violation::new(ViolationKind::MissingHeader, name.as_str(), "is required"))
 }
 
-fn uuid_header(map: &HeaderMap, name: &str, kind: ViolationKind) -> Result<Uuid, Violation> {
+fn uuid_header(map: &HeaderMap, name: &HeaderName, kind: ViolationKind) -> Result<Uuid, Violation> {
     let text = required(map, name, kind.clone())?;
     parse_canonical_uuid(text).ok_or_else(|| {
         Violation::new(
             kind,
-            name,
+            name.as_str(),
             "must be a UUID in the 8-4-4-4-12 hyphenated form",
         )
     })
 }
 
-fn id_header(map: &HeaderMap, name: &str) -> Result<String, Violation> {
+fn id_header(map: &HeaderMap, name: &HeaderName) -> Result<String, Violation> {
     let text = required(map, name, ViolationKind::BadHeader)?;
     if text.is_empty() || text.len() > ID_MAX || !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(Violation::new(
             ViolationKind::BadHeader,
-            name,
+            name.as_str(),
             format!("must be 1 to {ID_MAX} characters A-Z, a-z, 0-9"),
         ));
     }
@@ -146,8 +158,8 @@ fn id_header(map: &HeaderMap, name: &str) -> Result<String, Violation> {
 
 fn credential(map: &HeaderMap) -> Result<Credential, Violation> {
     let bad = |name: &str, reason: &str| Violation::new(ViolationKind::BadCredential, name, reason);
-    let api_key = single(map, "api-key", ViolationKind::BadCredential)?;
-    let authorization = single(map, AUTHORIZATION.as_str(), ViolationKind::BadCredential)?;
+    let api_key = single(map, &API_KEY, ViolationKind::BadCredential)?;
+    let authorization = single(map, &AUTHORIZATION, ViolationKind::BadCredential)?;
     match (api_key, authorization) {
         (Some(_), Some(_)) => Err(bad(
             "api-key",
