@@ -21,6 +21,7 @@ use crate::aid1::request::Rules;
 use crate::aid1::types::{AccountIdText, Iccid, MspToken};
 use crate::aid1::violation::{Violation, ViolationKind};
 use http::Method;
+use std::sync::LazyLock;
 
 /// What the method, path and query said.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,24 +106,49 @@ pub fn route_with_rules(
 }
 
 /// The function whose template `path` fits, and the text of its one parameter segment.
+/// The most segments a template has (Notify MSP Token Invalid's six).
+const MAX_SEGMENTS: usize = 6;
+
+/// Each function's template, split into segments once.
+static TEMPLATES: LazyLock<Vec<(Function, Vec<&'static str>)>> = LazyLock::new(|| {
+    Function::ALL
+        .into_iter()
+        .map(|function| {
+            let template = function.path_template().trim_start_matches('/');
+            let segments: Vec<&'static str> = template.split('/').collect();
+            assert!(
+                segments.len() <= MAX_SEGMENTS,
+                "{template}: too many segments"
+            );
+            (function, segments)
+        })
+        .collect()
+});
+
+/// The function whose template `path` matches, and its one path parameter.
 fn match_path(path: &str) -> Option<(Function, &str)> {
     let rest = path.strip_prefix('/')?;
-    Function::ALL.into_iter().find_map(|function| {
-        let template = function.path_template().strip_prefix('/')?;
+    // The path is split once; a path longer than every template matches none.
+    let mut segments = [""; MAX_SEGMENTS];
+    let mut count = 0;
+    for segment in rest.split('/') {
+        *segments.get_mut(count)? = segment;
+        count += 1;
+    }
+    let segments = &segments[..count];
+    TEMPLATES.iter().find_map(|(function, template)| {
+        if template.len() != segments.len() {
+            return None;
+        }
         let mut param = None;
-        let mut segments = rest.split('/');
-        for expected in template.split('/') {
-            let segment = segments.next()?;
+        for (expected, segment) in template.iter().zip(segments) {
             if expected.starts_with('{') {
-                param = Some(segment);
+                param = Some(*segment);
             } else if expected != segment {
                 return None;
             }
         }
-        if segments.next().is_some() {
-            return None;
-        }
-        param.map(|p| (function, p))
+        param.map(|p| (*function, p))
     })
 }
 
@@ -218,6 +244,8 @@ mod tests {
             "/v1/us%65rs/25bca1e2-338f-11d6-ac61-9e71138fd521",
             "/v2/users/25bca1e2-338f-11d6-ac61-9e71138fd521",
             "/cesim/msp/v1/users/a/b/invalidate",
+            "/cesim/msp/v1/users/25bca1e2-338f-11d6-ac61-9e71138fd521/invalidate/x",
+            "/cesim/msp/v1/users/25bca1e2-338f-11d6-ac61-9e71138fd521/invalidate/x/y/z",
             "/v1/profiles/status",
             "/v1/profiles/status/",
         ] {
