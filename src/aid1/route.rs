@@ -105,7 +105,6 @@ pub fn route_with_rules(
     Ok(route)
 }
 
-/// The function whose template `path` fits, and the text of its one parameter segment.
 /// The most segments a template has (Notify MSP Token Invalid's six).
 const MAX_SEGMENTS: usize = 6;
 
@@ -125,7 +124,7 @@ static TEMPLATES: LazyLock<Vec<(Function, Vec<&'static str>)>> = LazyLock::new(|
         .collect()
 });
 
-/// The function whose template `path` matches, and its one path parameter.
+/// The function whose template `path` fits, and the text of its one parameter segment.
 fn match_path(path: &str) -> Option<(Function, &str)> {
     let rest = path.strip_prefix('/')?;
     // The path is split once; a path longer than every template matches none.
