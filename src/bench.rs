@@ -120,13 +120,52 @@ pub struct BenchArgs {
     pub smoke: bool,
 }
 
-/// Runs the bench; Ctrl-C stops it (and its children) too.
+/// Runs the bench; SIGINT (Ctrl-C), SIGTERM or SIGHUP stops it, and its children with it.
 pub async fn run(args: BenchArgs) -> ExitCode {
+    let mut signals = match StopSignals::register() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("aidhub bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tokio::select! {
         code = bench(args) => code,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted: stopping the child processes");
-            ExitCode::from(130)
+        (name, number) = signals.recv() => {
+            eprintln!("{name}: stopping the child processes");
+            ExitCode::from(128 + number)
+        }
+    }
+}
+
+/// The signals that stop the bench and the partner simulator, registered before any child
+/// starts: left at their default action, SIGTERM and SIGHUP would end the process without
+/// its destructors, leaving the children running and the bench directory behind.
+pub(crate) struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    pub(crate) fn register() -> Result<StopSignals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let on = |kind: SignalKind| {
+            signal(kind).map_err(|e| format!("cannot handle signal {}: {e}", kind.as_raw_value()))
+        };
+        Ok(StopSignals {
+            int: on(SignalKind::interrupt())?,
+            term: on(SignalKind::terminate())?,
+            hup: on(SignalKind::hangup())?,
+        })
+    }
+
+    /// The first of the signals to arrive: its name and number.
+    pub(crate) async fn recv(&mut self) -> (&'static str, u8) {
+        tokio::select! {
+            _ = self.int.recv() => ("SIGINT", 2),
+            _ = self.term.recv() => ("SIGTERM", 15),
+            _ = self.hup.recv() => ("SIGHUP", 1),
         }
     }
 }

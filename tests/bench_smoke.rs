@@ -150,3 +150,117 @@ fn a_rate_that_is_not_a_number_is_refused_before_anything_starts() {
     assert!(!ok);
     assert!(err.contains("--rate fast"), "{err}");
 }
+
+/// The state letter of `/proc/<pid>/stat`, `None` once the process is gone.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
+}
+
+/// The bench's temporary directory, from a child's command line (`--config <dir>/hub-….toml`
+/// or the simulator's working directory).
+fn bench_dir(family: &[u32]) -> Option<std::path::PathBuf> {
+    family.iter().find_map(|pid| {
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        let name = cwd.file_name()?.to_str()?;
+        name.starts_with("aidhub-bench-").then_some(cwd)
+    })
+}
+
+#[test]
+fn sigterm_stops_the_children_and_removes_the_bench_directory() {
+    let mut bench = Command::new(BIN)
+        .args([
+            "bench",
+            "--setups",
+            "aidhub",
+            "--duration-secs",
+            "60",
+            "--warmup-secs",
+            "1",
+            "--connections",
+            "4",
+            "--federations",
+            "4",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start aidhub bench");
+    let stdout = bench.stdout.take().unwrap();
+    let mut stderr = bench.stderr.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    // Once it measures, the simulator and the hub under test are running.
+    let deadline = Instant::now() + WITHIN;
+    let mut seen = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains("measuring for") {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = bench.kill();
+                panic!("the bench never started measuring:\n{seen}");
+            }
+        }
+    }
+    let family = aidhub::bench::procfs::tree(bench.id());
+    let children = &family[1..];
+    assert!(
+        children.len() >= 2,
+        "the simulator and the hub run below the bench: {family:?}"
+    );
+    let dir = bench_dir(children).expect("a child works in the bench directory");
+    assert!(dir.is_dir());
+
+    let sent = Command::new("kill")
+        .args(["-TERM", &bench.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = bench.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = bench.kill();
+            panic!("the bench did not stop within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = err.join().unwrap();
+    assert_eq!(status.code(), Some(143), "128 + SIGTERM; stderr:\n{err}");
+    assert!(
+        err.contains("SIGTERM: stopping the child processes"),
+        "{err}"
+    );
+    // A zombie is gone too: its parent died before reaping it and nobody else will.
+    let left: Vec<(u32, char)> = children
+        .iter()
+        .filter_map(|&pid| process_state(pid).map(|state| (pid, state)))
+        .filter(|&(_, state)| state != 'Z')
+        .collect();
+    assert!(left.is_empty(), "children still running: {left:?}");
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+}

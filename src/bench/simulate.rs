@@ -5,6 +5,7 @@
 //! MSPs never deliver async activation codes by themselves: in the bench the load generator
 //! plays the MSP. Requests are not recorded (memory stays flat under load).
 
+use super::StopSignals;
 use crate::aid1::Role;
 use crate::config::Routes;
 use crate::pki;
@@ -13,12 +14,19 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Starts the partners and serves until SIGTERM or Ctrl-C.
+/// Starts the partners and serves until SIGTERM, SIGINT or SIGHUP.
 pub async fn run(routes: &Path, certs: &Path) -> ExitCode {
+    let mut signals = match StopSignals::register() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("aidhub simulate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match start(routes, certs).await {
         Ok(partners) => {
             println!("{} simulated partners ready", partners.len());
-            wait_for_stop().await;
+            signals.recv().await;
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -63,19 +71,4 @@ async fn start(routes: &Path, certs: &Path) -> Result<Vec<SimPartner>, String> {
         return Err("no partner of the routes file has a loopback upstream".into());
     }
     Ok(started)
-}
-
-async fn wait_for_stop() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
