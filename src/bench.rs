@@ -32,6 +32,7 @@ pub mod simulate;
 pub mod wire;
 pub mod world;
 
+use crate::signals::Signals;
 use measure::{measure, Settings};
 use report::Figures;
 use std::process::ExitCode;
@@ -120,9 +121,10 @@ pub struct BenchArgs {
     pub smoke: bool,
 }
 
-/// Runs the bench; SIGINT (Ctrl-C), SIGTERM or SIGHUP stops it, and its children with it.
+/// Runs the bench; SIGINT (Ctrl-C), SIGTERM or SIGHUP stops it, and its children with it
+/// (the handlers are in place before any child starts).
 pub async fn run(args: BenchArgs) -> ExitCode {
-    let mut signals = match StopSignals::register() {
+    let mut signals = match Signals::register() {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("aidhub bench: {e}");
@@ -131,41 +133,9 @@ pub async fn run(args: BenchArgs) -> ExitCode {
     };
     tokio::select! {
         code = bench(args) => code,
-        (name, number) = signals.recv() => {
-            eprintln!("{name}: stopping the child processes");
-            ExitCode::from(128 + number)
-        }
-    }
-}
-
-/// The signals that stop the bench and the partner simulator, registered before any child
-/// starts: left at their default action, SIGTERM and SIGHUP would end the process without
-/// its destructors, leaving the children running and the bench directory behind.
-pub(crate) struct StopSignals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    pub(crate) fn register() -> Result<StopSignals, String> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let on = |kind: SignalKind| {
-            signal(kind).map_err(|e| format!("cannot handle signal {}: {e}", kind.as_raw_value()))
-        };
-        Ok(StopSignals {
-            int: on(SignalKind::interrupt())?,
-            term: on(SignalKind::terminate())?,
-            hup: on(SignalKind::hangup())?,
-        })
-    }
-
-    /// The first of the signals to arrive: its name and number.
-    pub(crate) async fn recv(&mut self) -> (&'static str, u8) {
-        tokio::select! {
-            _ = self.int.recv() => ("SIGINT", 2),
-            _ = self.term.recv() => ("SIGTERM", 15),
-            _ = self.hup.recv() => ("SIGHUP", 1),
+        received = signals.next() => {
+            eprintln!("{}: stopping the child processes", received.name());
+            ExitCode::from(received.exit_status())
         }
     }
 }

@@ -7,6 +7,7 @@
 use crate::aid1::Role;
 use crate::config::{Credential, HubConfig, Routes};
 use crate::run::{self, Options};
+use crate::signals::{Received, Signals};
 use crate::snapshot::Snapshot;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -137,7 +138,7 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
     let mut signals = match Signals::register() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("aidhub: cannot install signal handlers: {e}");
+            eprintln!("aidhub: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -149,7 +150,13 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
         }
     };
     print_welcome(&running);
-    signals.serve_until_stopped(&running).await;
+    // Reloads on SIGHUP; stops on SIGTERM or SIGINT.
+    while signals.next().await == Received::Hup {
+        let hub = running.hub.clone();
+        // Reading certificates is blocking file I/O; the outcome is logged and counted by
+        // the reload itself.
+        let _ = tokio::task::spawn_blocking(move || hub.reload("SIGHUP")).await;
+    }
     tracing::info!("shutting down: draining requests in flight");
     match running.shutdown().await {
         Ok(()) => {
@@ -159,41 +166,6 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
         Err(e) => {
             eprintln!("aidhub: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// The signals `serve` answers, registered before the hub announces itself so that none
-/// arrives while its default action (terminate) is still in place.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn register() -> std::io::Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            hup: signal(SignalKind::hangup())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-
-    /// Reloads on SIGHUP; returns on SIGTERM or SIGINT.
-    async fn serve_until_stopped(&mut self, running: &run::Running) {
-        loop {
-            tokio::select! {
-                _ = self.term.recv() => return,
-                _ = self.int.recv() => return,
-                _ = self.hup.recv() => {
-                    let hub = running.hub.clone();
-                    // Reading certificates is blocking file I/O; the outcome is logged and
-                    // counted by the reload itself.
-                    let _ = tokio::task::spawn_blocking(move || hub.reload("SIGHUP")).await;
-                }
-            }
         }
     }
 }

@@ -77,6 +77,7 @@ pub mod pki;
 pub mod proxy;
 pub mod run;
 pub mod server;
+pub mod signals;
 pub mod sim;
 pub mod snapshot;
 pub mod stage;

@@ -5,10 +5,10 @@
 //! MSPs never deliver async activation codes by themselves: in the bench the load generator
 //! plays the MSP. Requests are not recorded (memory stays flat under load).
 
-use super::StopSignals;
 use crate::aid1::Role;
 use crate::config::Routes;
 use crate::pki;
+use crate::signals::Signals;
 use crate::sim::{Side, SimPartner};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 /// Starts the partners and serves until SIGTERM, SIGINT or SIGHUP.
 pub async fn run(routes: &Path, certs: &Path) -> ExitCode {
-    let mut signals = match StopSignals::register() {
+    let mut signals = match Signals::register() {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("aidhub simulate: {e}");
@@ -26,7 +26,7 @@ pub async fn run(routes: &Path, certs: &Path) -> ExitCode {
     match start(routes, certs).await {
         Ok(partners) => {
             println!("{} simulated partners ready", partners.len());
-            signals.recv().await;
+            signals.next().await;
             ExitCode::SUCCESS
         }
         Err(e) => {
