@@ -48,7 +48,8 @@
 //! * [`admin`] — the admin listener; [`watch`] — reload on file change.
 //! * [`touchpoints`] — the browser-facing redirect directory of AID.02 7.1/7.2 (agreed
 //!   domains, refusal pages); beside the AID1 walk, not part of it.
-//! * [`run`] — starting and stopping a whole hub; [`cli`] — the command line.
+//! * [`run`] — starting and stopping a whole hub; [`cli`] — the command line; [`signals`] — the
+//!   signals the long-running commands answer (stop, and reload for `serve`).
 //! * [`bench`](mod@bench) — the load generator and the side-by-side measurement against a direct call
 //!   and nginx (`aidhub bench`).
 //! * [`pki`] — the development PKI; [`sim`] — simulated partners; [`client`] — a partner's
