@@ -151,15 +151,7 @@ fn a_rate_that_is_not_a_number_is_refused_before_anything_starts() {
     assert!(err.contains("--rate fast"), "{err}");
 }
 
-/// The state letter of `/proc/<pid>/stat`, `None` once the process is gone.
-fn process_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.trim_start().chars().next()
-}
-
-/// The bench's temporary directory, from a child's command line (`--config <dir>/hub-….toml`
-/// or the simulator's working directory).
+/// The bench's temporary directory: the working directory of its children.
 fn bench_dir(family: &[u32]) -> Option<std::path::PathBuf> {
     family.iter().find_map(|pid| {
         let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
@@ -255,11 +247,10 @@ fn sigterm_stops_the_children_and_removes_the_bench_directory() {
         err.contains("SIGTERM: stopping the child processes"),
         "{err}"
     );
-    // A zombie is gone too: its parent died before reaping it and nobody else will.
-    let left: Vec<(u32, char)> = children
+    let left: Vec<u32> = children
         .iter()
-        .filter_map(|&pid| process_state(pid).map(|state| (pid, state)))
-        .filter(|&(_, state)| state != 'Z')
+        .copied()
+        .filter(|&pid| aidhub::bench::procfs::alive(pid))
         .collect();
     assert!(left.is_empty(), "children still running: {left:?}");
     assert!(!dir.exists(), "{} is left behind", dir.display());

@@ -107,7 +107,7 @@ impl Drop for ChildProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
         for pid in family.into_iter().skip(1) {
-            if Path::new("/proc").join(pid.to_string()).exists() {
+            if super::procfs::alive(pid) {
                 signal("-KILL", pid);
             }
         }

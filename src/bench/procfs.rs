@@ -199,9 +199,17 @@ fn thread_name(stat: &str) -> Option<&str> {
 }
 
 struct Stat {
+    /// `R`, `S`, `D`, … ; `Z`: exited, not yet reaped by its parent.
+    state: char,
     ppid: u32,
     utime: u64,
     stime: u64,
+}
+
+/// Whether `pid` still runs: it exists and is not a zombie (a zombie whose parent died
+/// first may never be reaped in a container whose init does not reap).
+pub fn alive(pid: u32) -> bool {
+    read_stat(pid).is_some_and(|stat| stat.state != 'Z')
 }
 
 fn read_stat(pid: u32) -> Option<Stat> {
@@ -216,6 +224,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     Some(Stat {
+        state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
         utime: fields.get(11)?.parse().ok()?,
         stime: fields.get(12)?.parse().ok()?,
@@ -231,7 +240,8 @@ mod tests {
         let line =
             "4242 (nginx: worker (x)) S 4241 4241 4241 0 -1 4194624 1 0 0 0 37 12 0 0 20 0 1 0";
         let stat = parse_stat(line).unwrap();
-        assert_eq!((stat.ppid, stat.utime, stat.stime), (4241, 37, 12));
+        assert_eq!((stat.state, stat.ppid), ('S', 4241));
+        assert_eq!((stat.utime, stat.stime), (37, 12));
     }
 
     #[test]
@@ -245,6 +255,7 @@ mod tests {
         assert!(own_cpu_time(me, clock_ticks()) > Duration::ZERO);
         assert!(machine_busy(clock_ticks()) >= own_cpu_time(me, clock_ticks()));
         assert!(tree(me).contains(&me));
+        assert!(alive(me));
     }
 
     #[test]
