@@ -9,6 +9,7 @@
 //! | `requests_total` | caller, target, function, status | requests answered |
 //! | `request_duration_seconds` | function | whole request, histogram |
 //! | `upstream_duration_seconds` | target, function | upstream exchange, histogram |
+//! | `ledger_settle_seconds` | function | a partner's answer held for its ledger record, histogram |
 //! | `upstream_errors_total` | target, kind | refused, connect, tls, timeout, reset, protocol, too_large, contract |
 //! | `refused_total` | reason, code | requests the hub answered itself with an error |
 //! | `rate_limited_total` | partner, function | requests refused with 429 |
@@ -43,8 +44,9 @@ use std::time::Duration;
 pub type Label = Arc<str>;
 
 /// Histogram bucket upper bounds, seconds.
-const BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+const BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+    10.0,
 ];
 
 /// A cumulative histogram with fixed buckets.
@@ -148,6 +150,8 @@ pub struct Metrics {
     pub request_duration: DashMap<&'static str, Arc<Histogram>>,
     /// target, function.
     pub upstream_duration: DashMap<(Label, &'static str), Arc<Histogram>>,
+    /// function.
+    pub ledger_settle: DashMap<&'static str, Arc<Histogram>>,
     /// target, kind.
     pub upstream_errors: Family<(Label, &'static str)>,
     /// reason, code.
@@ -190,6 +194,12 @@ impl Metrics {
         histogram(&self.upstream_duration, key).observe(d);
     }
 
+    /// Observes how long a partner's answer was held while its ledger record was written
+    /// (for a durable write, until the journal's `fdatasync` or the database's commit).
+    pub fn observe_settle(&self, function: &'static str, d: Duration) {
+        histogram(&self.ledger_settle, function).observe(d);
+    }
+
     /// Renders every family; `gauges` adds point-in-time values computed at scrape time
     /// (`name{labels} value` lines, already formatted).
     pub fn render(&self, gauges: &str) -> String {
@@ -230,6 +240,18 @@ impl Metrics {
             entry
                 .value()
                 .render(&mut out, "aidhub_upstream_duration_seconds", &labels);
+        }
+        header(
+            &mut out,
+            "ledger_settle_seconds",
+            "histogram",
+            "Time a partner's answer was held while the ledger recorded it (durable writes: until the journal's fdatasync or the database's commit), by function.",
+        );
+        for entry in self.ledger_settle.iter() {
+            let labels = format!("function=\"{}\"", entry.key());
+            entry
+                .value()
+                .render(&mut out, "aidhub_ledger_settle_seconds", &labels);
         }
         counter_family(
             &mut out,
@@ -395,6 +417,7 @@ mod tests {
             .inc((a.clone(), b.clone(), "send_msp_token", 201));
         m.observe_request("send_msp_token", Duration::from_micros(1500));
         m.observe_request("send_msp_token", Duration::from_secs(30));
+        m.observe_settle("send_msp_token", Duration::from_micros(180));
         let text = m.render("");
         assert!(text.contains(
             "aidhub_requests_total{caller=\"msp1\",target=\"cmp1\",function=\"send_msp_token\",status=\"201\"} 2"
@@ -411,5 +434,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE aidhub_requests_total counter"));
+        // The fine buckets tell a journal sync of a fraction of a millisecond.
+        for (le, n) in [("0.0001", 0), ("0.00025", 1), ("0.0005", 1)] {
+            let line = format!(
+                "aidhub_ledger_settle_seconds_bucket{{function=\"send_msp_token\",le=\"{le}\"}} {n}\n"
+            );
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+        assert!(text.contains("# TYPE aidhub_ledger_settle_seconds histogram"));
     }
 }

@@ -17,6 +17,7 @@ use http::request::Parts;
 use http::{Request, Response};
 use http_body_util::Full;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The AID1 protocol, with the ledger it keeps.
 pub struct Aid1Hub {
@@ -189,7 +190,14 @@ impl Protocol for Aid1Hub {
                 });
             }
         };
-        lifecycle::settle(&*self.ledger, &cx.snap, call.step, status, &parsed).await?;
+        let recorded = !matches!(call.step, Step::Nothing | Step::Unchecked);
+        let started = Instant::now();
+        let settled = lifecycle::settle(&*self.ledger, &cx.snap, call.step, status, &parsed).await;
+        if recorded {
+            let held = started.elapsed();
+            cx.hub.metrics().observe_settle(call.function.name(), held);
+        }
+        settled?;
         Ok(relay(answer))
     }
 

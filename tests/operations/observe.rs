@@ -185,6 +185,23 @@ async fn metrics_and_admin_views_match_the_traffic_sent() {
         "aidhub_upstream_duration_seconds_count{target=\"mspalpha\",function=\"request_profile_status\"}",
         1.0,
     );
+    // Every answer with ledger work is counted once in the time it was held for its record;
+    // the timed-out Request Profile Status never had an answer to hold.
+    let settled =
+        |function: &str| format!("aidhub_ledger_settle_seconds_count{{function=\"{function}\"}}");
+    assert_metric(&text, &settled("send_msp_token"), 1.0);
+    assert_metric(&text, &settled("send_csim_status"), 3.0);
+    assert_metric(&text, &settled("request_activation_code"), 1.0);
+    assert_eq!(
+        metric(&text, &settled("request_profile_status")),
+        None,
+        "{text}"
+    );
+    assert_metric(
+        &text,
+        "aidhub_ledger_settle_seconds_bucket{function=\"send_csim_status\",le=\"+Inf\"}",
+        3.0,
+    );
     assert_metric(&text, "aidhub_ledger_federations{state=\"active\"}", 1.0);
     assert_metric(&text, "aidhub_ledger_requests{state=\"closed\"}", 1.0);
     assert_metric(&text, "aidhub_in_flight{target=\"mspalpha\"}", 0.0);
