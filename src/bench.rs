@@ -13,7 +13,8 @@
 //! The simulated partners run in their own child process (`aidhub simulate`, [`simulate`]).
 //! Each measurement starts its server, reads its idle memory, onboards the federations the
 //! mix then uses ([`mix`]), drives the mix for a warm-up and a measured window ([`load`]),
-//! reads CPU time and peak memory from `/proc` ([`procfs`]), then measures fresh
+//! reads CPU time and peak memory from `/proc` ([`procfs`]) and, from the hub's metrics,
+//! how long it held answers for its ledger ([`held`]), then measures fresh
 //! connections ([`fresh`]) and stops the server; memory per idle connection is read on a
 //! second, fresh server, so that the load before does not shape it. Everything
 //! lives in one temporary directory ([`world`]); every child process is stopped when the
@@ -22,6 +23,7 @@
 
 pub mod child;
 pub mod fresh;
+pub mod held;
 pub mod load;
 pub mod measure;
 pub mod mix;
@@ -275,6 +277,13 @@ async fn measure_all(
             println!("-- {} run {run}/{}: starting", setup.name(), settings.runs);
             let f = measure(world, settings, *setup, &tag, rate, full).await?;
             println!("-- {} run {run}: {}", setup.name(), f.line());
+            if !f.held.is_empty() {
+                let held: Vec<String> = f.held.iter().map(held::Held::describe).collect();
+                println!(
+                    "   answers held for the ledger (the hub's aidhub_ledger_settle_seconds over the window): {}",
+                    held.join("; ")
+                );
+            }
             figures.push(f);
         }
     }

@@ -120,6 +120,17 @@ fn every_setup_serves_the_mix_without_errors() {
         .sum();
     assert!(cpu > 0.0, "the serving threads cost nothing:\n{out}");
 
+    // The hub's own view of its ledger's hold on answers, read from its metrics over the
+    // window: Send MSP Token's 201 waits for a durable write on every onboarding.
+    let held = out
+        .lines()
+        .find(|l| l.contains("answers held for the ledger"))
+        .unwrap_or_else(|| panic!("no line on answers held for the ledger in:\n{out}"));
+    assert!(
+        held.contains("send_msp_token ") && held.contains(" ms mean, "),
+        "{held}"
+    );
+
     let (header, rows) = table(&out, "== connections");
     let errors = header
         .iter()

@@ -8,6 +8,7 @@
 //! and one MSP-side connection (onboarding, Send Activation Code) for one (MSP, CMP) pair and
 //! its onboarded federations.
 
+use super::held;
 use super::mix::{self, Op, Rng};
 use super::procfs;
 use super::wire::Conn;
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::StatusCode;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -64,6 +66,9 @@ pub struct Measured {
     pub cpu: Vec<Duration>,
     /// The threads of the process under test over the window, by group.
     pub threads: BTreeMap<String, procfs::ThreadTimes>,
+    /// What the hub held answers for while its ledger recorded them, over the window
+    /// (empty when no admin listener was given or it could not be read).
+    pub held: Vec<held::Held>,
 }
 
 /// A process whose CPU time a run reads.
@@ -87,9 +92,16 @@ impl Watch {
     }
 }
 
-/// Runs `lanes` under `plan` while watching the CPU time of `watch`, and that of the threads
-/// of `threads_of` (a process and its descendants) by thread group.
-pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>, threads_of: u32) -> Measured {
+/// Runs `lanes` under `plan` while watching the CPU time of `watch`, that of the threads
+/// of `threads_of` (a process and its descendants) by thread group, and the ledger's hold
+/// on answers from the metrics of the hub whose admin listener is `admin`.
+pub async fn run(
+    lanes: Vec<Lane>,
+    plan: Plan,
+    watch: Vec<Watch>,
+    threads_of: u32,
+    admin: Option<SocketAddr>,
+) -> Measured {
     let start = Instant::now() + Duration::from_millis(20);
     let from = start + plan.warmup;
     let end = from + plan.duration;
@@ -98,6 +110,10 @@ pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>, threads_of: u3
         tokio::time::sleep_until(from.into()).await;
         let before: Vec<Duration> = watch.iter().map(|w| w.read(ticks)).collect();
         let threads_before = procfs::threads(threads_of, ticks);
+        let held_before = match admin {
+            Some(admin) => Some(held::scrape(admin).await),
+            None => None,
+        };
         tokio::time::sleep_until(end.into()).await;
         let cpu = watch
             .iter()
@@ -105,7 +121,21 @@ pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>, threads_of: u3
             .map(|(w, b)| w.read(ticks).saturating_sub(b))
             .collect::<Vec<_>>();
         let threads_after = procfs::threads(threads_of, ticks);
-        (cpu, procfs::threads_since(&threads_after, &threads_before))
+        let held = match (admin, held_before) {
+            (Some(admin), Some(before)) => match (before, held::scrape(admin).await) {
+                (Ok(before), Ok(after)) => held::since(&after, &before),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("   could not read the hub's metrics: {e}");
+                    Vec::new()
+                }
+            },
+            _ => Vec::new(),
+        };
+        (
+            cpu,
+            procfs::threads_since(&threads_after, &threads_before),
+            held,
+        )
     });
     let count = lanes.len().max(1);
     let period = plan
@@ -158,7 +188,7 @@ pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>, threads_of: u3
             Err(e) => *total.errors.entry(format!("lane failed: {e}")).or_default() += 1,
         }
     }
-    let (cpu, threads) = sampler.await.unwrap_or_default();
+    let (cpu, threads, held) = sampler.await.unwrap_or_default();
     Measured {
         requests: total.requests,
         window: plan.duration,
@@ -167,6 +197,7 @@ pub async fn run(lanes: Vec<Lane>, plan: Plan, watch: Vec<Watch>, threads_of: u3
         errors: total.errors,
         cpu,
         threads,
+        held,
     }
 }
 

@@ -141,7 +141,7 @@ pub async fn measure(
         load::Watch::Own(std::process::id()),
         load::Watch::Machine,
     ];
-    let measured = load::run(lanes, plan, watch, pid).await;
+    let measured = load::run(lanes, plan, watch, pid, server.admin).await;
     server.check_alive()?;
     let requests = measured.requests.max(1) as f64;
     let per_request =
@@ -198,6 +198,7 @@ pub async fn measure(
             .map(|b| b as f64),
         idle_rss: idle_rss.map(|b| b as f64),
         other_cores: others,
+        held: measured.held,
         ..Figures::default()
     };
     if full {

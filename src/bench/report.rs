@@ -38,6 +38,9 @@ pub struct Figures {
     pub other_cores: f64,
     /// The process under test's threads by group (`procfs::thread_group`), per request.
     pub threads: BTreeMap<String, ThreadShare>,
+    /// The hub's own view of how long it held answers for its ledger (one run's; medians
+    /// leave it empty).
+    pub held: Vec<super::held::Held>,
 }
 
 /// What one group of threads of the process under test cost, per request.
@@ -159,6 +162,8 @@ pub fn median(runs: &[Figures]) -> Figures {
         conn_errors,
         other_cores: med(&|f| f.other_cores),
         threads,
+        // Printed with each run: bucket bounds do not take medians well.
+        held: Vec::new(),
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Server {
     pub addr: Option<SocketAddr>,
     /// Its process (`None` for the direct setup).
     pub process: Option<ChildProc>,
+    /// The hub's admin listener (`None` for the other setups).
+    pub admin: Option<SocketAddr>,
 }
 
 impl World {
@@ -128,6 +130,7 @@ impl World {
             Setup::Direct => Ok(Server {
                 addr: None,
                 process: None,
+                admin: None,
             }),
             Setup::Aidhub => self.start_hub(tag).await,
             Setup::Nginx => {
@@ -140,6 +143,7 @@ impl World {
                 Ok(Server {
                     addr: Some(addr),
                     process: Some(process),
+                    admin: None,
                 })
             }
         }
@@ -177,6 +181,7 @@ impl World {
         Ok(Server {
             addr: Some(addr),
             process: Some(process),
+            admin: Some(SocketAddr::from(([127, 0, 0, 1], admin))),
         })
     }
 

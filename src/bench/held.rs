@@ -1,0 +1,229 @@
+//! The hub's own view of what its ledger adds: `aidhub_ledger_settle_seconds`, read from
+//! the admin listener of the hub under test at the start and at the end of the window.
+//!
+//! The load generator sees a durable call's whole latency; this says how much of it the hub
+//! held the partner's answer while the ledger recorded it (for a durable write, the wait for
+//! the journal's `fdatasync`), which tells the disk's share from the rest.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const SERIES: &str = "aidhub_ledger_settle_seconds_";
+/// How long one read of the metrics may take.
+const WITHIN: Duration = Duration::from_secs(2);
+
+/// One function's histogram as scraped: cumulative bucket counts by upper bound (seconds),
+/// count and sum (seconds).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    buckets: Vec<(f64, f64)>,
+    count: f64,
+    sum: f64,
+}
+
+/// Every function's histogram in one scrape.
+pub type Scrape = BTreeMap<String, Series>;
+
+/// What the hub held one function's answers for, over the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// The AID1 function.
+    pub function: String,
+    /// Answers held.
+    pub count: u64,
+    /// Mean time held, ms.
+    pub mean_ms: f64,
+    /// The smallest bucket bound, ms, within which 99% of them were released (`None`: the
+    /// slowest 1% took longer than the largest bound).
+    pub p99_within_ms: Option<f64>,
+}
+
+impl Held {
+    /// `send_msp_token 1.01 ms mean, 99% within 5 ms`.
+    pub fn describe(&self) -> String {
+        let p99 = match self.p99_within_ms {
+            Some(ms) => format!("99% within {ms} ms"),
+            None => "1% beyond the largest bucket".to_owned(),
+        };
+        format!("{} {:.2} ms mean, {p99}", self.function, self.mean_ms)
+    }
+}
+
+/// Reads the hub's metrics from its admin listener (plain HTTP on loopback).
+pub async fn scrape(admin: SocketAddr) -> Result<Scrape, String> {
+    let text = tokio::time::timeout(WITHIN, get_metrics(admin))
+        .await
+        .map_err(|_| format!("http://{admin}/metrics did not answer within {WITHIN:?}"))??;
+    Ok(parse(&text))
+}
+
+async fn get_metrics(admin: SocketAddr) -> Result<String, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("http://{admin}/metrics: {e}");
+    let tcp = tokio::net::TcpStream::connect(admin)
+        .await
+        .map_err(|e| fail(&e))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| fail(&e))?;
+    tokio::spawn(conn);
+    let request = http::Request::get("/metrics")
+        .header(http::header::HOST, admin.to_string())
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| fail(&e))?;
+    let response = sender.send_request(request).await.map_err(|e| fail(&e))?;
+    if !response.status().is_success() {
+        return Err(fail(&response.status()));
+    }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| fail(&e))?
+        .to_bytes();
+    String::from_utf8(body.to_vec()).map_err(|e| fail(&e))
+}
+
+/// The `aidhub_ledger_settle_seconds` series of a Prometheus text exposition, by function.
+pub fn parse(text: &str) -> Scrape {
+    let mut scrape = Scrape::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(SERIES) else {
+            continue;
+        };
+        let Some((kind, rest)) = rest.split_once("{function=\"") else {
+            continue;
+        };
+        let Some((function, rest)) = rest.split_once('"') else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let series = scrape.entry(function.to_owned()).or_default();
+        match kind {
+            "count" => series.count = value,
+            "sum" => series.sum = value,
+            "bucket" => {
+                let le = labels
+                    .strip_prefix(",le=\"")
+                    .and_then(|l| l.strip_suffix('"'));
+                // `+Inf` is the count again.
+                match le.map(str::parse::<f64>) {
+                    Some(Ok(le)) if le.is_finite() => series.buckets.push((le, value)),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    scrape
+}
+
+/// What changed between two scrapes, the slowest functions first; functions with nothing
+/// held in between are left out.
+pub fn since(after: &Scrape, before: &Scrape) -> Vec<Held> {
+    let empty = Series::default();
+    let mut held: Vec<Held> = after
+        .iter()
+        .filter_map(|(function, a)| {
+            let b = before.get(function).unwrap_or(&empty);
+            let count = a.count - b.count;
+            if count < 1.0 {
+                return None;
+            }
+            let earlier = |le: f64| {
+                b.buckets
+                    .iter()
+                    .find(|(bound, _)| *bound == le)
+                    .map_or(0.0, |(_, n)| *n)
+            };
+            let p99_within_ms = a
+                .buckets
+                .iter()
+                .find(|(le, n)| n - earlier(*le) >= 0.99 * count)
+                .map(|(le, _)| le * 1000.0);
+            Some(Held {
+                function: function.clone(),
+                count: count as u64,
+                mean_ms: (a.sum - b.sum) / count * 1000.0,
+                p99_within_ms,
+            })
+        })
+        .collect();
+    held.sort_by(|x, y| y.mean_ms.total_cmp(&x.mean_ms));
+    held
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(count: u64, sum: f64, buckets: &[(&str, u64)]) -> String {
+        let mut text = String::from(
+            "# TYPE aidhub_ledger_settle_seconds histogram\n\
+             aidhub_request_duration_seconds_count{function=\"send_msp_token\"} 99\n\
+             aidhub_ledger_settle_seconds_count{function=\"send_csim_status\"} 7\n\
+             aidhub_ledger_settle_seconds_sum{function=\"send_csim_status\"} 0.00007\n",
+        );
+        for (le, n) in buckets {
+            text += &format!(
+                "aidhub_ledger_settle_seconds_bucket{{function=\"send_msp_token\",le=\"{le}\"}} {n}\n"
+            );
+        }
+        text += &format!(
+            "aidhub_ledger_settle_seconds_sum{{function=\"send_msp_token\"}} {sum}\n\
+             aidhub_ledger_settle_seconds_count{{function=\"send_msp_token\"}} {count}\n"
+        );
+        text
+    }
+
+    #[test]
+    fn the_window_is_the_difference_of_two_scrapes() {
+        let before = parse(&exposition(
+            10,
+            0.010,
+            &[("0.0005", 2), ("0.001", 10), ("0.005", 10), ("+Inf", 10)],
+        ));
+        let after = parse(&exposition(
+            110,
+            0.160,
+            &[("0.0005", 2), ("0.001", 80), ("0.005", 109), ("+Inf", 110)],
+        ));
+        let held = since(&after, &before);
+        // send_csim_status held nothing new in between: left out.
+        assert_eq!(held.len(), 1, "{held:?}");
+        let smt = &held[0];
+        assert_eq!(smt.function, "send_msp_token");
+        assert_eq!(smt.count, 100);
+        assert!((smt.mean_ms - 1.5).abs() < 1e-9, "{smt:?}");
+        // 99 of the 100 new ones within 5 ms; only 70 within 1 ms.
+        assert_eq!(smt.p99_within_ms, Some(5.0));
+        assert_eq!(
+            smt.describe(),
+            "send_msp_token 1.50 ms mean, 99% within 5 ms"
+        );
+    }
+
+    #[test]
+    fn a_tail_beyond_every_bucket_is_said_so() {
+        let after = parse(&exposition(
+            100,
+            5.0,
+            &[("0.0005", 50), ("10", 90), ("+Inf", 100)],
+        ));
+        let held = since(&after, &Scrape::new());
+        assert_eq!(held[0].function, "send_msp_token");
+        assert_eq!(held[0].p99_within_ms, None);
+        assert!(held[0].describe().ends_with("1% beyond the largest bucket"));
+        // Slowest first.
+        assert_eq!(held[1].function, "send_csim_status");
+        assert!((held[1].mean_ms - 0.01).abs() < 1e-9, "{:?}", held[1]);
+    }
+}
