@@ -216,18 +216,12 @@ impl Metrics {
                 "aidhub_requests_total{{caller=\"{caller}\",target=\"{target}\",function=\"{function}\",status=\"{status}\"}} {n}"
             );
         }
-        header(
+        by_function(
             &mut out,
             "request_duration_seconds",
-            "histogram",
             "Whole-request latency by function.",
+            &self.request_duration,
         );
-        for entry in self.request_duration.iter() {
-            let labels = format!("function=\"{}\"", entry.key());
-            entry
-                .value()
-                .render(&mut out, "aidhub_request_duration_seconds", &labels);
-        }
         header(
             &mut out,
             "upstream_duration_seconds",
@@ -241,18 +235,12 @@ impl Metrics {
                 .value()
                 .render(&mut out, "aidhub_upstream_duration_seconds", &labels);
         }
-        header(
+        by_function(
             &mut out,
             "ledger_settle_seconds",
-            "histogram",
             "Time a partner's answer was held while the ledger recorded it (durable writes: until the journal's fdatasync or the database's commit), by function.",
+            &self.ledger_settle,
         );
-        for entry in self.ledger_settle.iter() {
-            let labels = format!("function=\"{}\"", entry.key());
-            entry
-                .value()
-                .render(&mut out, "aidhub_ledger_settle_seconds", &labels);
-        }
         counter_family(
             &mut out,
             "upstream_errors_total",
@@ -362,6 +350,21 @@ fn histogram<K: Eq + Hash>(map: &DashMap<K, Arc<Histogram>>, key: K) -> Arc<Hist
         return h.clone();
     }
     map.entry(key).or_default().clone()
+}
+
+/// A histogram per function, as `aidhub_<name>{function="…"}`.
+fn by_function(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    map: &DashMap<&'static str, Arc<Histogram>>,
+) {
+    header(out, name, "histogram", help);
+    let series = format!("aidhub_{name}");
+    for entry in map.iter() {
+        let labels = format!("function=\"{}\"", entry.key());
+        entry.value().render(out, &series, &labels);
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
