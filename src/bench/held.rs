@@ -5,9 +5,7 @@
 //! held the partner's answer while the ledger recorded it (for a durable write, the wait for
 //! the journal's `fdatasync`), which tells the disk's share from the rest.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use crate::stage::cluster::admin_get;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -55,36 +53,49 @@ impl Held {
 
 /// Reads the hub's metrics from its admin listener (plain HTTP on loopback).
 pub async fn scrape(admin: SocketAddr) -> Result<Scrape, String> {
-    let text = tokio::time::timeout(WITHIN, get_metrics(admin))
-        .await
-        .map_err(|_| format!("http://{admin}/metrics did not answer within {WITHIN:?}"))??;
-    Ok(parse(&text))
+    let read = tokio::time::timeout(WITHIN, admin_get(admin, "/metrics"));
+    match read.await {
+        Ok(Ok((200, text))) => Ok(parse(&text)),
+        Ok(Ok((status, _))) => Err(format!("http://{admin}/metrics answered {status}")),
+        Ok(Err(e)) => Err(format!("http://{admin}/metrics: {e}")),
+        Err(_) => Err(format!(
+            "http://{admin}/metrics did not answer within {WITHIN:?}"
+        )),
+    }
 }
 
-async fn get_metrics(admin: SocketAddr) -> Result<String, String> {
-    let fail = |e: &dyn std::fmt::Display| format!("http://{admin}/metrics: {e}");
-    let tcp = tokio::net::TcpStream::connect(admin)
-        .await
-        .map_err(|e| fail(&e))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| fail(&e))?;
-    tokio::spawn(conn);
-    let request = http::Request::get("/metrics")
-        .header(http::header::HOST, admin.to_string())
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| fail(&e))?;
-    let response = sender.send_request(request).await.map_err(|e| fail(&e))?;
-    if !response.status().is_success() {
-        return Err(fail(&response.status()));
+/// The ledger's hold on answers over a window: the hub's histogram read when the window
+/// opens and again when it closes.
+pub struct Window {
+    admin: Option<SocketAddr>,
+    opened: Option<Result<Scrape, String>>,
+}
+
+impl Window {
+    /// Reads the histogram of the hub whose admin listener is `admin` (`None`: no hub, the
+    /// window stays empty).
+    pub async fn open(admin: Option<SocketAddr>) -> Window {
+        let opened = match admin {
+            Some(admin) => Some(scrape(admin).await),
+            None => None,
+        };
+        Window { admin, opened }
     }
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| fail(&e))?
-        .to_bytes();
-    String::from_utf8(body.to_vec()).map_err(|e| fail(&e))
+
+    /// Reads it again: what the hub held answers for in between. A failed read is said on
+    /// stderr and leaves the figures out.
+    pub async fn close(self) -> Vec<Held> {
+        let (Some(admin), Some(opened)) = (self.admin, self.opened) else {
+            return Vec::new();
+        };
+        match (opened, scrape(admin).await) {
+            (Ok(before), Ok(after)) => since(&after, &before),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("   could not read the hub's metrics: {e}");
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// The `aidhub_ledger_settle_seconds` series of a Prometheus text exposition, by function.

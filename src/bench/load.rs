@@ -110,10 +110,7 @@ pub async fn run(
         tokio::time::sleep_until(from.into()).await;
         let before: Vec<Duration> = watch.iter().map(|w| w.read(ticks)).collect();
         let threads_before = procfs::threads(threads_of, ticks);
-        let held_before = match admin {
-            Some(admin) => Some(held::scrape(admin).await),
-            None => None,
-        };
+        let held = held::Window::open(admin).await;
         tokio::time::sleep_until(end.into()).await;
         let cpu = watch
             .iter()
@@ -121,16 +118,7 @@ pub async fn run(
             .map(|(w, b)| w.read(ticks).saturating_sub(b))
             .collect::<Vec<_>>();
         let threads_after = procfs::threads(threads_of, ticks);
-        let held = match (admin, held_before) {
-            (Some(admin), Some(before)) => match (before, held::scrape(admin).await) {
-                (Ok(before), Ok(after)) => held::since(&after, &before),
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("   could not read the hub's metrics: {e}");
-                    Vec::new()
-                }
-            },
-            _ => Vec::new(),
-        };
+        let held = held.close().await;
         (
             cpu,
             procfs::threads_since(&threads_after, &threads_before),
