@@ -190,10 +190,10 @@ impl Protocol for Aid1Hub {
                 });
             }
         };
-        let recorded = !matches!(call.step, Step::Nothing | Step::Unchecked);
-        let started = Instant::now();
+        // Timed only for calls with ledger work: no clock read for the others.
+        let started = (!matches!(call.step, Step::Nothing | Step::Unchecked)).then(Instant::now);
         let settled = lifecycle::settle(&*self.ledger, &cx.snap, call.step, status, &parsed).await;
-        if recorded {
+        if let Some(started) = started {
             let held = started.elapsed();
             cx.hub.metrics().observe_settle(call.function.name(), held);
         }
