@@ -1,11 +1,15 @@
 //! Child processes of a bench (the simulated partners, a hub, nginx): started with their
 //! output in a log file, waited for until their port answers, and always stopped — a
 //! [`ChildProc`] ends its process (and every process below it) when dropped, so an error, a
-//! panic or Ctrl-C leaves nothing running.
+//! panic or Ctrl-C leaves nothing running. A bench killed outright (SIGKILL, the OOM killer)
+//! runs no drop; its children then get SIGTERM from the kernel as their parent dies
+//! ([`ChildProc::command`]).
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long a child gets to exit on SIGTERM before it is killed.
@@ -19,6 +23,23 @@ pub struct ChildProc {
 }
 
 impl ChildProc {
+    /// A command that runs `program` with SIGTERM as its parent-death signal, by util-linux's
+    /// `setpriv --pdeathsig TERM`, which sets it and then execs `program` in the same process
+    /// (the crate forbids `unsafe`, so no `prctl` of its own). The kernel sends the signal
+    /// when the thread that started the child ends: the bench starts its children on its
+    /// runtime's worker threads, which live as long as the bench. Without `setpriv` the
+    /// command is plain and only a bench that ends normally stops its children.
+    pub fn command(program: impl AsRef<OsStr>) -> Command {
+        match setpriv() {
+            Some(setpriv) => {
+                let mut command = Command::new(setpriv);
+                command.args(["--pdeathsig", "TERM", "--"]).arg(program);
+                command
+            }
+            None => Command::new(program),
+        }
+    }
+
     /// Starts `command` with stdout and stderr appended to `log`.
     pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<ChildProc, String> {
         let file = std::fs::OpenOptions::new()
@@ -123,6 +144,20 @@ fn signal(which: &str, pid: u32) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// util-linux's `setpriv`, if it is on `PATH` or in `/usr/bin`.
+pub fn setpriv() -> Option<&'static Path> {
+    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .chain(std::iter::once(PathBuf::from("/usr/bin")))
+                .map(|dir| dir.join("setpriv"))
+                .find(|file| file.is_file())
+        })
+        .as_deref()
 }
 
 /// The last lines of a log file.

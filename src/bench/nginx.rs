@@ -67,7 +67,7 @@ pub fn start(
     let file = dir.join("nginx.conf");
     std::fs::write(&file, config(world, dir, port, h2)?)
         .map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut command = Command::new(binary);
+    let mut command = ChildProc::command(binary);
     command
         .arg("-c")
         .arg(&file)

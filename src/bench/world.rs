@@ -10,7 +10,6 @@ use crate::stage;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,7 +82,7 @@ impl World {
             .map_err(|e| format!("{}: {e}", routes_toml.display()))?;
         let routes = Routes::load(&routes_toml, dir.path()).map_err(|e| e.to_string())?;
         let exe = std::env::current_exe().map_err(|e| format!("cannot find aidhub itself: {e}"))?;
-        let mut command = Command::new(&exe);
+        let mut command = ChildProc::command(&exe);
         command.current_dir(dir.path()).args([
             "simulate",
             "--routes",
@@ -166,7 +165,7 @@ impl World {
             self.threads
         );
         std::fs::write(&hub_toml, text).map_err(|e| format!("{}: {e}", hub_toml.display()))?;
-        let mut command = Command::new(&self.exe);
+        let mut command = ChildProc::command(&self.exe);
         command.current_dir(self.dir.path()).args([
             "serve",
             "--grace-secs",
