@@ -298,7 +298,7 @@ fn sigterm_stops_the_children_and_removes_the_bench_directory() {
 }
 
 /// SIGKILL runs none of the bench's own cleanup: the kernel's parent-death signal, set by
-/// `setpriv`, is what stops the children then.
+/// `setpriv`, is what stops the children then, and the next bench removes the directory.
 #[test]
 fn sigkill_of_the_bench_still_stops_its_children() {
     if aidhub::bench::child::setpriv().is_none() {
@@ -311,6 +311,7 @@ fn sigkill_of_the_bench_still_stops_its_children() {
         stderr: _,
     } = start_measuring();
     let dir = bench_dir(&children).expect("a child works in the bench directory");
+    let pid = bench.id();
     bench.kill().unwrap();
     let status = wait_exit(&mut bench, Duration::from_secs(5), "SIGKILL");
     assert_eq!(status.signal(), Some(9));
@@ -321,15 +322,41 @@ fn sigkill_of_the_bench_still_stops_its_children() {
         std::thread::sleep(Duration::from_millis(50));
         left = still_running(&children);
     }
-    // Nothing removes the directory of a killed bench, nor here what outlived it; the test does.
     for pid in &left {
         let _ = Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();
     }
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         left.is_empty(),
         "children still running 20 s after the bench was killed: {left:?}"
     );
+
+    // The killed bench's directory stays until the next bench starts and removes it.
+    assert!(dir.is_dir(), "{}", dir.display());
+    let (ok, out, err) = run(&[
+        "bench",
+        "--setups",
+        "direct",
+        "--duration-secs",
+        "1",
+        "--warmup-secs",
+        "0",
+        "--connections",
+        "2",
+        "--federations",
+        "1",
+        "--handshake-secs",
+        "0",
+    ]);
+    let removed = !dir.exists();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        removed,
+        "the next bench left {} behind:\n{out}",
+        dir.display()
+    );
+    let said = format!("removed {}, left by a bench (process {pid})", dir.display());
+    assert!(out.contains(&said), "{out}");
 }

@@ -38,6 +38,56 @@ pub struct World {
     pub threads: usize,
 }
 
+/// How the bench's temporary directories are named (the ledgers' too: `aidhub-bench-ledgers-`).
+const DIR_PREFIX: &str = "aidhub-bench-";
+/// The file in each of them that names the bench process that made it.
+const OWNER_FILE: &str = "bench.pid";
+
+/// Records this process as the owner of `dir`.
+fn mark_owner(dir: &Path) -> Result<(), String> {
+    let file = dir.join(OWNER_FILE);
+    std::fs::write(&file, std::process::id().to_string())
+        .map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// Removes the directories in `parent` that a bench made and left behind when it was killed
+/// (SIGKILL runs no cleanup): those whose owner process is gone. A directory without an owner
+/// file, or whose owner still runs, is left alone.
+fn sweep_abandoned(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let named = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(DIR_PREFIX));
+        if !named || !path.is_dir() {
+            continue;
+        }
+        let Some(owner) = std::fs::read_to_string(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if super::procfs::alive(owner) {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => println!(
+                "   removed {}, left by a bench (process {owner}) that was killed",
+                path.display()
+            ),
+            Err(e) => eprintln!(
+                "   cannot remove {}, left by a killed bench: {e}",
+                path.display()
+            ),
+        }
+    }
+}
+
 /// A server under test, stopped when dropped.
 pub struct Server {
     /// Where the load generator connects (`None`: directly to the partners).
@@ -57,17 +107,25 @@ impl World {
         ledger_dir: Option<&Path>,
         threads: usize,
     ) -> Result<World, String> {
+        let temp = std::env::temp_dir();
+        sweep_abandoned(&temp);
         let dir = tempfile::Builder::new()
-            .prefix("aidhub-bench-")
+            .prefix(DIR_PREFIX)
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
+        mark_owner(dir.path())?;
         let ledgers = match ledger_dir {
-            Some(parent) => Some(
-                tempfile::Builder::new()
+            Some(parent) => {
+                if parent != temp {
+                    sweep_abandoned(parent);
+                }
+                let ledgers = tempfile::Builder::new()
                     .prefix("aidhub-bench-ledgers-")
                     .tempdir_in(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?,
-            ),
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+                mark_owner(ledgers.path())?;
+                Some(ledgers)
+            }
             None => None,
         };
         let certs = stage::certs(dir.path());
@@ -206,5 +264,40 @@ impl Server {
             Some(p) => p.check_alive(),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_directories_of_benches_that_are_gone_are_swept() {
+        let parent = tempfile::tempdir().unwrap();
+        let make = |name: &str, owner: Option<u32>| {
+            let dir = parent.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            if let Some(pid) = owner {
+                std::fs::write(dir.join(OWNER_FILE), pid.to_string()).unwrap();
+            }
+            dir
+        };
+        // A process that has exited and been reaped: its pid names no process.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id();
+        gone.wait().unwrap();
+
+        let abandoned = make("aidhub-bench-abandoned", Some(gone_pid));
+        let ledgers = make("aidhub-bench-ledgers-abandoned", Some(gone_pid));
+        let running = make("aidhub-bench-running", Some(std::process::id()));
+        let unowned = make("aidhub-bench-unowned", None);
+        let other = make("someone-else", Some(gone_pid));
+
+        sweep_abandoned(parent.path());
+        assert!(!abandoned.exists());
+        assert!(!ledgers.exists());
+        assert!(running.is_dir(), "its bench still runs");
+        assert!(unowned.is_dir(), "no owner file: not known to be a bench's");
+        assert!(other.is_dir(), "not a bench's name");
     }
 }
