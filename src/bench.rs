@@ -196,6 +196,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     println!();
     print!("{}", report::label_table(&rows));
     println!("   cpu_µs/req: the process under test (direct: the simulated partners); partners_µs and loadgen_µs: the simulated partners and this load generator, per request");
+    print_held(&rows, settings.runs);
     println!("\n== where the CPU of the process under test goes, per request");
     print!("{}", report::thread_table(&rows));
     println!("\n== connections (new: full mutual-TLS handshake, no resumption, one request each; idle: {} keep-alive connections)", settings.idle);
@@ -229,6 +230,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
         print!("{}", report::half_rate(rate, &half));
         println!();
         print!("{}", report::label_table(&half));
+        print_held(&half, settings.runs);
         println!();
         print!("{}", report::thread_table(&half));
         all.extend(half);
@@ -237,6 +239,19 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
         return Ok(smoke_verdict(&all));
     }
     Ok(true)
+}
+
+/// The hub's median view of its ledger's hold on answers, under the table by request kind
+/// (one run's was printed with it).
+fn print_held(rows: &[(Setup, Figures)], runs: usize) {
+    if runs < 2 {
+        return;
+    }
+    let hub = rows.iter().find(|(setup, _)| *setup == Setup::Aidhub);
+    let over = format!("the windows, median of {runs} runs");
+    if let Some(line) = hub.and_then(|(_, f)| held::line(&f.held, &over)) {
+        println!("{line}");
+    }
 }
 
 /// The smoke check: every setup served traffic and nothing failed.
@@ -277,12 +292,8 @@ async fn measure_all(
             println!("-- {} run {run}/{}: starting", setup.name(), settings.runs);
             let f = measure(world, settings, *setup, &tag, rate, full).await?;
             println!("-- {} run {run}: {}", setup.name(), f.line());
-            if !f.held.is_empty() {
-                let held: Vec<String> = f.held.iter().map(held::Held::describe).collect();
-                println!(
-                    "   answers held for the ledger (the hub's aidhub_ledger_settle_seconds over the window): {}",
-                    held.join("; ")
-                );
+            if let Some(line) = held::line(&f.held, "the window") {
+                println!("{line}");
             }
             figures.push(f);
         }

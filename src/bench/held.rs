@@ -172,6 +172,53 @@ pub fn since(after: &Scrape, before: &Scrape) -> Vec<Held> {
     held
 }
 
+/// The median over several runs of each function's figures (mean, count and the 99% bound;
+/// a run whose slowest 1% went beyond the largest bucket counts as beyond every bound), the
+/// slowest functions first; of an even number of runs the lower middle one, so that the
+/// bound is one a run had. A function only some runs held answers for gets the median of
+/// those runs.
+pub fn median(runs: &[&[Held]]) -> Vec<Held> {
+    let functions: std::collections::BTreeSet<&str> = runs
+        .iter()
+        .flat_map(|run| run.iter().map(|h| h.function.as_str()))
+        .collect();
+    let mut held: Vec<Held> = functions
+        .into_iter()
+        .map(|function| {
+            let of = |f: fn(&Held) -> f64| {
+                let mut values: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|run| run.iter().find(|h| h.function == function).map(f))
+                    .collect();
+                values.sort_by(f64::total_cmp);
+                // The lower middle of an even count: a bucket bound that some run had.
+                values[(values.len() - 1) / 2]
+            };
+            let p99 = of(|h| h.p99_within_ms.unwrap_or(f64::INFINITY));
+            Held {
+                function: function.to_owned(),
+                count: of(|h| h.count as f64) as u64,
+                mean_ms: of(|h| h.mean_ms),
+                p99_within_ms: p99.is_finite().then_some(p99),
+            }
+        })
+        .collect();
+    held.sort_by(|x, y| y.mean_ms.total_cmp(&x.mean_ms));
+    held
+}
+
+/// The line the bench prints after a run of the hub, or after its medians (`None`: nothing
+/// held).
+pub fn line(held: &[Held], over: &str) -> Option<String> {
+    (!held.is_empty()).then(|| {
+        let each: Vec<String> = held.iter().map(Held::describe).collect();
+        format!(
+            "   answers held for the ledger (the hub's aidhub_ledger_settle_seconds over {over}): {}",
+            each.join("; ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +283,49 @@ mod tests {
         // Slowest first.
         assert_eq!(held[1].function, "send_csim_status");
         assert!((held[1].mean_ms - 0.01).abs() < 1e-9, "{:?}", held[1]);
+    }
+
+    #[test]
+    fn medians_take_each_function_over_the_runs_that_held_it() {
+        let held = |function: &str, count, mean_ms, p99_within_ms| Held {
+            function: function.to_owned(),
+            count,
+            mean_ms,
+            p99_within_ms,
+        };
+        let runs = [
+            vec![
+                held("send_msp_token", 100, 0.9, Some(5.0)),
+                held("request_activation_code", 50, 0.2, Some(1.0)),
+            ],
+            vec![held("send_msp_token", 120, 1.6, None)],
+            vec![
+                held("send_msp_token", 110, 1.2, Some(10.0)),
+                held("request_activation_code", 70, 0.1, Some(2.0)),
+            ],
+        ];
+        let runs: Vec<&[Held]> = runs.iter().map(Vec::as_slice).collect();
+        // Slowest first; a run beyond every bound is above the others.
+        assert_eq!(
+            median(&runs),
+            vec![
+                held("send_msp_token", 110, 1.2, Some(10.0)),
+                // Two runs: the lower of the two, a bound one of them had.
+                held("request_activation_code", 50, 0.1, Some(1.0)),
+            ]
+        );
+        assert_eq!(median(&[]), Vec::<Held>::new());
+        let twice_beyond = [
+            vec![held("send_msp_token", 1, 9.0, None)],
+            vec![held("send_msp_token", 1, 8.0, None)],
+        ];
+        let twice_beyond: Vec<&[Held]> = twice_beyond.iter().map(Vec::as_slice).collect();
+        assert_eq!(median(&twice_beyond)[0].p99_within_ms, None);
+        assert_eq!(
+            line(&median(&twice_beyond), "the windows").unwrap(),
+            "   answers held for the ledger (the hub's aidhub_ledger_settle_seconds over the \
+             windows): send_msp_token 8.00 ms mean, 1% beyond the largest bucket"
+        );
+        assert_eq!(line(&[], "the window"), None);
     }
 }

@@ -38,8 +38,8 @@ pub struct Figures {
     pub other_cores: f64,
     /// The process under test's threads by group (`procfs::thread_group`), per request.
     pub threads: BTreeMap<String, ThreadShare>,
-    /// The hub's own view of how long it held answers for its ledger (one run's; medians
-    /// leave it empty).
+    /// The hub's own view of how long it held answers for its ledger (of the medians: each
+    /// function's median over the runs, `held::median`).
     pub held: Vec<super::held::Held>,
 }
 
@@ -162,8 +162,7 @@ pub fn median(runs: &[Figures]) -> Figures {
         conn_errors,
         other_cores: med(&|f| f.other_cores),
         threads,
-        // Printed with each run: bucket bounds do not take medians well.
-        held: Vec::new(),
+        held: super::held::median(&runs.iter().map(|r| r.held.as_slice()).collect::<Vec<_>>()),
     }
 }
 
