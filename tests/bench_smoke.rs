@@ -13,10 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_aidhub");
 const WITHIN: Duration = Duration::from_secs(120);
 
 fn nginx_installed() -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(Into::into))
-        .any(|dir| dir.join("nginx").is_file())
+    aidhub::bench::nginx::find().is_some()
 }
 
 /// Runs the binary, killing it if it outlives `WITHIN`; returns (success, stdout, stderr).

@@ -146,17 +146,21 @@ fn signal(which: &str, pid: u32) {
         .status();
 }
 
-/// util-linux's `setpriv`, if it is on `PATH` or in `/usr/bin`.
+/// The program `name` in a directory of `PATH` or, failing that, of `also` (directories a
+/// non-login shell's `PATH` may lack).
+pub fn which(name: &str, also: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(also.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|file| file.is_file())
+}
+
+/// util-linux's `setpriv`, if installed.
 pub fn setpriv() -> Option<&'static Path> {
     static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
     FOUND
-        .get_or_init(|| {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            std::env::split_paths(&path)
-                .chain(std::iter::once(PathBuf::from("/usr/bin")))
-                .map(|dir| dir.join("setpriv"))
-                .find(|file| file.is_file())
-        })
+        .get_or_init(|| which("setpriv", &["/usr/bin", "/bin"]))
         .as_deref()
 }
 

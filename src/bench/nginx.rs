@@ -31,11 +31,7 @@ pub fn ensure_installed(say: &mut dyn FnMut(&str)) -> Result<PathBuf, String> {
 
 /// The nginx binary, if installed.
 pub fn find() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("nginx"))
-        .find(|candidate| candidate.is_file())
+    super::child::which("nginx", &["/usr/sbin", "/usr/local/sbin", "/sbin"])
 }
 
 fn apt(args: &[&str]) -> bool {
