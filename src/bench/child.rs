@@ -156,11 +156,20 @@ pub fn which(name: &str, also: &[&str]) -> Option<PathBuf> {
         .find(|file| file.is_file())
 }
 
-/// util-linux's `setpriv`, if installed.
+/// util-linux's `setpriv`, if installed and it knows `--pdeathsig` (util-linux 2.33 on).
 pub fn setpriv() -> Option<&'static Path> {
     static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
     FOUND
-        .get_or_init(|| which("setpriv", &["/usr/bin", "/bin"]))
+        .get_or_init(|| {
+            let setpriv = which("setpriv", &["/usr/bin", "/bin"])?;
+            let works = Command::new(&setpriv)
+                .args(["--pdeathsig", "TERM", "--", "true"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success());
+            works.then_some(setpriv)
+        })
         .as_deref()
 }
 
