@@ -299,7 +299,7 @@ fn sigterm_stops_the_children_and_removes_the_bench_directory() {
 #[test]
 fn sigkill_of_the_bench_still_stops_its_children() {
     if aidhub::bench::child::setpriv().is_none() {
-        eprintln!("skipped: util-linux's setpriv is not installed, so nothing stops the children of a killed bench");
+        eprintln!("skipped: no util-linux setpriv with --pdeathsig, so nothing stops the children of a killed bench");
         return;
     }
     let Measuring {
