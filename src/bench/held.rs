@@ -41,13 +41,18 @@ pub struct Held {
 }
 
 impl Held {
-    /// `send_msp_token 1.01 ms mean, 99% within 5 ms`.
+    /// `send_msp_token 1.01 ms mean, 99% within 5 ms (812 answers)`: the count says how much
+    /// a bound over few answers is worth.
     pub fn describe(&self) -> String {
         let p99 = match self.p99_within_ms {
             Some(ms) => format!("99% within {ms} ms"),
             None => "1% beyond the largest bucket".to_owned(),
         };
-        format!("{} {:.2} ms mean, {p99}", self.function, self.mean_ms)
+        let answers = if self.count == 1 { "answer" } else { "answers" };
+        format!(
+            "{} {:.2} ms mean, {p99} ({} {answers})",
+            self.function, self.mean_ms, self.count
+        )
     }
 }
 
@@ -265,7 +270,7 @@ mod tests {
         assert_eq!(smt.p99_within_ms, Some(5.0));
         assert_eq!(
             smt.describe(),
-            "send_msp_token 1.50 ms mean, 99% within 5 ms"
+            "send_msp_token 1.50 ms mean, 99% within 5 ms (100 answers)"
         );
     }
 
@@ -279,7 +284,9 @@ mod tests {
         let held = since(&after, &Scrape::new());
         assert_eq!(held[0].function, "send_msp_token");
         assert_eq!(held[0].p99_within_ms, None);
-        assert!(held[0].describe().ends_with("1% beyond the largest bucket"));
+        assert!(held[0]
+            .describe()
+            .contains("1% beyond the largest bucket ("));
         // Slowest first.
         assert_eq!(held[1].function, "send_csim_status");
         assert!((held[1].mean_ms - 0.01).abs() < 1e-9, "{:?}", held[1]);
@@ -324,7 +331,7 @@ mod tests {
         assert_eq!(
             line(&median(&twice_beyond), "the windows").unwrap(),
             "   answers held for the ledger (the hub's aidhub_ledger_settle_seconds over the \
-             windows): send_msp_token 8.00 ms mean, 1% beyond the largest bucket"
+             windows): send_msp_token 8.00 ms mean, 1% beyond the largest bucket (1 answer)"
         );
         assert_eq!(line(&[], "the window"), None);
     }
