@@ -26,8 +26,9 @@ impl ChildProc {
     /// A command that runs `program` with SIGTERM as its parent-death signal, by util-linux's
     /// `setpriv --pdeathsig TERM`, which sets it and then execs `program` in the same process
     /// (the crate forbids `unsafe`, so no `prctl` of its own). The kernel sends the signal
-    /// when the thread that started the child ends: the bench starts its children on its
-    /// runtime's worker threads, which live as long as the bench. Without `setpriv` the
+    /// when the thread that started the child ends: the bench starts its children from the
+    /// future the main thread's `block_on` runs (no `spawn_blocking`), on threads that live
+    /// as long as the bench (the main thread, the runtime's workers). Without `setpriv` the
     /// command is plain and only a bench that ends normally stops its children.
     pub fn command(program: impl AsRef<OsStr>) -> Command {
         match setpriv() {
