@@ -38,7 +38,7 @@ pub struct World {
     pub threads: usize,
 }
 
-/// How the bench's temporary directories are named (the ledgers' too: `aidhub-bench-ledgers-`).
+/// How the bench's temporary directories are named (the ledgers' too, `<prefix>ledgers-`).
 const DIR_PREFIX: &str = "aidhub-bench-";
 /// The file in each of them that names the bench process that made it.
 const OWNER_FILE: &str = "bench.pid";
@@ -120,7 +120,7 @@ impl World {
                     sweep_abandoned(parent);
                 }
                 let ledgers = tempfile::Builder::new()
-                    .prefix("aidhub-bench-ledgers-")
+                    .prefix(&format!("{DIR_PREFIX}ledgers-"))
                     .tempdir_in(parent)
                     .map_err(|e| format!("{}: {e}", parent.display()))?;
                 mark_owner(ledgers.path())?;
