@@ -62,12 +62,16 @@ impl Signals {
         })
     }
 
-    /// The next signal to arrive.
+    /// The next signal to arrive. A stream that ended (tokio's signal driver is gone, which
+    /// happens only as its runtime shuts down) is not taken for its signal: `serve` would
+    /// otherwise reload over and over on a SIGHUP stream that ended. With all three ended,
+    /// SIGTERM: the process is on its way out.
     pub async fn next(&mut self) -> Received {
         tokio::select! {
-            _ = self.term.recv() => Received::Term,
-            _ = self.int.recv() => Received::Int,
-            _ = self.hup.recv() => Received::Hup,
+            Some(()) = self.term.recv() => Received::Term,
+            Some(()) = self.int.recv() => Received::Int,
+            Some(()) = self.hup.recv() => Received::Hup,
+            else => Received::Term,
         }
     }
 }
