@@ -37,8 +37,8 @@ const KEEP_AWAKE: Duration = Duration::from_secs(1);
 /// [`KEEP_AWAKE`] meanwhile.
 ///
 /// Why the timer: every upstream exchange arms a deadline. When tokio registers a timer due
-/// before the earliest one its driver knew of at its last park (none, after the thread
-/// idled), it writes to the runtime's eventfd to wake the driver, although on a
+/// before the earliest one its driver knew of at its last park (any timer, when the thread
+/// parked with none armed), it writes to the runtime's eventfd to wake the driver, although on a
 /// single-threaded runtime the driver is this very thread and will look at the timers
 /// anyway before it parks again. With this timer always due first, the deadlines of
 /// requests are never the earliest: the serving threads made 0.21 such `write` calls per
