@@ -21,6 +21,7 @@
 //! bench ends, however it ends ([`child`]). [`measure`](mod@measure) runs one measurement;
 //! [`report`] prints the figures.
 
+pub mod callgrind;
 pub mod child;
 pub mod fresh;
 pub mod held;
@@ -121,6 +122,12 @@ pub struct BenchArgs {
     /// without errors (exit 1 otherwise), not speed.
     #[arg(long)]
     pub smoke: bool,
+    /// Run the hub under valgrind's callgrind and report the instructions it executes per
+    /// request in the window: user space only, but repeatable where wall-clock figures are
+    /// not. Measures the aidhub setup alone, at a fixed rate (--rate, 100 by default), without
+    /// the connection measurements; the dump is left in the current directory.
+    #[arg(long, conflicts_with = "half_rate")]
+    pub callgrind: bool,
 }
 
 /// Runs the bench; SIGINT (Ctrl-C), SIGTERM or SIGHUP stops it, and its children with it
@@ -157,6 +164,24 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     let settings = Settings::from(args)?;
     let mut setups = args.setups.clone();
     setups.dedup();
+    let callgrind = if args.callgrind {
+        let found = callgrind::Callgrind::find()?;
+        let others: Vec<&str> = setups
+            .iter()
+            .filter(|s| **s != Setup::Aidhub)
+            .map(|s| s.name())
+            .collect();
+        if !others.is_empty() {
+            println!(
+                "   --callgrind: measuring aidhub alone, not {}",
+                others.join(", ")
+            );
+        }
+        setups = vec![Setup::Aidhub];
+        Some(found)
+    } else {
+        None
+    };
     println!(
         "== aidhub bench: {}; load average {:.2} at start",
         machine(),
@@ -167,6 +192,12 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     }
     println!("   traffic: {}", mix::MIX_TEXT);
     println!("   load: {}", settings.describe());
+    if let Some(callgrind) = &callgrind {
+        println!(
+            "   the hub runs under {} (callgrind): its latency, CPU and memory below are valgrind's; read its instructions per request",
+            callgrind.version()
+        );
+    }
     let nginx = if setups.contains(&Setup::Nginx) {
         Some(nginx::ensure_installed(&mut |line| println!("   {line}"))?)
     } else {
@@ -179,7 +210,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     println!(
         "   servers: aidhub with {threads} serving threads, nginx with {threads} worker processes"
     );
-    let world = World::create(nginx, args.ledger_dir.as_deref(), threads).await?;
+    let world = World::create(nginx, callgrind, args.ledger_dir.as_deref(), threads).await?;
     println!(
         "   bench directory {}; simulated partners in process {}",
         world.path().display(),
@@ -197,8 +228,13 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     print!("{}", report::label_table(&rows));
     println!("   cpu_µs/req: the process under test (direct: the simulated partners); partners_µs and loadgen_µs: the simulated partners and this load generator, per request");
     print_held(&rows, settings.runs);
+    print_instructions(&rows, settings.runs);
     println!("\n== where the CPU of the process under test goes, per request");
     print!("{}", report::thread_table(&rows));
+    if world.callgrind.is_some() {
+        // Connections, ratios and targets would measure valgrind, not the hub.
+        return Ok(!args.smoke || smoke_verdict(&rows));
+    }
     println!("\n== connections (new: full mutual-TLS handshake, no resumption, one request each; idle: {} keep-alive connections)", settings.idle);
     print!("{}", report::connections_table(&rows));
     let errors = report::error_lines(&rows);
@@ -251,6 +287,16 @@ fn print_held(rows: &[(Setup, Figures)], runs: usize) {
     let over = format!("the windows, median of {runs} runs");
     if let Some(line) = hub.and_then(|(_, f)| held::line(&f.held, &over)) {
         println!("{line}");
+    }
+}
+
+/// The median instruction count of a `--callgrind` bench.
+fn print_instructions(rows: &[(Setup, Figures)], runs: usize) {
+    let hub = rows.iter().find(|(setup, _)| *setup == Setup::Aidhub);
+    if let Some(per_request) = hub.and_then(|(_, f)| f.instructions) {
+        println!(
+            "   callgrind: {per_request:.0} instructions per request (the hub's user space, all threads, in the window; median of {runs} runs); read a dump with `callgrind_annotate --inclusive=yes <dump>`"
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,14 @@ fn nginx_installed() -> bool {
 
 /// Runs the binary, killing it if it outlives `WITHIN`; returns (success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {
+    run_in(Path::new("."), args)
+}
+
+/// [`run`] in the working directory `dir`.
+fn run_in(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let mut child = Command::new(BIN)
         .args(args)
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -151,6 +158,59 @@ fn every_setup_serves_the_mix_without_errors() {
             assert!(kib.is_ok(), "{setup} has no memory per connection:\n{out}");
         }
     }
+}
+
+#[test]
+fn callgrind_counts_the_hubs_instructions_per_request_in_the_window() {
+    if let Err(why) = aidhub::bench::callgrind::Callgrind::find() {
+        println!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A low rate: this is the debug build, and it runs under valgrind.
+    let (ok, out, err) = run_in(
+        dir.path(),
+        &["bench", "--callgrind", "--smoke", "--rate", "20"],
+    );
+    assert!(ok, "exit code not 0:\n{out}\n{err}");
+    assert!(
+        out.contains("measuring aidhub alone, not direct, nginx"),
+        "{out}"
+    );
+    assert!(
+        out.contains("smoke: every setup served traffic without errors"),
+        "{out}"
+    );
+
+    let line = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("callgrind: "))
+        .unwrap_or_else(|| panic!("no instruction count in:\n{out}"));
+    let per_request: f64 = line
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a count: {line}"));
+    // Two TLS records decrypted and two encrypted, HTTP both ways, validation and the ledger:
+    // tens of thousands of instructions at least (about 100 000 in a release build).
+    assert!(
+        (10_000.0..100_000_000.0).contains(&per_request),
+        "{per_request} instructions per request:\n{out}"
+    );
+
+    // The dump is left where the bench was started, and holds the window's whole count.
+    let dump = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("callgrind dump of the window: "))
+        .unwrap_or_else(|| panic!("no dump named in:\n{out}"));
+    let dump = Path::new(dump);
+    assert!(dump.starts_with(dir.path()), "{}", dump.display());
+    let total = aidhub::bench::callgrind::summary(dump).unwrap();
+    assert!(total as f64 >= per_request, "{total} in {}", dump.display());
+
+    // Handshakes, memory and the targets would be valgrind's figures: not printed.
+    assert!(!out.contains("== connections"), "{out}");
+    assert!(!out.contains("== targets"), "{out}");
 }
 
 #[test]

@@ -50,6 +50,30 @@ pub struct Plan {
     pub rate: Option<f64>,
 }
 
+/// When a run's traffic starts, and its measured window.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// The first request (warm-up).
+    pub start: Instant,
+    /// The window opens.
+    pub from: Instant,
+    /// The window closes.
+    pub end: Instant,
+}
+
+impl Plan {
+    /// The schedule of a run that starts now.
+    pub fn schedule(&self) -> Schedule {
+        let start = Instant::now() + Duration::from_millis(20);
+        let from = start + self.warmup;
+        Schedule {
+            start,
+            from,
+            end: from + self.duration,
+        }
+    }
+}
+
 /// What one run measured.
 pub struct Measured {
     /// Requests sent in the window and answered.
@@ -98,13 +122,12 @@ impl Watch {
 pub async fn run(
     lanes: Vec<Lane>,
     plan: Plan,
+    schedule: Schedule,
     watch: Vec<Watch>,
     threads_of: u32,
     admin: Option<SocketAddr>,
 ) -> Measured {
-    let start = Instant::now() + Duration::from_millis(20);
-    let from = start + plan.warmup;
-    let end = from + plan.duration;
+    let Schedule { start, from, end } = schedule;
     let ticks = procfs::clock_ticks();
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(from.into()).await;

@@ -3,6 +3,7 @@
 //! then fresh connections, and stop the server; memory per idle connection is read on a
 //! fresh server of its own. Also the options as a measurement uses them ([`Settings`]).
 
+use super::callgrind::Counted;
 use super::report::{Figures, ThreadShare};
 use super::wire::{Conn, Route, Wire};
 use super::world::{Server, World};
@@ -60,6 +61,9 @@ impl Settings {
             handshake: Duration::from_secs(args.handshake_secs),
             idle: args.idle_connections,
         };
+        if args.callgrind && s.plan.rate.is_none() {
+            s.plan.rate = Some(super::callgrind::DEFAULT_RATE);
+        }
         if args.smoke {
             s.plan.warmup = Duration::from_millis(300);
             s.plan.duration = Duration::from_secs(1);
@@ -141,7 +145,26 @@ pub async fn measure(
         load::Watch::Own(std::process::id()),
         load::Watch::Machine,
     ];
-    let measured = load::run(lanes, plan, watch, pid, server.admin).await;
+    let schedule = plan.schedule();
+    let counting = match (&world.callgrind, setup) {
+        (Some(callgrind), Setup::Aidhub) => {
+            Some(callgrind.window(pid, tag, schedule.from, schedule.end))
+        }
+        _ => None,
+    };
+    let (measured, counted) = match counting {
+        Some(counting) => {
+            let (measured, counted) = tokio::join!(
+                load::run(lanes, plan, schedule, watch, pid, server.admin),
+                counting
+            );
+            (measured, Some(counted))
+        }
+        None => (
+            load::run(lanes, plan, schedule, watch, pid, server.admin).await,
+            None,
+        ),
+    };
     server.check_alive()?;
     let requests = measured.requests.max(1) as f64;
     let per_request =
@@ -201,7 +224,16 @@ pub async fn measure(
         held: measured.held,
         ..Figures::default()
     };
-    if full {
+    match counted {
+        Some(Counted::Instructions { instructions, dump }) => {
+            figures.instructions = Some(instructions as f64 / requests);
+            println!("   callgrind dump of the window: {}", dump.display());
+        }
+        Some(Counted::Failed(e)) => return Err(format!("callgrind: {e}")),
+        None => {}
+    }
+    // Under callgrind a handshake costs valgrind's time, not the hub's: not measured.
+    if full && world.callgrind.is_none() {
         handshakes(world, &server, settings, &tokens, pid, &mut figures).await?;
         if server.process.is_some() && settings.idle > 0 {
             idle_connections(world, setup, tag, settings, &mut figures).await?;

@@ -41,6 +41,8 @@ pub struct Figures {
     /// The hub's own view of how long it held answers for its ledger (of the medians: each
     /// function's median over the runs, `held::median`).
     pub held: Vec<super::held::Held>,
+    /// Instructions the hub executed per request in the window, under `--callgrind`.
+    pub instructions: Option<f64>,
 }
 
 /// What one group of threads of the process under test cost, per request.
@@ -83,6 +85,9 @@ impl Figures {
         }
         if let Some(per) = self.rss_per_conn {
             line += &format!(", {:.1} KiB/conn", per / 1024.0);
+        }
+        if let Some(instructions) = self.instructions {
+            line += &format!(", {instructions:.0} instructions/req");
         }
         line + &format!("; other processes used {:.2} cores", self.other_cores)
     }
@@ -163,6 +168,7 @@ pub fn median(runs: &[Figures]) -> Figures {
         other_cores: med(&|f| f.other_cores),
         threads,
         held: super::held::median(&runs.iter().map(|r| r.held.as_slice()).collect::<Vec<_>>()),
+        instructions: opt(&|f| f.instructions),
     }
 }
 

@@ -3,6 +3,7 @@
 //! process (`aidhub simulate`), and the servers under test started on demand — a fresh
 //! `aidhub serve` (with a fresh ledger) or nginx for each measurement.
 
+use super::callgrind::Callgrind;
 use super::child::{free_port, ChildProc};
 use super::{nginx, Setup};
 use crate::config::{Partner, Routes};
@@ -15,6 +16,8 @@ use std::time::Duration;
 
 /// How long a child may take to start listening.
 const START_WITHIN: Duration = Duration::from_secs(20);
+/// The same for the hub under callgrind, which loads and instruments it first.
+const START_UNDER_CALLGRIND: Duration = Duration::from_secs(120);
 
 /// Everything shared by all measurements of one bench.
 pub struct World {
@@ -32,6 +35,8 @@ pub struct World {
     pub exe: PathBuf,
     /// The nginx binary, when nginx is among the setups.
     pub nginx: Option<PathBuf>,
+    /// valgrind, when the hub runs under callgrind (`--callgrind`).
+    pub callgrind: Option<Callgrind>,
     /// Where the hubs' ledgers go, when not in `dir` (removed on drop).
     ledgers: Option<tempfile::TempDir>,
     /// Serving threads of the hub, worker processes of nginx.
@@ -104,6 +109,7 @@ impl World {
     /// system, e.g. tmpfs, to tell disk latency from the hub's own cost).
     pub async fn create(
         nginx: Option<PathBuf>,
+        callgrind: Option<Callgrind>,
         ledger_dir: Option<&Path>,
         threads: usize,
     ) -> Result<World, String> {
@@ -167,6 +173,7 @@ impl World {
             sims,
             exe,
             nginx,
+            callgrind,
             ledgers,
             threads,
         })
@@ -223,7 +230,15 @@ impl World {
             self.threads
         );
         std::fs::write(&hub_toml, text).map_err(|e| format!("{}: {e}", hub_toml.display()))?;
-        let mut command = ChildProc::command(&self.exe);
+        let (mut command, within) = match &self.callgrind {
+            Some(callgrind) => {
+                let (valgrind, args) = callgrind.wrap(&self.exe, tag);
+                let mut command = ChildProc::command(valgrind);
+                command.args(args);
+                (command, START_UNDER_CALLGRIND)
+            }
+            None => (ChildProc::command(&self.exe), START_WITHIN),
+        };
         command.current_dir(self.dir.path()).args([
             "serve",
             "--grace-secs",
@@ -234,7 +249,7 @@ impl World {
         let log = self.dir.path().join(format!("logs/hub-{tag}.log"));
         let mut process = ChildProc::spawn("aidhub serve", command, &log)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        process.wait_for_ports(&[addr], START_WITHIN).await?;
+        process.wait_for_ports(&[addr], within).await?;
         Ok(Server {
             addr: Some(addr),
             process: Some(process),

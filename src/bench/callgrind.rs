@@ -1,0 +1,153 @@
+//! `--callgrind`: the hub under valgrind's callgrind, and the instructions it executes per
+//! request in the measured window. Wall-clock figures on these shared VMs move by 10–30%
+//! from run to run; an instruction count of the same build and load moves by well under 1%,
+//! so it shows a change of a few per cent in the hub's own code. It counts user space only:
+//! the kernel's share of a request (the socket calls, the journal's sync) is not in it.
+//!
+//! The counters are zeroed as the window opens and dumped as it closes (`callgrind_control`),
+//! so start-up, onboarding and the lanes' handshakes are left out. The dump stays in the
+//! current directory for `callgrind_annotate`.
+
+use super::child::which;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// The fixed rate of a callgrind run when `--rate` is not given: the hub runs some fifty
+/// times slower under callgrind, and a closed loop would measure valgrind.
+pub const DEFAULT_RATE: f64 = 100.0;
+
+/// valgrind and its `callgrind_control`, as installed.
+#[derive(Debug, Clone)]
+pub struct Callgrind {
+    valgrind: PathBuf,
+    control: PathBuf,
+    /// Where the dumps go (the directory the bench was started in).
+    out_dir: PathBuf,
+}
+
+impl Callgrind {
+    /// Finds valgrind; the error says how to install it.
+    pub fn find() -> Result<Callgrind, String> {
+        let missing = || {
+            "--callgrind needs valgrind (Debian: `apt-get install valgrind`), not found on PATH"
+                .to_owned()
+        };
+        let valgrind = which("valgrind", &["/usr/bin"]).ok_or_else(missing)?;
+        let control = which("callgrind_control", &["/usr/bin"]).ok_or_else(missing)?;
+        let out_dir = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+        Ok(Callgrind {
+            valgrind,
+            control,
+            out_dir,
+        })
+    }
+
+    /// The file a hub started for `tag` writes its profile to.
+    pub fn out_file(&self, tag: &str) -> PathBuf {
+        self.out_dir.join(format!("callgrind.out.aidhub-{tag}"))
+    }
+
+    /// The program and the arguments that put `exe` under callgrind, writing to
+    /// [`Callgrind::out_file`] of `tag`.
+    pub fn wrap(&self, exe: &Path, tag: &str) -> (PathBuf, Vec<String>) {
+        let args = vec![
+            "--tool=callgrind".to_owned(),
+            format!("--callgrind-out-file={}", self.out_file(tag).display()),
+            exe.display().to_string(),
+        ];
+        (self.valgrind.clone(), args)
+    }
+
+    /// Zeroes the counters of `pid` at `from` and dumps them at `end`; the dump's
+    /// instruction total, or why there is none.
+    pub async fn window(&self, pid: u32, tag: &str, from: Instant, end: Instant) -> Counted {
+        tokio::time::sleep_until(from.into()).await;
+        if let Err(e) = self.control("-z", pid).await {
+            return Counted::Failed(e);
+        }
+        tokio::time::sleep_until(end.into()).await;
+        if let Err(e) = self.control("-d", pid).await {
+            return Counted::Failed(e);
+        }
+        // The first dump of a process is `<out file>.1`.
+        let dump = PathBuf::from(format!("{}.1", self.out_file(tag).display()));
+        match summary(&dump) {
+            Ok(instructions) => Counted::Instructions { instructions, dump },
+            Err(e) => Counted::Failed(e),
+        }
+    }
+
+    async fn control(&self, action: &str, pid: u32) -> Result<(), String> {
+        let mut command = tokio::process::Command::new(&self.control);
+        command
+            .arg(action)
+            .arg(pid.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let out = command
+            .output()
+            .await
+            .map_err(|e| format!("{}: {e}", self.control.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "callgrind_control {action} {pid} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// valgrind's version line, for the report.
+    pub fn version(&self) -> String {
+        Command::new(&self.valgrind)
+            .arg("--version")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_else(|| "valgrind (version unknown)".to_owned())
+    }
+}
+
+/// What the window's dump counted.
+#[derive(Debug, Clone)]
+pub enum Counted {
+    /// What the window's dump holds.
+    Instructions {
+        /// Instructions the hub executed in the window, all threads.
+        instructions: u64,
+        /// The dump file.
+        dump: PathBuf,
+    },
+    /// Why nothing was counted.
+    Failed(String),
+}
+
+/// The `summary:` line of a callgrind dump: the total of its one event, instructions.
+pub fn summary(dump: &Path) -> Result<u64, String> {
+    let text = std::fs::read_to_string(dump).map_err(|e| format!("{}: {e}", dump.display()))?;
+    parse_summary(&text).ok_or_else(|| format!("{}: no `summary:` line", dump.display()))
+}
+
+fn parse_summary(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("summary:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_summary_line() {
+        let dump =
+            "# callgrind format\nversion: 1\nevents: Ir\nsummary: 380710927\n\nfn=(1) main\n3 4\n";
+        assert_eq!(parse_summary(dump), Some(380_710_927));
+        assert_eq!(parse_summary("events: Ir\n"), None);
+        assert_eq!(parse_summary("summary: lots\n"), None);
+    }
+}
