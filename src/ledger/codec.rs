@@ -71,12 +71,12 @@ pub(super) enum AnyRecord {
 }
 
 impl AnyRecord {
-    /// The stored form, as [`encode`] makes it.
-    pub(super) fn encode(&self, key: &[u8]) -> Result<Vec<u8>, LedgerError> {
+    /// The stored form, as [`encode_into`] makes it.
+    pub(super) fn encode_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<(), LedgerError> {
         match self {
-            AnyRecord::Federation(r) => encode(key, r),
-            AnyRecord::Request(r) => encode(key, r),
-            AnyRecord::Profile(r) => encode(key, r),
+            AnyRecord::Federation(r) => encode_into(key, r, out),
+            AnyRecord::Request(r) => encode_into(key, r, out),
+            AnyRecord::Profile(r) => encode_into(key, r, out),
         }
     }
 
@@ -185,14 +185,30 @@ pub(super) fn key_name<T: Record>(key: &[u8]) -> String {
     }
 }
 
-/// The stored form of `record`.
+/// The stored form of `record`, in a buffer of its own.
+#[cfg(test)]
 pub(super) fn encode<T: Record>(key: &[u8], record: &T) -> Result<Vec<u8>, LedgerError> {
-    let mut value = vec![VERSION];
-    serde_json::to_writer(&mut value, record).map_err(|e| LedgerError::Corrupt {
+    let mut value = Vec::with_capacity(TYPICAL_SIZE);
+    encode_into(key, record, &mut value)?;
+    Ok(value)
+}
+
+/// Room for most stored records (200–300 bytes): a value grown from empty would be copied
+/// five or six times on its way there.
+pub(super) const TYPICAL_SIZE: usize = 512;
+
+/// The stored form of `record`, in place of what `out` held (a buffer the caller reuses).
+pub(super) fn encode_into<T: Record>(
+    key: &[u8],
+    record: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), LedgerError> {
+    out.clear();
+    out.push(VERSION);
+    serde_json::to_writer(&mut *out, record).map_err(|e| LedgerError::Corrupt {
         key: key_name::<T>(key),
         reason: format!("cannot encode: {e}"),
-    })?;
-    Ok(value)
+    })
 }
 
 /// The record stored at `key` as `value`.
@@ -265,6 +281,16 @@ mod tests {
             r#"{"msp_token":"01234567-89ab-cdef-0123-456789abcdef","iccid":"8944","status":"dead","source":"swapped","at":3}"#
         );
         assert_eq!(encode(&key, &fed).unwrap()[0], 1);
+
+        // A reused buffer holds the last record alone, as the write-behind round reuses it.
+        let mut buffer = Vec::new();
+        AnyRecord::Federation(fed.clone())
+            .encode_into(&key, &mut buffer)
+            .unwrap();
+        AnyRecord::Profile(profile.clone())
+            .encode_into(&key, &mut buffer)
+            .unwrap();
+        assert_eq!(buffer, encode(&key, &profile).unwrap());
     }
 
     #[test]

@@ -56,7 +56,7 @@ use tokio::sync::oneshot;
 
 use super::filter::KeyFilter;
 use super::journal::{self, Journal};
-use crate::ledger::codec::{decode, AnyRecord, Record};
+use crate::ledger::codec::{decode, AnyRecord, Record, TYPICAL_SIZE};
 use crate::ledger::LedgerError;
 
 /// How long a change nothing waits for may stay in memory only.
@@ -768,7 +768,10 @@ impl Shared {
             keys
         };
         let mut batch = Vec::with_capacity(due.len());
-        let mut seen = HashSet::with_capacity(due.len());
+        let mut seen =
+            HashSet::with_capacity_and_hasher(due.len(), foldhash::quality::RandomState::default());
+        // One buffer for every record of the round; sled keeps its own copy of each.
+        let mut encoded = Vec::with_capacity(TYPICAL_SIZE);
         for key in due {
             if !seen.insert(key.clone()) {
                 continue; // listed twice
@@ -783,9 +786,12 @@ impl Shared {
             };
             let is_final = record.as_ref().is_some_and(AnyRecord::is_final);
             let value = match record {
-                Some(record) => Some(IVec::from(
-                    record.encode(&key.1).map_err(|e| e.to_string())?,
-                )),
+                Some(record) => {
+                    record
+                        .encode_into(&key.1, &mut encoded)
+                        .map_err(|e| e.to_string())?;
+                    Some(IVec::from(encoded.as_slice()))
+                }
                 None => None,
             };
             batch.push(Written {
