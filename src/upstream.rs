@@ -16,6 +16,7 @@ use crate::config::{Credential, EcsSpec, UpstreamSpec};
 use crate::tls;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use pool::{Conn, Pool};
 use std::fmt;
@@ -94,14 +95,56 @@ pub struct Answer {
 /// One partner's upstream: base URL, credential and connection pool.
 pub struct Upstream {
     pool: Pool,
-    base: String,
+    base: Base,
     credential: Option<(HeaderName, HeaderValue)>,
+}
+
+/// An upstream's base URL: origin and path prefix, as text and, the origin, parsed once.
+struct Base {
+    text: String,
+    scheme: Option<Scheme>,
+    authority: Option<Authority>,
+    prefixed: bool,
+}
+
+impl Base {
+    fn new(origin: &Uri, prefix: &str) -> Base {
+        Base {
+            text: format!("{}{prefix}", origin.to_string().trim_end_matches('/')),
+            scheme: origin.scheme().cloned(),
+            authority: origin.authority().cloned(),
+            prefixed: !prefix.is_empty(),
+        }
+    }
+
+    /// The full URI for a path and query given as text.
+    fn join(&self, path_and_query: &str) -> Result<Uri, String> {
+        format!("{}{path_and_query}", self.text)
+            .parse()
+            .map_err(|e| format!("cannot build the upstream URI: {e}"))
+    }
+
+    /// The full URI for an incoming request's path and query. Without a prefix the parsed
+    /// origin and the incoming path are put together as they are: nothing built or parsed
+    /// again on the way to every partner.
+    fn join_parsed(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, String> {
+        match path_and_query {
+            Some(path_and_query) if !self.prefixed => {
+                let mut parts = http::uri::Parts::default();
+                parts.scheme = self.scheme.clone();
+                parts.authority = self.authority.clone();
+                parts.path_and_query = Some(path_and_query.clone());
+                Uri::from_parts(parts).map_err(|e| format!("cannot build the upstream URI: {e}"))
+            }
+            _ => self.join(path_and_query.map_or("/", |p| p.as_str())),
+        }
+    }
 }
 
 impl fmt::Debug for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Upstream")
-            .field("base", &self.base)
+            .field("base", &self.base.text)
             .finish()
     }
 }
@@ -158,17 +201,16 @@ impl Upstream {
         connect_timeout: Duration,
     ) -> Result<Upstream, String> {
         let pool = pool_for(config, target.origin, target.server_name, connect_timeout)?;
-        let origin = target.origin.to_string();
         Ok(Upstream {
             pool,
-            base: format!("{}{}", origin.trim_end_matches('/'), target.path),
+            base: Base::new(target.origin, target.path),
             credential,
         })
     }
 
     /// The upstream's base URL (origin and path prefix).
     pub fn base(&self) -> &str {
-        &self.base
+        &self.base.text
     }
 
     /// Closes idle connections that timed out or that the partner closed.
@@ -227,9 +269,12 @@ fn pool_for(
 impl Upstream {
     /// The full upstream URI for an incoming path and query.
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, String> {
-        format!("{}{}", self.base, path_and_query)
-            .parse()
-            .map_err(|e| format!("cannot build the upstream URI: {e}"))
+        self.base.join(path_and_query)
+    }
+
+    /// The same for an incoming request's parsed path and query (`/` when it has none).
+    pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri, String> {
+        self.base.join_parsed(path_and_query)
     }
 
     /// The header carrying the hub's credential at this partner (none for carriers).
@@ -354,4 +399,35 @@ fn wrapped_tls_error(io: &std::io::Error) -> Option<&rustls::Error> {
             .and_then(|io| io.get_ref());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incoming_path_joins_the_origin_as_the_text_would() {
+        let paths = [
+            "/v1/activation-codes",
+            "/v1/profiles/status/0b0e7c43-3f7a-4d43-9c1b-2d9a8c7f6e5d",
+            "/v1/x?a=1&b=%20",
+        ];
+        for (origin, prefix) in [
+            ("https://127.0.0.1:9001", ""),
+            ("https://msp.example/", ""),
+            ("https://msp.example:8443", "/aid"),
+        ] {
+            let base = Base::new(&origin.parse().unwrap(), prefix);
+            for path in paths {
+                let parsed: PathAndQuery = path.parse().unwrap();
+                let joined = base.join_parsed(Some(&parsed)).unwrap();
+                assert_eq!(joined, base.join(path).unwrap(), "{origin} {prefix} {path}");
+                assert_eq!(
+                    joined.to_string(),
+                    format!("{}{prefix}{path}", origin.trim_end_matches('/'))
+                );
+            }
+            assert_eq!(base.join_parsed(None).unwrap(), base.join("/").unwrap());
+        }
+    }
 }

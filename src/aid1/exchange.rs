@@ -338,8 +338,9 @@ fn upstream_request(
     body: Bytes,
     upstream: &Upstream,
 ) -> Result<Request<Bytes>, HubError> {
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri = upstream.uri(path).map_err(HubError::Internal)?;
+    let uri = upstream
+        .uri_for(parts.uri.path_and_query())
+        .map_err(HubError::Internal)?;
     let mut request = Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri;
