@@ -72,9 +72,10 @@ pub struct BenchArgs {
     /// Seconds of traffic before each window.
     #[arg(long, default_value_t = 2)]
     pub warmup_secs: u64,
-    /// Partner connections of the load generator (half on the CMP side, half on the MSP side).
-    #[arg(long, default_value_t = 64)]
-    pub connections: usize,
+    /// Partner connections of the load generator (half on the CMP side, half on the MSP side);
+    /// 64 by default, 8 with --callgrind.
+    #[arg(long)]
+    pub connections: Option<usize>,
     /// Speak h2 to the setup instead of HTTP/1.1.
     #[arg(long)]
     pub http2: bool,

@@ -17,6 +17,12 @@ use std::time::Instant;
 /// times slower under callgrind, and a closed loop would measure valgrind.
 pub const DEFAULT_RATE: f64 = 100.0;
 
+/// The load generator's connections in a callgrind run when `--connections` is not given:
+/// few lanes keep the hub's upstream pools from growing in the window whenever valgrind
+/// stalls it (a new upstream connection costs a full handshake, about a million
+/// instructions, and how many the hub opens varies from run to run).
+pub const DEFAULT_CONNECTIONS: usize = 8;
+
 /// valgrind and its `callgrind_control`, as installed.
 #[derive(Debug, Clone)]
 pub struct Callgrind {

@@ -52,7 +52,14 @@ impl Settings {
                 duration: Duration::from_secs(args.duration_secs.max(1)),
                 rate,
             },
-            connections: args.connections.max(2),
+            connections: args
+                .connections
+                .unwrap_or(if args.callgrind {
+                    super::callgrind::DEFAULT_CONNECTIONS
+                } else {
+                    64
+                })
+                .max(2),
             streams: if args.http2 { args.streams.max(1) } else { 1 },
             h2: args.http2,
             runs: args.runs.max(1),
