@@ -99,7 +99,7 @@ pub struct Upstream {
     credential: Option<(HeaderName, HeaderValue)>,
 }
 
-/// An upstream's base URL: origin and path prefix, as text and, the origin, parsed once.
+/// An upstream's base URL (origin and path prefix) as text, and its origin parsed once.
 struct Base {
     text: String,
     scheme: Option<Scheme>,

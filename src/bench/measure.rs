@@ -153,25 +153,20 @@ pub async fn measure(
         load::Watch::Machine,
     ];
     let schedule = plan.schedule();
-    let counting = match (&world.callgrind, setup) {
-        (Some(callgrind), Setup::Aidhub) => {
-            Some(callgrind.window(pid, tag, schedule.from, schedule.end))
+    let counting = async {
+        match (&world.callgrind, setup) {
+            (Some(callgrind), Setup::Aidhub) => Some(
+                callgrind
+                    .window(pid, tag, schedule.from, schedule.end)
+                    .await,
+            ),
+            _ => None,
         }
-        _ => None,
     };
-    let (measured, counted) = match counting {
-        Some(counting) => {
-            let (measured, counted) = tokio::join!(
-                load::run(lanes, plan, schedule, watch, pid, server.admin),
-                counting
-            );
-            (measured, Some(counted))
-        }
-        None => (
-            load::run(lanes, plan, schedule, watch, pid, server.admin).await,
-            None,
-        ),
-    };
+    let (measured, counted) = tokio::join!(
+        load::run(lanes, plan, schedule, watch, pid, server.admin),
+        counting
+    );
     server.check_alive()?;
     let requests = measured.requests.max(1) as f64;
     let per_request =
