@@ -19,7 +19,8 @@
 //! second, fresh server, so that the load before does not shape it. Everything
 //! lives in one temporary directory ([`world`]); every child process is stopped when the
 //! bench ends, however it ends ([`child`]). [`measure`](mod@measure) runs one measurement;
-//! [`report`] prints the figures.
+//! [`report`] prints the figures. With `--callgrind` the hub alone runs under valgrind and
+//! the figure that counts is its instructions per request in the window ([`callgrind`]).
 
 pub mod callgrind;
 pub mod child;
