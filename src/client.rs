@@ -194,8 +194,12 @@ impl HubClient {
                 HeaderValue::from_static("application/json"),
             );
         }
+        // Each extra header replaces the default of its name, with all its values.
+        for name in extra.keys() {
+            headers.remove(name);
+        }
         for (name, value) in &extra {
-            headers.insert(name.clone(), value.clone());
+            headers.append(name.clone(), value.clone());
         }
         let request = request
             .body(Full::new(body.unwrap_or_default()))

@@ -23,7 +23,6 @@
 use crate::aid1::types::parse_canonical_uuid;
 use crate::aid1::violation::{Violation, ViolationKind};
 use base64::Engine as _;
-use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use uuid::Uuid;
 
@@ -34,12 +33,83 @@ pub const API_KEY_MAX: usize = 512;
 /// Longest accepted `Authorization` header value.
 pub const AUTHORIZATION_MAX: usize = 1024;
 
-// Names made once: a lookup by `&str` parses and checks the name on every request.
-static CMP_REQUEST_ID: HeaderName = HeaderName::from_static("cmp-request-id");
-static CORRELATION_ID: HeaderName = HeaderName::from_static("correlation-id");
-static CLIENT_ID: HeaderName = HeaderName::from_static("client-id");
-static TARGET_ID: HeaderName = HeaderName::from_static("target-id");
-static API_KEY: HeaderName = HeaderName::from_static("api-key");
+/// The headers the rules read, in the order they are checked.
+#[derive(Clone, Copy)]
+enum Read {
+    CmpRequestId,
+    CorrelationId,
+    ClientId,
+    TargetId,
+    ApiKey,
+    Authorization,
+}
+
+impl Read {
+    const COUNT: usize = 6;
+
+    /// The lower-case name, as `HeaderName::as_str` gives it.
+    fn name(self) -> &'static str {
+        match self {
+            Read::CmpRequestId => "cmp-request-id",
+            Read::CorrelationId => "correlation-id",
+            Read::ClientId => "client-id",
+            Read::TargetId => "target-id",
+            Read::ApiKey => "api-key",
+            Read::Authorization => "authorization",
+        }
+    }
+
+    fn of(name: &HeaderName) -> Option<Read> {
+        Some(match name.as_str() {
+            "cmp-request-id" => Read::CmpRequestId,
+            "correlation-id" => Read::CorrelationId,
+            "client-id" => Read::ClientId,
+            "target-id" => Read::TargetId,
+            "api-key" => Read::ApiKey,
+            "authorization" => Read::Authorization,
+            _ => return None,
+        })
+    }
+}
+
+/// The first value of each header the rules read and whether it came again, from one pass
+/// over the request's headers: a lookup by name hashes the name, and a request carries
+/// hardly more headers than the rules read.
+#[derive(Default)]
+struct Found<'m> {
+    first: [Option<&'m HeaderValue>; Read::COUNT],
+    repeated: [bool; Read::COUNT],
+}
+
+impl<'m> Found<'m> {
+    fn scan(map: &'m HeaderMap) -> Found<'m> {
+        let mut found = Found::default();
+        for (name, value) in map {
+            if let Some(read) = Read::of(name) {
+                let i = read as usize;
+                if found.first[i].is_some() {
+                    found.repeated[i] = true;
+                } else {
+                    found.first[i] = Some(value);
+                }
+            }
+        }
+        found
+    }
+
+    /// The one value of `read` as visible ASCII, `None` if absent. Repeated or not visible
+    /// ASCII is a violation of `kind`.
+    fn single(&self, read: Read, kind: ViolationKind) -> Result<Option<&'m str>, Violation> {
+        let i = read as usize;
+        one_value(self.first[i], self.repeated[i], read.name(), kind)
+    }
+
+    /// A required header (absent is [`ViolationKind::MissingHeader`]).
+    fn required(&self, read: Read, kind: ViolationKind) -> Result<&'m str, Violation> {
+        self.single(read, kind)?
+            .ok_or_else(|| Violation::new(ViolationKind::MissingHeader, read.name(), "is required"))
+    }
+}
 
 /// The validated AID1 headers of one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,11 +154,12 @@ impl std::fmt::Debug for Credential {
 
 /// Reads and checks the AID1 headers.
 pub fn headers(map: &HeaderMap) -> Result<Aid1Headers, Violation> {
-    let cmp_request_id = uuid_header(map, &CMP_REQUEST_ID, ViolationKind::BadHeader)?;
-    let correlation_id = uuid_header(map, &CORRELATION_ID, ViolationKind::BadCorrelationId)?;
-    let client_id = id_header(map, &CLIENT_ID)?;
-    let target_id = id_header(map, &TARGET_ID)?;
-    let credential = credential(map)?;
+    let found = Found::scan(map);
+    let cmp_request_id = uuid_header(&found, Read::CmpRequestId, ViolationKind::BadHeader)?;
+    let correlation_id = uuid_header(&found, Read::CorrelationId, ViolationKind::BadCorrelationId)?;
+    let client_id = id_header(&found, Read::ClientId)?;
+    let target_id = id_header(&found, Read::TargetId)?;
+    let credential = credential(&found)?;
     Ok(Aid1Headers {
         cmp_request_id,
         correlation_id,
@@ -106,60 +177,55 @@ pub(crate) fn single<'m>(
     kind: ViolationKind,
 ) -> Result<Option<&'m str>, Violation> {
     let mut values = map.get_all(name).iter();
-    let name = name.as_str();
-    let first = match values.next() {
-        None => return Ok(None),
-        Some(v) => v,
+    let first = values.next();
+    one_value(first, values.next().is_some(), name.as_str(), kind)
+}
+
+fn one_value<'m>(
+    first: Option<&'m HeaderValue>,
+    repeated: bool,
+    name: &str,
+    kind: ViolationKind,
+) -> Result<Option<&'m str>, Violation> {
+    let Some(first) = first else {
+        return Ok(None);
     };
-    if values.next().is_some() {
+    if repeated {
         return Err(Violation::new(kind, name, "is repeated"));
     }
-    visible_ascii(first)
+    first
+        .to_str()
         .map(Some)
-        .ok_or_else(|| Violation::new(kind, name, "must be visible ASCII"))
+        .map_err(|_| Violation::new(kind, name, "must be visible ASCII"))
 }
 
-fn visible_ascii(value: &HeaderValue) -> Option<&str> {
-    value.to_str().ok()
-}
-
-/// A required header (absent is [`ViolationKind::MissingHeader`]).
-fn required<'m>(
-    map: &'m HeaderMap,
-    name: &HeaderName,
-    kind: ViolationKind,
-) -> Result<&'m str, Violation> {
-    single(map, name, kind)?
-        .ok_or_else(|| Violation::new(ViolationKind::MissingHeader, name.as_str(), "is required"))
-}
-
-fn uuid_header(map: &HeaderMap, name: &HeaderName, kind: ViolationKind) -> Result<Uuid, Violation> {
-    let text = required(map, name, kind.clone())?;
+fn uuid_header(found: &Found, read: Read, kind: ViolationKind) -> Result<Uuid, Violation> {
+    let text = found.required(read, kind.clone())?;
     parse_canonical_uuid(text).ok_or_else(|| {
         Violation::new(
             kind,
-            name.as_str(),
+            read.name(),
             "must be a UUID in the 8-4-4-4-12 hyphenated form",
         )
     })
 }
 
-fn id_header(map: &HeaderMap, name: &HeaderName) -> Result<String, Violation> {
-    let text = required(map, name, ViolationKind::BadHeader)?;
+fn id_header(found: &Found, read: Read) -> Result<String, Violation> {
+    let text = found.required(read, ViolationKind::BadHeader)?;
     if text.is_empty() || text.len() > ID_MAX || !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(Violation::new(
             ViolationKind::BadHeader,
-            name.as_str(),
+            read.name(),
             format!("must be 1 to {ID_MAX} characters A-Z, a-z, 0-9"),
         ));
     }
     Ok(text.to_owned())
 }
 
-fn credential(map: &HeaderMap) -> Result<Credential, Violation> {
+fn credential(found: &Found) -> Result<Credential, Violation> {
     let bad = |name: &str, reason: &str| Violation::new(ViolationKind::BadCredential, name, reason);
-    let api_key = single(map, &API_KEY, ViolationKind::BadCredential)?;
-    let authorization = single(map, &AUTHORIZATION, ViolationKind::BadCredential)?;
+    let api_key = found.single(Read::ApiKey, ViolationKind::BadCredential)?;
+    let authorization = found.single(Read::Authorization, ViolationKind::BadCredential)?;
     match (api_key, authorization) {
         (Some(_), Some(_)) => Err(bad(
             "api-key",

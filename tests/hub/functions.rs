@@ -47,6 +47,11 @@ impl Walk<'_> {
         let partner = self.hub.partner(to);
         let before = partner.seen_count();
         let caller = common::caller(self.hub, from);
+        let mut headers = ids.headers();
+        // Two values of a passed header, and one the hub keeps to itself.
+        headers.append(http::header::ACCEPT, common::header("application/json"));
+        headers.append(http::header::ACCEPT, common::header("*/*"));
+        headers.insert("x-caller-trace", common::header("trace-1"));
         let reply = common::send(
             self.hub,
             self.version,
@@ -56,7 +61,7 @@ impl Walk<'_> {
             method.clone(),
             path,
             bytes.clone(),
-            ids.headers(),
+            headers,
         )
         .await;
         let seen = partner.seen();
@@ -104,6 +109,15 @@ impl Walk<'_> {
         assert!(
             seen.headers.get(http::header::AUTHORIZATION).is_none(),
             "{function}: the caller's basic auth is dropped"
+        );
+        assert_eq!(
+            values(seen, "accept"),
+            ["application/json", "*/*"],
+            "{function}: both Accept values, in order"
+        );
+        assert!(
+            seen.headers.get("x-caller-trace").is_none(),
+            "{function}: a header the spec does not name stays behind"
         );
         reply
     }
