@@ -18,19 +18,24 @@ pub(crate) fn is_blank(body: &[u8]) -> bool {
 
 /// Parses `body` as one JSON value, refusing duplicate member names at any depth.
 pub(crate) fn parse_value(body: &[u8]) -> Result<Value, Violation> {
-    serde_json::from_slice::<StrictValue>(body)
-        .map(|v| v.0)
-        .map_err(|e| {
-            let what = match e.classify() {
-                serde_json::error::Category::Eof => "the JSON text ends early",
-                serde_json::error::Category::Data => "a JSON object repeats a member name",
-                _ => "not valid JSON",
-            };
-            Violation::syntax(
-                BODY,
-                format!("{what} (line {}, column {})", e.line(), e.column()),
-            )
-        })
+    let parsed = match std::str::from_utf8(body) {
+        // Checked as UTF-8 whole, once: read from a `str`, serde_json does not check each
+        // string again.
+        Ok(text) => serde_json::from_str::<StrictValue>(text),
+        // Read as bytes, serde_json names the line and column of the bad sequence.
+        Err(_) => serde_json::from_slice::<StrictValue>(body),
+    };
+    parsed.map(|v| v.0).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Eof => "the JSON text ends early",
+            serde_json::error::Category::Data => "a JSON object repeats a member name",
+            _ => "not valid JSON",
+        };
+        Violation::syntax(
+            BODY,
+            format!("{what} (line {}, column {})", e.line(), e.column()),
+        )
+    })
 }
 
 /// Parses a body that must be a JSON object: blank is [`ViolationKind::EmptyBody`], anything
@@ -260,6 +265,15 @@ mod tests {
             assert_eq!(v.kind, ViolationKind::Syntax, "{body:?}");
             assert_eq!(v.field, BODY);
         }
+    }
+
+    #[test]
+    fn bad_utf8_is_placed_by_line_and_column() {
+        let v = parse_object(b"{\"a\":\n  \"x\xff\"}").unwrap_err();
+        assert_eq!(v.kind, ViolationKind::Syntax);
+        assert!(v.reason.contains("line 2, column"), "{v}");
+        let map = parse_object("{\"a\":\n  \"x\u{e9}\"}".as_bytes()).unwrap();
+        assert_eq!(map["a"], "x\u{e9}");
     }
 
     #[test]
