@@ -61,6 +61,12 @@ impl Callgrind {
     pub fn wrap(&self, exe: &Path, tag: &str) -> (PathBuf, Vec<String>) {
         let args = vec![
             "--tool=callgrind".to_owned(),
+            // valgrind runs one thread at a time. With its default lock, a thread that spins
+            // on an atomic can keep the lock while the thread it waits for never runs: sled's
+            // lazy thread pool does that at start-up, and on VM 13 the debug build never
+            // listened (it sat in `pthread_create` under a spinning pool thread). The fair
+            // lock hands the threads their turns in order.
+            "--fair-sched=yes".to_owned(),
             format!("--callgrind-out-file={}", self.out_file(tag).display()),
             exe.display().to_string(),
         ];
