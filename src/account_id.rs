@@ -22,16 +22,17 @@
 //! * **`sid`** is required, a canonical hyphenated UUID.
 //! * **`ver`** is optional, a string or a number; it is never exposed, only whether it is
 //!   there ([`AccountClaims::has_ver`]). Other claims are ignored.
-//! * The signature is verified by `jsonwebtoken`; [`sign`] computes HMAC-SHA256 itself with
-//!   `sha2` (RFC 2104), so that it cannot fail, and the tests cross-check the two.
+//! * The signature is verified by `jsonwebtoken` (its `crypto::verify`, which re-signs with
+//!   ring's HMAC and compares in constant time); the segments, the header and the claims are
+//!   read here, once each (`jsonwebtoken::decode` parsed the header a second time and the
+//!   claims twice, and built a fresh `Validation` per token). [`sign`] computes HMAC-SHA256
+//!   itself with `sha2` (RFC 2104), so that it cannot fail, and the tests cross-check the two.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
 
 /// Longest account id accepted (the `{account_id}` path parameter has the same cap).
 pub const ACCOUNT_ID_MAX: usize = crate::aid1::types::ACCOUNT_ID_MAX;
@@ -68,22 +69,23 @@ pub enum AccountIdError {
 
 /// Verifies `token` with `secret` at time `now_unix` (Unix seconds).
 pub fn verify(token: &str, secret: &[u8], now_unix: u64) -> Result<AccountClaims, AccountIdError> {
-    check_shape(token)?;
-    check_header(token)?;
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims = HashSet::new();
-    let payload =
-        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(secret), &validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
-                    AccountIdError::BadSignature
-                }
-                _ => malformed("the token cannot be decoded"),
-            })?
-            .claims;
+    let parts = Parts::of(token)?;
+    check_header(parts.header)?;
+    let signed = jsonwebtoken::crypto::verify(
+        parts.signature,
+        parts.message.as_bytes(),
+        &DecodingKey::from_secret(secret),
+        Algorithm::HS256,
+    )
+    .map_err(|_| malformed("the token cannot be decoded"))?;
+    if !signed {
+        return Err(AccountIdError::BadSignature);
+    }
+    let payload = URL_SAFE_NO_PAD
+        .decode(parts.payload)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .ok_or_else(|| malformed("the token cannot be decoded"))?;
     let claims = claims(&payload)?;
     if now_unix >= claims.exp {
         return Err(AccountIdError::Expired);
@@ -127,29 +129,49 @@ fn malformed(reason: &str) -> AccountIdError {
     AccountIdError::Malformed(reason.to_owned())
 }
 
-/// Three Base64url segments within the length cap; header and payload non-empty (an empty
-/// signature, as `alg: none` tokens have, is left for the signature check to refuse).
-fn check_shape(token: &str) -> Result<(), AccountIdError> {
-    if token.len() > ACCOUNT_ID_MAX {
-        return Err(malformed("too long"));
-    }
-    let segments: Vec<&str> = token.split('.').collect();
-    let ok = segments.len() == 3
-        && segments.iter().take(2).all(|s| !s.is_empty())
-        && segments.iter().all(|s| {
-            s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(malformed("not three Base64url segments"))
+/// A token's three segments, and the signed message (header and payload with their dot).
+struct Parts<'a> {
+    header: &'a str,
+    payload: &'a str,
+    message: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    /// Three Base64url segments within the length cap, in one pass; header and payload
+    /// non-empty (an empty signature, as `alg: none` tokens have, is left for the signature
+    /// check to refuse).
+    fn of(token: &'a str) -> Result<Parts<'a>, AccountIdError> {
+        if token.len() > ACCOUNT_ID_MAX {
+            return Err(malformed("too long"));
+        }
+        let not_three = || malformed("not three Base64url segments");
+        let mut dots = 0;
+        for byte in token.bytes() {
+            match byte {
+                b'.' => dots += 1,
+                b'-' | b'_' => {}
+                _ if byte.is_ascii_alphanumeric() => {}
+                _ => return Err(not_three()),
+            }
+        }
+        let (Some((message, signature)), 2) = (token.rsplit_once('.'), dots) else {
+            return Err(not_three());
+        };
+        match message.split_once('.') {
+            Some((header, payload)) if !header.is_empty() && !payload.is_empty() => Ok(Parts {
+                header,
+                payload,
+                message,
+                signature,
+            }),
+            _ => Err(not_three()),
+        }
     }
 }
 
 /// The header must be a JSON object whose `alg` is `HS256`.
-fn check_header(token: &str) -> Result<(), AccountIdError> {
-    let encoded = token.split('.').next().unwrap_or_default();
+fn check_header(encoded: &str) -> Result<(), AccountIdError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(encoded)
         .map_err(|_| malformed("the header is not Base64url"))?;
@@ -431,6 +453,30 @@ mod tests {
                 "{payload}: {result:?}"
             );
         }
+    }
+
+    /// Only `alg` is read from the header; the claims are read only once the signature holds.
+    #[test]
+    fn header_members_besides_alg_are_ignored_and_claims_wait_for_the_signature() {
+        let payload = r#"{"exp":2000000000,"sid":"a625211a-2cba-4136-aa8b-34c390b8a7d7"}"#;
+        let odd_header = forge(r#"{"alg":"HS256","kid":5,"typ":["JWT"]}"#, payload);
+        assert_eq!(
+            verify(&odd_header, SECRET, NOW).map(|c| c.exp),
+            Ok(2_000_000_000)
+        );
+        let garbage = hs256("not json");
+        let (message, _) = garbage.rsplit_once('.').unwrap();
+        let unsigned = format!("{message}.{}", URL_SAFE_NO_PAD.encode([0u8; 32]));
+        assert_eq!(
+            verify(&unsigned, SECRET, NOW),
+            Err(AccountIdError::BadSignature)
+        );
+        assert_eq!(
+            verify(&garbage, SECRET, NOW),
+            Err(AccountIdError::Malformed(
+                "the token cannot be decoded".to_owned()
+            ))
+        );
     }
 
     #[test]
