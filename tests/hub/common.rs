@@ -170,10 +170,16 @@ pub async fn onboard(hub: &TestHub, msp: &str, cmp: &str) -> Uuid {
     token
 }
 
-/// A loopback port that nothing listens on (bound, then released).
-pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("its address").port()
+/// A loopback port that refuses connections: bound and never listening, so a connection
+/// attempt gets a reset. The socket holds the port until it is dropped; a port bound and
+/// released at once could be taken meanwhile by another test's listener.
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("a loopback address"))
+        .expect("bind a loopback port");
+    let port = socket.local_addr().expect("its address").port();
+    (socket, port)
 }
 
 pub use crate::support::edit_partner;

@@ -60,7 +60,8 @@ async fn csim_status(hub: &TestHub, version: Version, token: Uuid) -> Reply {
 
 #[tokio::test]
 async fn a_partner_that_is_not_listening_gives_502_code_202() {
-    let hub = stage_with_cmpone_on(common::closed_port()).await;
+    let (_held, port) = common::refusing_port();
+    let hub = stage_with_cmpone_on(port).await;
     for version in common::VERSIONS {
         let started = Instant::now();
         let reply = send_msp_token(&hub, version).await;
