@@ -16,12 +16,11 @@
 //!   are ignored. An empty body on an error status is a breach.
 
 use crate::aid1::function::Function;
-use crate::aid1::json::{parse_object, Obj};
+use crate::aid1::json::{parse_object, Json, Obj};
 use crate::aid1::request::Rules;
 use crate::aid1::request_activation_code::{self, IssuedActivationCode};
 use crate::aid1::request_profile_status::{self, ProfileStatus};
 use crate::aid1::violation::{Breach, Violation};
-use serde_json::Value;
 
 /// Longest accepted `code` in an error body.
 pub const ERROR_CODE_MAX: usize = 64;
@@ -113,8 +112,8 @@ fn error_body(status: u16, body: &[u8]) -> Result<Aid1Answer, Violation> {
     let map = parse_object(body)?;
     let obj = Obj::root(&map);
     let code = match obj.required("code")? {
-        Value::String(text) => text.clone(),
-        Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+        Json::String(text) => text.to_string(),
+        Json::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
         _ => {
             return Err(Violation::syntax(
                 "code",

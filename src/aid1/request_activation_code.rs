@@ -25,11 +25,10 @@
 //! [`ViolationKind::BadRequestId`]: crate::aid1::ViolationKind::BadRequestId
 
 use crate::aid1::fields;
-use crate::aid1::json::{parse_object, Obj};
+use crate::aid1::json::{parse_object, Json, Obj};
 use crate::aid1::request::Rules;
 use crate::aid1::types::{ActivationCode, Eid, Iccid, ProfileType, RequestId};
 use crate::aid1::violation::{Breach, Violation};
-use serde_json::Value;
 
 /// `replaceIccid` as it arrived.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,8 +84,8 @@ pub fn parse(body: &[u8], rules: &Rules) -> Result<RequestActivationCode, Violat
         activation_code_request_id: fields::request_id(&obj, "activationCodeRequestID")?,
         replace_iccid: match obj.get("replaceIccid") {
             None => ReplaceIccid::Absent,
-            Some(Value::String(s)) if s.is_empty() => ReplaceIccid::Absent,
-            Some(Value::String(s)) => Iccid::parse(s, rules.strict_iccid)
+            Some(Json::String(s)) if s.is_empty() => ReplaceIccid::Absent,
+            Some(Json::String(s)) => Iccid::parse(s, rules.strict_iccid)
                 .map_or(ReplaceIccid::Unusable, ReplaceIccid::Given),
             Some(_) => ReplaceIccid::Unusable,
         },
@@ -149,8 +148,9 @@ mod tests {
     /// The example body with member `name` set to the JSON `value`, or removed when `value`
     /// is not JSON (`"absent"`).
     fn with(name: &str, value: &str) -> Vec<u8> {
-        let mut map: serde_json::Map<String, Value> = serde_json::from_slice(&body("")).unwrap();
-        match serde_json::from_str::<Value>(value) {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&body("")).unwrap();
+        match serde_json::from_str::<serde_json::Value>(value) {
             Ok(v) => map.insert(name.to_owned(), v),
             Err(_) => map.remove(name),
         };
