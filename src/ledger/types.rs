@@ -4,9 +4,9 @@
 //! account id: the ledger has no field for them, so no backend can store them by mistake.
 //! ICCIDs are kept in clear (they identify a profile, they do not unlock it).
 //!
-//! The serde shape of [`Federation`], [`AcRequest`] and [`Profile`] is also their stored
-//! form (schema version 1, see `codec.rs`) and the shape of an export line: changing it
-//! needs a new schema version.
+//! The serde shape of [`Federation`], [`AcRequest`] and [`Profile`] is schema version 1 (see
+//! `codec.rs`): the shape of an export line and of PostgreSQL's `record` column; sled stores
+//! the same fields in `codec/binary.rs`'s layout. Changing them needs a new schema version.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -586,7 +586,7 @@ impl Shared {
         durable: &mut Vec<Waiter>,
     ) -> Result<(), String> {
         self.injected()?;
-        let mut batch = self.collect(if all { Due::All } else { Due::Aged })?;
+        let mut batch = self.collect(if all { Due::All } else { Due::Aged });
         let mut inserted = 0;
         let mut appended = 0;
         let mut synced = self.journal(&batch, journal, durable)?;
@@ -613,7 +613,7 @@ impl Shared {
             if appended < MID_ROUND_MAX && self.take_durable_waiters(durable) {
                 self.injected()?;
                 let from = batch.len();
-                batch.extend(self.collect(Due::Durable)?);
+                batch.extend(self.collect(Due::Durable));
                 appended += batch.len() - from;
                 synced = self.journal(&batch[from..], journal, durable)?;
             }
@@ -743,7 +743,7 @@ impl Shared {
     }
 
     /// The pending changes `due`, encoded.
-    fn collect(&self, due: Due) -> Result<Vec<Written>, String> {
+    fn collect(&self, due: Due) -> Vec<Written> {
         let due: Vec<Key> = if let Due::All = due {
             let mut queues = lock(&self.queues);
             queues.changed.clear();
@@ -787,9 +787,7 @@ impl Shared {
             let is_final = record.as_ref().is_some_and(AnyRecord::is_final);
             let value = match record {
                 Some(record) => {
-                    record
-                        .encode_into(&key.1, &mut encoded)
-                        .map_err(|e| e.to_string())?;
+                    record.encode_into(&mut encoded);
                     Some(IVec::from(encoded.as_slice()))
                 }
                 None => None,
@@ -802,7 +800,7 @@ impl Shared {
                 value,
             });
         }
-        Ok(batch)
+        batch
     }
 
     /// Puts `batch` into sled.

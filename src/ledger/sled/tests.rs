@@ -11,7 +11,10 @@ use uuid::Uuid;
 use super::SledLedger;
 use crate::ledger::codec::{encode, id_key};
 use crate::ledger::conformance::{self, new_fed, new_req, pair_a, STALE_MS};
-use crate::ledger::{ExportRecord, Ledger, LedgerError, ProfileEvent, ProfileSource, Settle};
+use crate::ledger::{
+    ExportRecord, Federation, FederationState, Ledger, LedgerError, ProfileEvent, ProfileSource,
+    Settle, Withdrawal,
+};
 
 /// A directory of its own under the system's temp dir, removed when dropped.
 pub(super) struct TestDir(PathBuf);
@@ -183,8 +186,8 @@ async fn unknown_schema_version_is_an_error_naming_the_key() {
     // A record the ledger has not read yet, stored by a future version.
     let token = Uuid::new_v4();
     fed.msp_token = token;
-    let mut value = encode(&id_key(token), &fed).unwrap();
-    value[0] = 2;
+    let mut value = encode(&fed);
+    value[0] = 3;
     let federations = super::behind::TreeId::Federations;
     let store = &ledger.inner.store;
     store
@@ -194,7 +197,7 @@ async fn unknown_schema_version_is_an_error_naming_the_key() {
     store.note_stored(federations, &id_key(token));
     let expected = LedgerError::Corrupt {
         key: format!("federation/{token}"),
-        reason: "unknown schema version 2".into(),
+        reason: "unknown schema version tag 3".into(),
     };
     assert_eq!(ledger.federation(token).await, Err(expected.clone()));
     let reserve = ledger
@@ -204,6 +207,67 @@ async fn unknown_schema_version_is_an_error_naming_the_key() {
     drop(ledger);
     // A database this version cannot read is refused at start-up, not mid-request.
     assert_eq!(SledLedger::open(dir.path()).err(), Some(expected));
+}
+
+/// A ledger written before the binary layout holds JSON values: they are read, counted at
+/// start-up, and a record is rewritten in the binary layout when it next changes.
+#[tokio::test]
+async fn json_records_of_an_older_ledger_are_read_and_rewritten_binary() {
+    let dir = TestDir::new("json-v1");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let token = Uuid::new_v4();
+    let pair = pair_a();
+    let old = Federation {
+        msp_token: token,
+        pair: pair.clone(),
+        sid: None,
+        subscription_type: Some("private".into()),
+        created_at: 1,
+        learned: false,
+        state: FederationState::Active,
+    };
+    let json = [&[1u8][..], &serde_json::to_vec(&old).unwrap()].concat();
+    let federations = super::behind::TreeId::Federations;
+    let store = &ledger.inner.store;
+    store.tree(federations).insert(id_key(token), json).unwrap();
+    store.note_stored(federations, &id_key(token));
+    drop(ledger);
+
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    assert_eq!(ledger.stats().await.unwrap().federations_active, 1);
+    assert_eq!(ledger.federation(token).await.unwrap(), Some(old.clone()));
+    ledger
+        .invalidate_federation(token, Withdrawal::Operator, None, 2)
+        .await
+        .unwrap();
+    ledger.flush().await.unwrap();
+    let stored = ledger.inner.store.tree(federations).get(id_key(token));
+    assert_eq!(
+        stored.unwrap().unwrap()[0],
+        2,
+        "rewritten in the binary layout"
+    );
+    drop(ledger);
+
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let stats = ledger.stats().await.unwrap();
+    assert_eq!(
+        (stats.federations_active, stats.federations_invalid),
+        (0, 1)
+    );
+    let read = ledger.federation(token).await.unwrap().unwrap();
+    assert_eq!(
+        read.state,
+        FederationState::Invalid {
+            at: 2,
+            by: Withdrawal::Operator,
+            reason: None
+        }
+    );
+    assert_eq!(
+        (read.pair, read.subscription_type),
+        (pair, old.subscription_type)
+    );
 }
 
 #[tokio::test]
