@@ -266,6 +266,12 @@ fn pool_for(
     Ok(Pool::new(config, server_name, host, port, connect_timeout))
 }
 
+/// Whether the upstream writes this header itself (`Host` and the message framing: what a
+/// request carries under these names is not sent).
+pub fn sets_itself(name: &HeaderName) -> bool {
+    wire::framing_header(name)
+}
+
 impl Upstream {
     /// The full upstream URI for an incoming path and query.
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, String> {

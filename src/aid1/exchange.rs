@@ -14,7 +14,7 @@ use crate::upstream::{Answer, Upstream};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::request::Parts;
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use http_body_util::Full;
 use std::sync::Arc;
 use std::time::Instant;
@@ -150,7 +150,7 @@ impl Protocol for Aid1Hub {
             lifecycle::abandon(&*self.ledger, &cx.snap, step).await;
             return Err(HubError::Internal(format!("no upstream for {}", target.id)));
         };
-        let request = upstream_request(&parts, body, &upstream)?;
+        let request = upstream_request(parts, body, &upstream)?;
         Ok(Outbound {
             call: Call {
                 function,
@@ -333,25 +333,26 @@ fn verify_account_id(
 }
 
 fn upstream_request(
-    parts: &Parts,
+    parts: Parts,
     body: Bytes,
     upstream: &Upstream,
 ) -> Result<Request<Bytes>, HubError> {
     let uri = upstream
         .uri_for(parts.uri.path_and_query())
         .map_err(HubError::Internal)?;
-    // Sized once: a map grown header by header is rehashed on the way.
-    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 1);
-    for (name, value) in &parts.headers {
-        if passed(name) {
-            headers.append(name.clone(), value.clone());
-        }
+    // The caller's own map, less what stays behind: most of its headers pass, so a few
+    // removals cost less than a new map filled header by header. Host and the framing
+    // headers need no removal: the upstream writes its own.
+    let mut headers = parts.headers;
+    let dropped = |name: &&HeaderName| !passed(name) && !crate::upstream::sets_itself(name);
+    while let Some(name) = headers.keys().find(dropped).cloned() {
+        headers.remove(&name);
     }
     if let Some((name, value)) = upstream.credential() {
         headers.insert(name.clone(), value.clone());
     }
     let mut request = Request::new(body);
-    *request.method_mut() = parts.method.clone();
+    *request.method_mut() = parts.method;
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     Ok(request)

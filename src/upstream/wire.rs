@@ -53,7 +53,7 @@ pub(super) struct Read {
 }
 
 /// Headers the hub sets itself on the upstream request, whatever the protocol passed on.
-fn framing_header(name: &HeaderName) -> bool {
+pub(super) fn framing_header(name: &HeaderName) -> bool {
     name == HOST || name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION
 }
 
