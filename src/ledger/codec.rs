@@ -203,7 +203,7 @@ pub(super) fn encode<T: Record>(record: &T) -> Vec<u8> {
     value
 }
 
-/// Room for most stored records (60–120 bytes): a value grown from empty would be copied
+/// Room for most stored records (50–100 bytes): a value grown from empty would be copied
 /// three or four times on its way there.
 pub(super) const TYPICAL_SIZE: usize = 256;
 
