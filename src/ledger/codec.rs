@@ -455,9 +455,10 @@ mod tests {
         let longer = [&whole[..], b"\x00"].concat();
         assert_eq!(
             reason(decode(&key, &longer)),
-            "bad version 1 record: 1 bytes after the record"
+            "bad version 1 record: 1 byte after the record"
         );
-        // Byte 17 is the MSP id's length: 0x80 0x80 … never ends within a usize.
+        // Byte 17 is the MSP id's length: 0x80, then 0xff ten times, holds more bits than a
+        // usize.
         let mut overlong = whole[..18].to_vec();
         overlong[17] = 0x80;
         overlong.extend_from_slice(&[0xff; 10]);

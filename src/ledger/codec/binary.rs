@@ -91,6 +91,7 @@ pub(in crate::ledger) fn read<T: Binary>(bytes: &[u8]) -> Result<T, String> {
     let value = T::take(&mut input)?;
     match input.rest.len() {
         0 => Ok(value),
+        1 => Err("1 byte after the record".to_string()),
         n => Err(format!("{n} bytes after the record")),
     }
 }
