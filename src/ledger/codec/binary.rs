@@ -40,7 +40,8 @@ impl<'a> Input<'a> {
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.rest.len() < n {
             return Err(format!(
-                "the record ends early: {n} more bytes expected, {} left",
+                "the record ends early: {} more expected, {} left",
+                byte_count(n),
                 self.rest.len()
             ));
         }
@@ -91,8 +92,15 @@ pub(in crate::ledger) fn read<T: Binary>(bytes: &[u8]) -> Result<T, String> {
     let value = T::take(&mut input)?;
     match input.rest.len() {
         0 => Ok(value),
-        1 => Err("1 byte after the record".to_string()),
-        n => Err(format!("{n} bytes after the record")),
+        n => Err(format!("{} after the record", byte_count(n))),
+    }
+}
+
+/// `n` bytes in words.
+fn byte_count(n: usize) -> String {
+    match n {
+        1 => "1 byte".to_string(),
+        n => format!("{n} bytes"),
     }
 }
 
