@@ -168,7 +168,7 @@ fn callgrind_counts_the_hubs_instructions_per_request_in_the_window() {
     }
     let dir = tempfile::tempdir().unwrap();
     // A low rate: this is the debug build, under valgrind, which runs one thread at a time.
-    // On VM 13 beside the other smoke tests, 20 requests a second fell more than the
+    // On VM 14 beside the other smoke tests, 20 requests a second fell more than the
     // generator's 2 s grace behind in one run of three; at 8, answers were 1.3 s late at
     // the median.
     let (ok, out, err) = run_in(

@@ -7,10 +7,10 @@
 //! nothing half-applied. Running it again changes nothing.
 //!
 //! The tables keep each record whole in `record` (jsonb, the serde shape of the ledger's
-//! types, `version` = the codec's schema version, the one sled's values are of) beside the columns the
-//! database itself needs: primary keys for uniqueness and row locks, `state` for the counts,
-//! `msp`/`cmp`/`created_at` for listings, and `since` for the sweeper's index — the moment
-//! a record's state began or, for an open request, its deadline.
+//! types; `version` = the codec's schema version, which sled's values have too) beside the
+//! columns the database itself needs: primary keys for uniqueness and row locks, `state` for
+//! the counts, `msp`/`cmp`/`created_at` for listings, and `since` for the sweeper's index —
+//! the moment a record's state began or, for an open request, its deadline.
 
 use tokio_postgres::Client;
 
