@@ -20,7 +20,7 @@ use super::behind::TreeId;
 /// The smallest filter (1 MiB): about 1 % false positives up to 800 000 keys.
 const MIN_BITS: usize = 1 << 23;
 /// The largest filter (16 GiB): the hash's upper 28 bits choose the block.
-const MAX_BITS: usize = 1 << 37;
+const MAX_BITS: u64 = 1 << 37;
 /// Bits set per key.
 const HASHES: u32 = 4;
 /// Bits of the hash that place one of a key's bits in its block (512 bits).
@@ -40,11 +40,11 @@ pub(super) struct KeyFilter {
 impl KeyFilter {
     /// A filter for about `keys` keys.
     pub(super) fn with_capacity(keys: usize) -> KeyFilter {
-        let bits = keys
+        let bits = (keys as u64)
             .saturating_mul(16)
-            .clamp(MIN_BITS, MAX_BITS)
+            .clamp(MIN_BITS as u64, MAX_BITS)
             .next_power_of_two();
-        let blocks = bits / 512;
+        let blocks = (bits / 512) as usize;
         KeyFilter {
             blocks: (0..blocks)
                 .map(|_| Block(std::array::from_fn(|_| AtomicU64::new(0))))
