@@ -776,21 +776,19 @@ impl Shared {
             if !seen.insert(key.clone()) {
                 continue; // listed twice
             }
-            let Some((record, seq, durable)) = self
-                .map
-                .get(&key)
-                .filter(|slot| slot.pending)
-                .map(|slot| (slot.record.clone(), slot.seq, slot.durable))
+            // Encoded from the slot, under its shard's read lock: a clone of the record
+            // would allocate its strings only to drop them after encoding.
+            let Some((value, is_final, seq, durable)) =
+                self.map.get(&key).filter(|slot| slot.pending).map(|slot| {
+                    let value = slot.record.as_ref().map(|record| {
+                        record.encode_into(&mut encoded);
+                        IVec::from(encoded.as_slice())
+                    });
+                    let is_final = slot.record.as_ref().is_some_and(AnyRecord::is_final);
+                    (value, is_final, slot.seq, slot.durable)
+                })
             else {
                 continue; // written by an earlier round
-            };
-            let is_final = record.as_ref().is_some_and(AnyRecord::is_final);
-            let value = match record {
-                Some(record) => {
-                    record.encode_into(&mut encoded);
-                    Some(IVec::from(encoded.as_slice()))
-                }
-                None => None,
             };
             batch.push(Written {
                 key,
