@@ -220,6 +220,10 @@ impl<'de> Deserialize<'de> for Json<'de> {
 
 struct JsonVisitor;
 
+/// The members an object's vector has room for from the start: an AID1 body has at most six
+/// (Send MSP Token, Request Activation Code, Send Activation Code).
+const MEMBERS: usize = 8;
+
 /// Up to this many members, a new name is checked against the others one by one; past it, a
 /// hash set keeps the check linear for a large object (the body cap allows a million bytes).
 const LINEAR_NAMES: usize = 16;
@@ -280,7 +284,9 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Json<'de>, A::Error> {
-        let mut members: Vec<(Cow<'de, str>, Json<'de>)> = Vec::new();
+        // Room for an AID1 object's members at once, so that the vector is not grown from 4
+        // to 8 on the way (a reallocation and a copy).
+        let mut members: Vec<(Cow<'de, str>, Json<'de>)> = Vec::with_capacity(MEMBERS);
         let mut names: Option<HashSet<Cow<'de, str>, foldhash::fast::RandomState>> = None;
         while let Some(name) = access.next_key_seed(Name)? {
             let repeated = match &mut names {
