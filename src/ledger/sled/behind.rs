@@ -21,9 +21,10 @@
 //! partner depends on; the backend's module docs list them) and of keys pending for longer
 //! than [`AGE`]. The durable ones are also written to the journal (`journal.rs`) and synced
 //! there, once for all of them (group commit), before their callers are woken. A written key
-//! stays in the map as a cache, no longer pending (unless it changed again meanwhile). So a
-//! record changed several times within [`AGE`] (a request opened and closed, a profile
-//! reported again) costs sled one write, and a burst of durable writes one `fdatasync`.
+//! stays in the map as a cache, no longer pending (unless it changed again meanwhile). A key
+//! is listed for the writer when it becomes pending, not on every change, so a record
+//! changed again and again (a request opened and closed, a profile reported over and over)
+//! costs sled one write per [`AGE`] at most, and a burst of durable writes one `fdatasync`.
 //! Every checkpoint interval (`ledger.checkpoint_ms`, [`CHECKPOINT_EVERY`] by default) the
 //! writer flushes sled and starts the journal over.
 //!
@@ -164,7 +165,10 @@ struct Control {
 
 #[derive(Default)]
 struct Queues {
-    /// Keys changed, oldest first (a key may appear more than once).
+    /// Keys that became pending, oldest first: a key is listed when a change finds it
+    /// written (or absent), and once more if it changed again while the writer wrote it; its
+    /// later changes ride on that listing, so a key is written at most once per [`AGE`] unless
+    /// a durable write asks for it sooner. (A key may appear more than once.)
     changed: VecDeque<(Instant, Key)>,
     /// Keys changed by durable writes since the last round.
     durable: Vec<Key>,
@@ -330,16 +334,19 @@ impl WriteBehind {
             ));
         }
         let key: Key = (tree, IVec::from(key));
-        let (reply, durable) = match shared.map.entry(key.clone()) {
+        let (reply, durable, listed) = match shared.map.entry(key.clone()) {
             Entry::Occupied(mut slot) => {
                 let (change, reply) = rule(slot.get().view::<T>(&key.1)?)?;
                 let Some(change) = change else {
                     return Ok(reply);
                 };
+                // A pending key is listed already: the writer writes what the slot holds
+                // when that listing is due, this change included.
+                let listed = slot.get().pending;
                 // A pending durable change stays durable under the changes built on it.
-                let durable = durable || (slot.get().pending && slot.get().durable);
+                let durable = durable || (listed && slot.get().durable);
                 *slot.get_mut() = self.slot(change, durable);
-                (reply, durable)
+                (reply, durable, listed)
             }
             Entry::Vacant(vacant) => {
                 let current = self.load::<T>(&key)?;
@@ -349,25 +356,34 @@ impl WriteBehind {
                     return Ok(reply);
                 };
                 vacant.insert(self.slot(change, durable));
-                (reply, durable)
+                (reply, durable, false)
             }
         };
-        self.queue(key, durable);
+        self.queue(key, durable, listed);
         Ok(reply)
     }
 
-    /// Lists a changed key for the writer.
-    fn queue(&self, key: Key, durable: bool) {
+    /// Lists a changed key for the writer: in `changed` unless it is `listed` there already
+    /// (it was pending), in `durable` if the change is.
+    fn queue(&self, key: Key, durable: bool, listed: bool) {
+        if listed && !durable {
+            return;
+        }
         let shared = &*self.shared;
-        shared.filter.insert(key.0, &key.1);
+        if !listed {
+            // Listed keys went in when they were.
+            shared.filter.insert(key.0, &key.1);
+        }
         let mut queues = lock(&shared.queues);
         let was_empty = queues.changed.is_empty();
-        queues.changed.push_back((Instant::now(), key.clone()));
+        if !listed {
+            queues.changed.push_back((Instant::now(), key.clone()));
+        }
         if durable {
             queues.durable.push(key);
         }
         drop(queues);
-        if was_empty {
+        if was_empty && !listed {
             // The writer sleeps while nothing is pending: it has something to age now. (It
             // looks at the queue under the control lock, so taking that lock first means it
             // either sees this change or is already asleep and gets the signal.)
@@ -436,6 +452,12 @@ impl WriteBehind {
     /// How many callers wait for the writer right now.
     pub(super) fn waiting(&self) -> u64 {
         self.shared.waiting.load(Ordering::Relaxed)
+    }
+
+    /// How many records the writer has put into sled (tests only).
+    #[cfg(test)]
+    pub(super) fn writes(&self) -> u64 {
+        self.shared.writes.load(Ordering::Relaxed)
     }
 
     /// Notes that sled holds `key`, put there behind the map's back (tests only).
@@ -625,18 +647,35 @@ impl Shared {
         if all || due {
             self.checkpoint(journal, state)?;
         }
+        // Written: no longer pending, unless it changed again meanwhile. A final record
+        // leaves the map now; a lookup finds it in sled (the key filter has its key). A key
+        // that changed again while it was written found it pending, so that change was not
+        // listed: it is listed now.
+        let mut unlisted = Vec::new();
         for change in batch {
-            // Written: no longer pending, unless it changed again meanwhile. A final record
-            // leaves the map now; a lookup finds it in sled (the key filter has its key).
+            let written = |slot: &Slot| slot.seq == change.seq;
             if change.is_final {
-                self.map
-                    .remove_if(&change.key, |_, slot| slot.seq == change.seq);
+                let removed = self.map.remove_if(&change.key, |_, slot| written(slot));
+                if removed.is_none() && self.map.get(&change.key).is_some_and(|s| s.pending) {
+                    unlisted.push(change.key);
+                }
             } else if let Some(mut slot) = self.map.get_mut(&change.key) {
-                if slot.seq == change.seq {
+                if written(&slot) {
                     slot.pending = false;
                     slot.durable = false;
+                } else if slot.pending {
+                    drop(slot);
+                    unlisted.push(change.key);
                 }
             }
+        }
+        if !unlisted.is_empty() {
+            let mut queues = lock(&self.queues);
+            // Taken under the lock, as every listing's time: the queue stays in time order.
+            let now = Instant::now();
+            queues
+                .changed
+                .extend(unlisted.into_iter().map(|key| (now, key)));
         }
         Ok(())
     }

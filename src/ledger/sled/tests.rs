@@ -174,6 +174,98 @@ async fn a_closed_request_leaves_the_map_once_written_and_sled_still_answers_for
     assert_eq!(ledger.stats().await.unwrap().requests_closed, 1);
 }
 
+/// A key is listed for the writer when it becomes pending, not on every change: one changed
+/// every few milliseconds (a hot profile, a renewed reservation) is written once per `AGE`,
+/// not once per writer tick.
+#[tokio::test]
+async fn a_record_changed_again_and_again_is_written_once_per_age() {
+    use super::behind::AGE;
+    use std::time::Duration;
+
+    let dir = TestDir::new("coalesce");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let store = &ledger.inner.store;
+    let token = Uuid::new_v4();
+    let before = store.writes();
+    let started = Instant::now();
+    // A reservation renewed every 10 ms: a change nothing waits for, always to one key.
+    for at in 0..60 {
+        ledger
+            .reserve_federation(token, &pair_a(), at, STALE_MS)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed();
+    store.flushed().await.unwrap();
+    let writes = store.writes() - before;
+    // One write per AGE while it changed, one at the end, and the flush's. Listed on every
+    // change, it was written about once per writer tick (50 ms) once the first change aged.
+    let most = (elapsed.as_millis() / AGE.as_millis()) as u64 + 2;
+    assert!(
+        (1..=most).contains(&writes),
+        "{writes} sled writes for one key changed over {elapsed:?} (expected 1 to {most})"
+    );
+    // The last change is the one sled has.
+    drop(ledger);
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let reserved = ledger.federation(token).await.unwrap().unwrap();
+    assert_eq!(reserved.state, FederationState::Reserved { at: 59 });
+}
+
+/// A change made while the writer writes the key's previous value finds the key pending and
+/// is not listed then; the writer lists it once it sees the change, and writes it in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_while_its_key_is_written_is_written_too() {
+    use super::behind::{TreeId, AGE};
+    use std::time::Duration;
+
+    let dir = TestDir::new("relist");
+    let ledger = SledLedger::open(dir.path()).unwrap();
+    let store = &ledger.inner.store;
+    let token = Uuid::new_v4();
+    store.pause(true);
+    ledger
+        .reserve_federation(token, &pair_a(), 1, STALE_MS)
+        .await
+        .unwrap();
+    tokio::time::sleep(AGE + Duration::from_millis(100)).await;
+    // Hold the writer right after it has put the first value into sled.
+    let (at_slice, slices) = std::sync::mpsc::channel::<()>();
+    let (go, gate) = std::sync::mpsc::channel::<()>();
+    store.on_slice(move || {
+        let _ = at_slice.send(());
+        let _ = gate.recv();
+    });
+    store.pause(false);
+    tokio::task::spawn_blocking(move || slices.recv_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("the writer put the reservation into sled");
+    ledger
+        .reserve_federation(token, &pair_a(), 2, STALE_MS)
+        .await
+        .unwrap();
+    drop(go);
+
+    // No flush is asked for: the second value reaches sled once it has aged.
+    let tree = store.tree(TreeId::Federations);
+    let deadline = Instant::now() + AGE + Duration::from_secs(10);
+    loop {
+        let stored = tree.get(id_key(token)).unwrap().unwrap();
+        let stored: Federation = crate::ledger::codec::decode(&id_key(token), &stored).unwrap();
+        if stored.state == (FederationState::Reserved { at: 2 }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the change made during the write never reached sled: {:?}",
+            stored.state
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn unknown_schema_version_is_an_error_naming_the_key() {
     let dir = TestDir::new("corrupt");
