@@ -221,27 +221,17 @@ async fn a_change_made_while_its_key_is_written_is_written_too() {
     use std::time::Duration;
 
     let dir = TestDir::new("relist");
-    let ledger = SledLedger::open(dir.path()).unwrap();
-    let store = &ledger.inner.store;
+    let ledger = Arc::new(SledLedger::open(dir.path()).unwrap());
     let token = Uuid::new_v4();
-    store.pause(true);
+    ledger.inner.store.pause(true);
     ledger
         .reserve_federation(token, &pair_a(), 1, STALE_MS)
         .await
         .unwrap();
     tokio::time::sleep(AGE + Duration::from_millis(100)).await;
-    // Hold the writer right after it has put the first value into sled.
-    let (at_slice, slices) = std::sync::mpsc::channel::<()>();
-    let (go, gate) = std::sync::mpsc::channel::<()>();
-    store.on_slice(move || {
-        let _ = at_slice.send(());
-        let _ = gate.recv();
-    });
-    store.pause(false);
-    tokio::task::spawn_blocking(move || slices.recv_timeout(Duration::from_secs(10)))
-        .await
-        .unwrap()
-        .expect("the writer put the reservation into sled");
+    // The writer is held right after it has put the first value into sled.
+    let held = HeldRound::hold(ledger).await;
+    let HeldRound { ledger, go, .. } = held;
     ledger
         .reserve_federation(token, &pair_a(), 2, STALE_MS)
         .await
@@ -249,7 +239,7 @@ async fn a_change_made_while_its_key_is_written_is_written_too() {
     drop(go);
 
     // No flush is asked for: the second value reaches sled once it has aged.
-    let tree = store.tree(TreeId::Federations);
+    let tree = ledger.inner.store.tree(TreeId::Federations);
     let deadline = Instant::now() + AGE + Duration::from_secs(10);
     loop {
         let stored = tree.get(id_key(token)).unwrap().unwrap();
@@ -591,8 +581,9 @@ async fn a_storage_failure_stops_writes_and_keeps_what_was_acknowledged() {
     assert!(ledger.federation(before).await.unwrap().is_some());
 }
 
-/// A ledger whose writer is held after each slice of sled inserts of a round with a backlog of
-/// `4 * SLICE` reservations (changes nothing waits for), until told to go on.
+/// A ledger whose writer is held after each slice of sled inserts of a round, until told to
+/// go on ([`HeldRound::start`]: a backlog of `4 * SLICE` reservations, changes nothing waits
+/// for).
 struct HeldRound {
     // Dropped first (fields drop in this order): a held writer goes on before the ledger's
     // drop joins it, also when a check fails.
@@ -605,8 +596,7 @@ impl HeldRound {
     async fn start(dir: &TestDir) -> HeldRound {
         use super::behind::{AGE, SLICE};
         let ledger = Arc::new(SledLedger::open(dir.path()).unwrap());
-        let store = &ledger.inner.store;
-        store.pause(true);
+        ledger.inner.store.pause(true);
         for i in 0..4 * SLICE {
             ledger
                 .reserve_federation(Uuid::new_v4(), &pair_a(), i as u64, STALE_MS)
@@ -614,6 +604,12 @@ impl HeldRound {
                 .unwrap();
         }
         tokio::time::sleep(AGE + std::time::Duration::from_millis(100)).await;
+        HeldRound::hold(ledger).await
+    }
+
+    /// Lets the paused writer of `ledger` go and holds it after its first slice.
+    async fn hold(ledger: Arc<SledLedger>) -> HeldRound {
+        let store = &ledger.inner.store;
         let (at_slice, slices) = std::sync::mpsc::channel::<()>();
         let (go, gate) = std::sync::mpsc::channel::<()>();
         store.on_slice(move || {
