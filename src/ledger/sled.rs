@@ -15,7 +15,8 @@
 //! of one key under that key's lock in memory — read the pending or stored record, apply the
 //! pure rule, keep the result — and a writer thread puts the results into sled. Reads see
 //! pending records first, so the ledger behaves as if every write went straight to sled;
-//! sled just learns of it a little later, and once for several quick changes of one record.
+//! sled just learns of it a little later, and of changes nothing waits for at most once per
+//! `behind::AGE` (a quarter second), however often one record changes.
 //!
 //! Durability: a call whose write an answer relayed to a partner depends on returns after
 //! the writer put it into sled and flushed (one flush for all the durable writes waiting:
