@@ -366,24 +366,24 @@ impl WriteBehind {
     /// Lists a changed key for the writer: in `changed` unless it is `listed` there already
     /// (it was pending), in `durable` if the change is.
     fn queue(&self, key: Key, durable: bool, listed: bool) {
-        if listed && !durable {
+        let shared = &*self.shared;
+        if listed {
+            // Its listing writes this change too when due; a durable change cannot wait that
+            // long. (The key filter has the key since it was listed.)
+            if durable {
+                lock(&shared.queues).durable.push(key);
+            }
             return;
         }
-        let shared = &*self.shared;
-        if !listed {
-            // Listed keys went in when they were.
-            shared.filter.insert(key.0, &key.1);
-        }
+        shared.filter.insert(key.0, &key.1);
         let mut queues = lock(&shared.queues);
         let was_empty = queues.changed.is_empty();
-        if !listed {
-            queues.changed.push_back((Instant::now(), key.clone()));
-        }
+        queues.changed.push_back((Instant::now(), key.clone()));
         if durable {
             queues.durable.push(key);
         }
         drop(queues);
-        if was_empty && !listed {
+        if was_empty {
             // The writer sleeps while nothing is pending: it has something to age now. (It
             // looks at the queue under the control lock, so taking that lock first means it
             // either sees this change or is already asleep and gets the signal.)
