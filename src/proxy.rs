@@ -17,12 +17,12 @@ use crate::hub::Hub;
 use crate::server::ConnInfo;
 use crate::snapshot::Snapshot;
 use crate::upstream::{Answer, Upstream};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
 use http::request::Parts;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -254,17 +254,41 @@ fn respond(result: Result<Response<Full<Bytes>>, HubError>, cx: &mut Cx) -> Resp
     }
 }
 
-/// Reads the whole request body, refusing more than `limit` bytes.
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, HubError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(HubError::BodyTooLarge { limit })
-        }
-        Err(e) => Err(HubError::Invalid(crate::aid1::Violation {
-            kind: crate::aid1::ViolationKind::Syntax,
-            field: "body".into(),
-            reason: format!("the request body could not be read: {e}"),
-        })),
+/// Reads the whole request body, refusing more than `limit` bytes. A body that comes as one
+/// frame (the usual case: a small body with its `Content-Length`, read with the head) is
+/// passed on as it came; a body in several frames is joined.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, HubError> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(HubError::BodyTooLarge { limit });
     }
+    let mut first = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            HubError::Invalid(crate::aid1::Violation {
+                kind: crate::aid1::ViolationKind::Syntax,
+                field: "body".into(),
+                reason: format!("the request body could not be read: {e}"),
+            })
+        })?;
+        // Trailers carry nothing the walk reads.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let read = joined.as_ref().map_or(first.len(), BytesMut::len);
+        if data.len() > limit - read {
+            return Err(HubError::BodyTooLarge { limit });
+        }
+        match &mut joined {
+            Some(joined) => joined.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut both = BytesMut::with_capacity(first.len() + data.len());
+                both.extend_from_slice(&first);
+                both.extend_from_slice(&data);
+                joined = Some(both);
+            }
+        }
+    }
+    Ok(joined.map_or(first, BytesMut::freeze))
 }

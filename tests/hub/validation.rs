@@ -364,3 +364,98 @@ fn exp_claim(account_id: &str) -> serde_json::Value {
     let claims: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON claims");
     claims["exp"].clone()
 }
+
+/// Sends `body` as partner `from` to `to` in a chunked HTTP/1.1 request of `pieces` chunks,
+/// over a connection of its own, and returns the answer's status and body.
+async fn send_chunked(
+    hub: &TestHub,
+    (from, to): (&str, &str),
+    path: &str,
+    body: &[u8],
+    pieces: usize,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs = hub.certs();
+    let (cert, key) = aidhub::pki::partner_client(&certs, from);
+    let config = aidhub::tls::client_config(&[aidhub::pki::ca_cert(&certs)], &cert, &key)
+        .expect("a client configuration");
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.expect("a TLS session");
+    let caller = common::caller(hub, from);
+    let ids = Ids::new();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\nclient-id: {}\r\ntarget-id: {to}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\n\
+         cmp-request-id: {}\r\ncorrelation-id: {}\r\nconnection: close\r\n",
+        caller.client_id, ids.request, ids.correlation
+    );
+    if let Some(key) = &caller.api_key {
+        head.push_str(&format!("api-key: {key}\r\n"));
+    }
+    assert!(caller.basic.is_none(), "the stage's partners use api keys");
+    head.push_str("\r\n");
+    tls.write_all(head.as_bytes()).await.unwrap();
+    // Each chunk in a write of its own, so that the hub reads them as separate frames.
+    for chunk in body.chunks(body.len().div_ceil(pieces)) {
+        let mut piece = format!("{:x}\r\n", chunk.len()).into_bytes();
+        piece.extend_from_slice(chunk);
+        piece.extend_from_slice(b"\r\n");
+        tls.write_all(&piece).await.unwrap();
+        tls.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // A refusal may come, and the connection close, before the last chunk is read.
+    let _ = tls.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let answer = String::from_utf8(answer).expect("a text answer");
+    let status = answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+    let (_, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head end in {answer:?}"));
+    let body = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_chunked_body_is_joined_whole_and_refused_once_over_the_cap_413_207() {
+    let hub = TestHub::builder()
+        .hub(|t| format!("{t}\n[limits]\nmax_body_bytes = 1024\n"))
+        .start()
+        .await
+        .expect("the stage starts");
+    let token = common::onboard(&hub, "mspalpha", "cmpone").await;
+    let path = format!("/cesim/msp/v1/users/{token}/profiles");
+    let profiles = |reason: String| {
+        json!({"profiles": [{"iccid": aidhub::sim::SIM_ICCID, "status": "suspended", "reason": reason}]})
+            .to_string()
+    };
+
+    // Under the cap, in four chunks: the partner gets the body whole, byte for byte.
+    let body = profiles("y".repeat(700));
+    assert!(body.len() < 1024);
+    let (status, _) = send_chunked(&hub, MSP_TO_CMP, &path, body.as_bytes(), 4).await;
+    assert_eq!(
+        status, 200,
+        "a chunked Send Profile Information under the cap passes"
+    );
+    let seen = hub.partner("cmpone").seen();
+    let last = seen.last().expect("the partner saw the call");
+    assert_eq!(last.path, path);
+    assert_eq!(last.body, body.as_bytes(), "the chunks joined in order");
+
+    // Over the cap, in chunks each under it (a body that would pass but for its size):
+    // refused once the total passes it.
+    let before = seen_total(&hub);
+    let body = profiles("z".repeat(1000));
+    assert!(body.len() > 1024);
+    let (status, error) = send_chunked(&hub, MSP_TO_CMP, &path, body.as_bytes(), 8).await;
+    assert_eq!(status, 413, "over the cap: {error}");
+    assert_eq!(error["code"], "207", "the spec's body: {error}");
+    assert_eq!(seen_total(&hub), before, "nothing reached a partner");
+}
