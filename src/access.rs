@@ -57,14 +57,14 @@ impl AccessRecord {
     /// Counts the request in the metrics and writes its access-log line.
     pub fn finish(&self, metrics: &Metrics, status: StatusCode, total: Duration) {
         let function = self.function.unwrap_or("-");
-        let caller = self.caller.clone().unwrap_or_else(unknown);
-        let target = self.target.clone().unwrap_or_else(unknown);
+        let caller = self.caller.as_ref().unwrap_or_else(|| unknown());
+        let target = self.target.as_ref().unwrap_or_else(|| unknown());
         metrics
             .requests
             .inc((caller.clone(), target.clone(), function, status.as_u16()));
         metrics.observe_request(function, total);
         if let Some(upstream) = self.upstream {
-            metrics.observe_upstream(&target, function, upstream);
+            metrics.observe_upstream(target, function, upstream);
         }
         if let Some(kind) = self.upstream_fault {
             metrics.upstream_errors.inc((target.clone(), kind));
@@ -72,9 +72,9 @@ impl AccessRecord {
         if let (Some(reason), Some(code)) = (self.reason, self.hub_code) {
             metrics.refused.inc((reason, code));
             if reason == "rate_limited" {
-                metrics.rate_limited.inc((caller, function));
+                metrics.rate_limited.inc((caller.clone(), function));
             } else if reason == "contract" {
-                metrics.upstream_errors.inc((target, "contract"));
+                metrics.upstream_errors.inc((target.clone(), "contract"));
             }
         }
         self.log(status, total);
@@ -100,9 +100,10 @@ impl AccessRecord {
     }
 }
 
-fn unknown() -> Arc<str> {
+/// The label of a caller or target not (yet) known.
+fn unknown() -> &'static Arc<str> {
     static UNKNOWN: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-    UNKNOWN.get_or_init(|| Arc::from("-")).clone()
+    UNKNOWN.get_or_init(|| Arc::from("-"))
 }
 
 struct OptDisplay<T>(Option<T>);

@@ -147,11 +147,11 @@ pub struct Metrics {
     /// caller, target, function, status.
     pub requests: Family<(Label, Label, &'static str, u16)>,
     /// function.
-    pub request_duration: DashMap<&'static str, Arc<Histogram>>,
+    pub request_duration: DashMap<&'static str, Histogram>,
     /// target, function.
-    pub upstream_duration: DashMap<(Label, &'static str), Arc<Histogram>>,
+    pub upstream_duration: DashMap<(Label, &'static str), Histogram>,
     /// function.
-    pub ledger_settle: DashMap<&'static str, Arc<Histogram>>,
+    pub ledger_settle: DashMap<&'static str, Histogram>,
     /// target, kind.
     pub upstream_errors: Family<(Label, &'static str)>,
     /// reason, code.
@@ -185,19 +185,19 @@ pub struct Metrics {
 impl Metrics {
     /// Observes a whole request's latency.
     pub fn observe_request(&self, function: &'static str, d: Duration) {
-        histogram(&self.request_duration, function).observe(d);
+        observe(&self.request_duration, function, d);
     }
 
     /// Observes an upstream exchange's latency.
     pub fn observe_upstream(&self, target: &Label, function: &'static str, d: Duration) {
         let key = (target.clone(), function);
-        histogram(&self.upstream_duration, key).observe(d);
+        observe(&self.upstream_duration, key, d);
     }
 
     /// Observes how long a partner's answer was held while its ledger record was written
     /// (for a durable write, until the journal's `fdatasync` or the database's commit).
     pub fn observe_settle(&self, function: &'static str, d: Duration) {
-        histogram(&self.ledger_settle, function).observe(d);
+        observe(&self.ledger_settle, function, d);
     }
 
     /// Renders every family; `gauges` adds point-in-time values computed at scrape time
@@ -345,20 +345,18 @@ impl Metrics {
     }
 }
 
-fn histogram<K: Eq + Hash>(map: &DashMap<K, Arc<Histogram>>, key: K) -> Arc<Histogram> {
+/// Records `d` in `map`'s histogram `key`, made on first use. Recorded under the map's read
+/// guard, in place: no reference count taken and dropped per observation.
+fn observe<K: Eq + Hash>(map: &DashMap<K, Histogram>, key: K, d: Duration) {
     if let Some(h) = map.get(&key) {
-        return h.clone();
+        h.observe(d);
+        return;
     }
-    map.entry(key).or_default().clone()
+    map.entry(key).or_default().observe(d);
 }
 
 /// A histogram per function, as `aidhub_<name>{function="…"}`.
-fn by_function(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    map: &DashMap<&'static str, Arc<Histogram>>,
-) {
+fn by_function(out: &mut String, name: &str, help: &str, map: &DashMap<&'static str, Histogram>) {
     header(out, name, "histogram", help);
     let series = format!("aidhub_{name}");
     for entry in map.iter() {
