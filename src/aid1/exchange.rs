@@ -342,13 +342,18 @@ fn upstream_request(
         .map_err(HubError::Internal)?;
     // The caller's own map, less what stays behind: most of its headers pass, so a few
     // removals cost less than a new map filled header by header. Host and the framing
-    // headers need no removal: the upstream writes its own.
+    // headers need no removal: the upstream writes its own. Nor does the caller's
+    // credential where the hub's has the same name: inserting the hub's replaces it.
     let mut headers = parts.headers;
-    let dropped = |name: &&HeaderName| !passed(name) && !crate::upstream::sets_itself(name);
+    let credential = upstream.credential();
+    let replaced = credential.map(|(name, _)| name);
+    let dropped = |name: &&HeaderName| {
+        !passed(name) && !crate::upstream::sets_itself(name) && Some(*name) != replaced
+    };
     while let Some(name) = headers.keys().find(dropped).cloned() {
         headers.remove(&name);
     }
-    if let Some((name, value)) = upstream.credential() {
+    if let Some((name, value)) = credential {
         headers.insert(name.clone(), value.clone());
     }
     let mut request = Request::new(body);
