@@ -16,7 +16,7 @@ use crate::error::HubError;
 use crate::hub::Hub;
 use crate::server::ConnInfo;
 use crate::snapshot::Snapshot;
-use crate::upstream::{Answer, Upstream};
+use crate::upstream::{Answer, AnswerHeaders, Upstream};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
 use http::request::Parts;
@@ -56,6 +56,8 @@ pub struct Outbound<C> {
     pub request: Request<Bytes>,
     /// Deadline for the whole upstream exchange.
     pub timeout: Duration,
+    /// Which of the answer's headers [`Protocol::answer`] reads.
+    pub answer_headers: AnswerHeaders,
 }
 
 /// The protocol knowledge the walk needs, phase by phase.
@@ -209,6 +211,7 @@ async fn forward<P: Protocol>(
         upstream,
         request,
         timeout,
+        answer_headers,
     } = outbound;
     let gate = match cx
         .hub
@@ -223,7 +226,12 @@ async fn forward<P: Protocol>(
     };
     let started = Instant::now();
     let result = upstream
-        .exchange(request, timeout, cx.snap.config.max_body_bytes)
+        .exchange(
+            request,
+            timeout,
+            cx.snap.config.max_body_bytes,
+            answer_headers,
+        )
         .await;
     drop(gate);
     cx.record.upstream = Some(started.elapsed());

@@ -81,12 +81,23 @@ impl fmt::Display for UpstreamFault {
     }
 }
 
+/// Which of an answer's headers [`Upstream::exchange`] hands back. Its framing headers
+/// are read either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerHeaders {
+    /// All of them, in [`Answer::headers`].
+    All,
+    /// None: [`Answer::headers`] stays empty. For a protocol that relays only an answer's
+    /// status and body, this saves a header map built and dropped per request.
+    None,
+}
+
 /// A complete upstream answer.
 #[derive(Debug)]
 pub struct Answer {
     /// Its status.
     pub status: StatusCode,
-    /// Its headers.
+    /// Its headers, if asked for ([`AnswerHeaders`]).
     pub headers: HeaderMap,
     /// Its whole body.
     pub body: Bytes,
@@ -288,15 +299,18 @@ impl Upstream {
         self.credential.as_ref().map(|(n, v)| (n, v))
     }
 
-    /// Sends `request` (absolute URI) and reads the whole answer, all within `deadline`.
+    /// Sends `request` (absolute URI) and reads the whole answer, all within `deadline`,
+    /// keeping the answer's `headers` asked for.
     pub async fn exchange(
         &self,
         request: Request<Bytes>,
         deadline: Duration,
         max_body: usize,
+        headers: AnswerHeaders,
     ) -> Result<Answer, UpstreamFault> {
         let started = Instant::now();
-        match tokio::time::timeout(deadline, self.attempts(&request, max_body)).await {
+        let attempts = self.attempts(&request, max_body, headers);
+        match tokio::time::timeout(deadline, attempts).await {
             Ok(result) => result,
             Err(_) => Err(UpstreamFault::Timeout(started.elapsed())),
         }
@@ -310,6 +324,7 @@ impl Upstream {
         &self,
         request: &Request<Bytes>,
         max_body: usize,
+        headers: AnswerHeaders,
     ) -> Result<Answer, UpstreamFault> {
         let mut connects = 0;
         loop {
@@ -332,14 +347,20 @@ impl Upstream {
                 return Err(io_fault(&e));
             }
             let head_request = request.method() == Method::HEAD;
-            let read = wire::read(&mut conn.io, &mut conn.read, head_request, max_body)
-                .await
-                .map_err(|e| match e {
-                    WireError::Io(e) => io_fault(&e),
-                    WireError::Eof => UpstreamFault::Reset,
-                    WireError::Protocol(reason) => UpstreamFault::Protocol(reason),
-                    WireError::TooLarge => UpstreamFault::TooLarge,
-                })?;
+            let read = wire::read(
+                &mut conn.io,
+                &mut conn.read,
+                head_request,
+                max_body,
+                headers,
+            )
+            .await
+            .map_err(|e| match e {
+                WireError::Io(e) => io_fault(&e),
+                WireError::Eof => UpstreamFault::Reset,
+                WireError::Protocol(reason) => UpstreamFault::Protocol(reason),
+                WireError::TooLarge => UpstreamFault::TooLarge,
+            })?;
             if read.reusable {
                 self.pool.checkin(conn);
             }

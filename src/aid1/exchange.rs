@@ -10,7 +10,7 @@ use crate::config::{Credential, Partner, PartnerId};
 use crate::error::HubError;
 use crate::ledger::Ledger;
 use crate::proxy::{Cx, Outbound, Protocol};
-use crate::upstream::{Answer, Upstream};
+use crate::upstream::{Answer, AnswerHeaders, Upstream};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::request::Parts;
@@ -161,6 +161,8 @@ impl Protocol for Aid1Hub {
             upstream,
             request,
             timeout: cx.snap.config.timeouts.for_function(function),
+            // The answer phase relays status and body and reads no header.
+            answer_headers: AnswerHeaders::None,
         })
     }
 

@@ -20,6 +20,7 @@ use crate::config::Carrier;
 use crate::error::HubError;
 use crate::ledger::transfers::TemporaryToken;
 use crate::proxy::Cx;
+use crate::upstream::AnswerHeaders;
 use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::OsRng;
 use base64::Engine as _;
@@ -111,7 +112,12 @@ pub async fn fresh_token(
         http::HeaderValue::from_static("aidhub-ts43-bridge"),
     );
     let answer = upstream
-        .exchange(request, carrier.timeout, cx.snap.config.max_body_bytes)
+        .exchange(
+            request,
+            carrier.timeout,
+            cx.snap.config.max_body_bytes,
+            AnswerHeaders::All,
+        )
         .await
         .map_err(|fault| HubError::Upstream {
             partner: carrier.id.to_string(),

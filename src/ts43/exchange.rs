@@ -26,8 +26,8 @@ use crate::error::{Dialect, HubError};
 use crate::hub::Hub;
 use crate::ledger::transfers::{Changed, Stage, Step, TemporaryToken, TokenChange};
 use crate::proxy::{Cx, Outbound, Protocol};
-use crate::upstream::Answer;
 use crate::upstream::Upstream;
+use crate::upstream::{Answer, AnswerHeaders};
 use bytes::Bytes;
 use http::header::{
     HeaderName, HeaderValue, ACCEPT, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE,
@@ -293,6 +293,8 @@ fn outbound(call: Call, request: Request<Bytes>, upstream: Arc<Upstream>) -> Out
         timeout: call.carrier.timeout,
         call,
         request,
+        // Cookies and the content type pass back to the device.
+        answer_headers: AnswerHeaders::All,
     }
 }
 

@@ -6,6 +6,7 @@
 //! partner and is trusted in nothing: its head is bounded, its body capped, and anything
 //! that is not plain HTTP/1.x is a [`WireError::Protocol`].
 
+use super::AnswerHeaders;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -45,6 +46,7 @@ impl From<std::io::Error> for WireError {
 #[derive(Debug)]
 pub(super) struct Read {
     pub status: StatusCode,
+    /// Empty unless [`AnswerHeaders::All`] was asked for.
     pub headers: HeaderMap,
     pub body: Bytes,
     /// Whether the connection may carry another request.
@@ -92,15 +94,17 @@ pub(super) fn encode(request: &Request<Bytes>, out: &mut Vec<u8>) {
     out.extend_from_slice(body);
 }
 
-/// Reads one answer from `io`, using and leaving unread bytes in `buf`.
+/// Reads one answer from `io`, using and leaving unread bytes in `buf`. Its framing is read
+/// off the head's lines whatever `headers` asks for.
 pub(super) async fn read<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
     head_request: bool,
     max_body: usize,
+    headers: AnswerHeaders,
 ) -> Result<Read, WireError> {
     let head = loop {
-        let head = read_head(io, buf).await?;
+        let head = read_head(io, buf, headers).await?;
         // Interim answers (100 Continue, 103 Early Hints) precede the real one.
         if !head.status.is_informational() || head.status == StatusCode::SWITCHING_PROTOCOLS {
             break head;
@@ -109,23 +113,24 @@ pub(super) async fn read<R: AsyncRead + Unpin>(
     let Head {
         status,
         headers,
+        framing,
         http10,
     } = head;
-    let mut reusable = !http10 && !has_token(&headers, CONNECTION, "close");
+    let mut reusable = !http10 && !framing.close;
     let no_body = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     let body = if no_body {
         Bytes::new()
-    } else if headers.contains_key(TRANSFER_ENCODING) {
-        if last_coding_is_chunked(&headers) {
+    } else if framing.encoded {
+        if framing.chunked {
             read_chunked(io, buf, max_body).await?
         } else {
             reusable = false;
             read_to_end(io, buf, max_body).await?
         }
-    } else if let Some(length) = content_length(&headers)? {
+    } else if let Some(length) = framing.length {
         if length > max_body as u64 {
             return Err(WireError::TooLarge);
         }
@@ -147,7 +152,61 @@ pub(super) async fn read<R: AsyncRead + Unpin>(
 struct Head {
     status: StatusCode,
     headers: HeaderMap,
+    framing: Framing,
     http10: bool,
+}
+
+/// What an answer's head says about how its body is framed and whether its connection stays
+/// open.
+#[derive(Default)]
+struct Framing {
+    /// `Connection: close`.
+    close: bool,
+    /// A `Transfer-Encoding` is present.
+    encoded: bool,
+    /// Its last coding is `chunked`.
+    chunked: bool,
+    /// The one `Content-Length`.
+    length: Option<u64>,
+}
+
+impl Framing {
+    /// Read off the head's lines by name: no header map needed, and several `Content-Length`
+    /// values that disagree are an error.
+    fn of(lines: &[httparse::Header<'_>]) -> Result<Framing, WireError> {
+        let mut framing = Framing::default();
+        for line in lines {
+            let name = line.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"connection") {
+                framing.close |= parts(line.value).any(|t| t.eq_ignore_ascii_case(b"close"));
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                framing.encoded = true;
+                framing.chunked = parts(line.value)
+                    .last()
+                    .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                for part in parts(line.value) {
+                    let parsed = std::str::from_utf8(part)
+                        .ok()
+                        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .ok_or_else(|| WireError::Protocol("invalid content-length".into()))?;
+                    match framing.length {
+                        Some(l) if l != parsed => {
+                            return Err(WireError::Protocol("conflicting content-length".into()))
+                        }
+                        _ => framing.length = Some(parsed),
+                    }
+                }
+            }
+        }
+        Ok(framing)
+    }
+}
+
+/// A header value's comma-separated parts, trimmed.
+fn parts(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
 async fn fill<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<(), WireError> {
@@ -161,10 +220,11 @@ async fn fill<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<()
 async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
+    headers: AnswerHeaders,
 ) -> Result<Head, WireError> {
     loop {
         if !buf.is_empty() {
-            if let Some((head, length)) = parse_head(buf)? {
+            if let Some((head, length)) = parse_head(buf, headers)? {
                 buf.advance(length);
                 return Ok(head);
             }
@@ -178,7 +238,7 @@ async fn read_head<R: AsyncRead + Unpin>(
     }
 }
 
-fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, WireError> {
+fn parse_head(buf: &[u8], keep: AnswerHeaders) -> Result<Option<(Head, usize)>, WireError> {
     let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut lines);
     let length = match response.parse(buf) {
@@ -189,64 +249,28 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, WireError> {
     let code = response.code.unwrap_or_default();
     let status = StatusCode::from_u16(code)
         .map_err(|_| WireError::Protocol(format!("status code {code}")))?;
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
-    for line in response.headers.iter() {
-        let name = HeaderName::from_bytes(line.name.as_bytes())
-            .map_err(|_| WireError::Protocol(format!("header name {:?}", line.name)))?;
-        let value = HeaderValue::from_bytes(line.value)
-            .map_err(|_| WireError::Protocol(format!("value of header {name}")))?;
-        headers.append(name, value);
+    let framing = Framing::of(response.headers)?;
+    let mut headers = HeaderMap::new();
+    if keep == AnswerHeaders::All {
+        headers.reserve(response.headers.len());
+        for line in response.headers.iter() {
+            let name = HeaderName::from_bytes(line.name.as_bytes())
+                .map_err(|_| WireError::Protocol(format!("header name {:?}", line.name)))?;
+            let value = HeaderValue::from_bytes(line.value)
+                .map_err(|_| WireError::Protocol(format!("value of header {name}")))?;
+            headers.append(name, value);
+        }
     }
     let http10 = response.version == Some(0);
     Ok(Some((
         Head {
             status,
             headers,
+            framing,
             http10,
         },
         length,
     )))
-}
-
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-fn last_coding_is_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .last()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"))
-}
-
-/// The one `Content-Length` of the answer; several that disagree are an error.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, WireError> {
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let part = part.trim_ascii();
-            let parsed = std::str::from_utf8(part)
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| WireError::Protocol("invalid content-length".into()))?;
-            match length {
-                Some(l) if l != parsed => {
-                    return Err(WireError::Protocol("conflicting content-length".into()))
-                }
-                _ => length = Some(parsed),
-            }
-        }
-    }
-    Ok(length)
 }
 
 async fn read_exact<R: AsyncRead + Unpin>(
@@ -344,11 +368,40 @@ fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
 mod tests {
     use super::*;
 
-    async fn read_all(wire: &[u8], max_body: usize) -> Result<(Read, BytesMut), WireError> {
+    async fn read_with(
+        wire: &[u8],
+        max_body: usize,
+        headers: AnswerHeaders,
+    ) -> Result<(Read, BytesMut), WireError> {
         let mut io = wire;
         let mut buf = BytesMut::new();
-        let read = read(&mut io, &mut buf, false, max_body).await?;
+        let read = read(&mut io, &mut buf, false, max_body, headers).await?;
         Ok((read, buf))
+    }
+
+    /// Reads `wire` keeping all headers, and checks that without them the answer is framed
+    /// the same: status, body, reuse, leftover bytes, or the same kind of error.
+    async fn read_all(wire: &[u8], max_body: usize) -> Result<(Read, BytesMut), WireError> {
+        let all = read_with(wire, max_body, AnswerHeaders::All).await;
+        let none = read_with(wire, max_body, AnswerHeaders::None).await;
+        match (&all, &none) {
+            (Ok((a, a_rest)), Ok((n, n_rest))) => {
+                assert_eq!(a.status, n.status);
+                assert_eq!(a.body, n.body);
+                assert_eq!(a.reusable, n.reusable);
+                assert_eq!(a_rest, n_rest);
+                assert!(n.headers.is_empty(), "no headers kept: {:?}", n.headers);
+            }
+            (Err(a), Err(n)) => {
+                assert_eq!(
+                    std::mem::discriminant(a),
+                    std::mem::discriminant(n),
+                    "{a:?} / {n:?}"
+                )
+            }
+            _ => panic!("framed differently: {all:?} / {none:?}"),
+        }
+        all
     }
 
     #[tokio::test]
@@ -389,6 +442,26 @@ mod tests {
         .unwrap();
         assert!(read.body.is_empty());
         assert!(!read.reusable, "connection: close");
+    }
+
+    #[tokio::test]
+    async fn framing_headers_are_read_in_any_case_and_over_several_lines() {
+        // The last coding decides; names in any case; `close` among other tokens.
+        let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\ntransfer-encoding: x, Chunked\r\nCONNECTION: keep-alive, Close\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+        let (read, _) = read_all(wire, 1024).await.unwrap();
+        assert_eq!(&read.body[..], b"{}");
+        assert!(!read.reusable, "connection: close");
+        assert_eq!(read.headers.get_all(TRANSFER_ENCODING).iter().count(), 2);
+        // Chunked first, then another coding: not chunked, so read to the end.
+        let wire = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\nraw";
+        let (read, _) = read_all(wire, 1024).await.unwrap();
+        assert_eq!(&read.body[..], b"raw");
+        assert!(!read.reusable);
+        // The same length twice, in one line and in two.
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\ncontent-length: 2\r\n\r\n{}";
+        let (read, _) = read_all(wire, 1024).await.unwrap();
+        assert_eq!(&read.body[..], b"{}");
+        assert!(read.reusable);
     }
 
     #[tokio::test]

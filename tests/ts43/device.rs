@@ -7,7 +7,7 @@ use super::milenage::{k_aut, mac, Usim};
 use aidhub::config::EcsSpec;
 use aidhub::ts43::document::Document;
 use aidhub::ts43::Format;
-use aidhub::upstream::Upstream;
+use aidhub::upstream::{AnswerHeaders, Upstream};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
@@ -130,7 +130,12 @@ impl Device {
         }
         let answer = self
             .client
-            .exchange(request, Duration::from_secs(20), 1 << 20)
+            .exchange(
+                request,
+                Duration::from_secs(20),
+                1 << 20,
+                AnswerHeaders::All,
+            )
             .await
             .expect("the hub answers");
         // A plain jar: name=value of every Set-Cookie, whatever its attributes.

@@ -11,7 +11,7 @@ use aidhub::config::EcsSpec;
 use aidhub::ledger::transfers::Stage;
 use aidhub::stage::TestHub;
 use aidhub::ts43::answer::decoded_activation_code;
-use aidhub::upstream::Upstream;
+use aidhub::upstream::{AnswerHeaders, Upstream};
 use bytes::Bytes;
 use http::{Method, Request};
 use std::sync::Arc;
@@ -68,7 +68,12 @@ async fn seed(port: u16, certs: &std::path::Path, imsis: &[&str]) {
             h.insert("x-admin-key", ecs::ADMIN_KEY.parse().unwrap());
             h.insert("content-type", "application/json".parse().unwrap());
             match client
-                .exchange(request, Duration::from_secs(10), 1 << 20)
+                .exchange(
+                    request,
+                    Duration::from_secs(10),
+                    1 << 20,
+                    AnswerHeaders::All,
+                )
                 .await
             {
                 Ok(a) if a.status == 201 => break,
