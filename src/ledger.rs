@@ -60,7 +60,7 @@ pub use self::sled::SledLedger;
 pub use self::types::{
     AcRequest, AcState, Delivered, ExportRecord, Federation, FederationState, ImportReport,
     LedgerStats, NewAcRequest, NewFederation, Outcome, Pair, Profile, ProfileEvent, ProfileSource,
-    RequestFilter, Settle, SweepReport, Withdrawal,
+    RequestFilter, Settle, Standing, SweepReport, Withdrawal,
 };
 
 use std::sync::Arc;
@@ -185,6 +185,13 @@ pub type ExportSink<'a> = dyn FnMut(ExportRecord) -> Result<(), LedgerError> + S
 pub trait Ledger: Send + Sync + 'static {
     /// The federation of `token`, if known.
     async fn federation(&self, token: Uuid) -> Result<Option<Federation>, LedgerError>;
+
+    /// How the federation of `token` stands for `pair`: [`Standing::of`] what
+    /// [`Ledger::federation`] gives. Every call naming a token asks this; a backend that
+    /// holds its records in memory answers it without copying the record out.
+    async fn standing(&self, token: Uuid, pair: &Pair) -> Result<Standing, LedgerError> {
+        Ok(Standing::of(self.federation(token).await?.as_ref(), pair))
+    }
 
     /// Before forwarding Send MSP Token: reserve `token` for `pair`.
     ///

@@ -36,8 +36,8 @@ use crate::config::Partner;
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::ledger::{
-    Delivered, Federation, FederationState, Ledger, LedgerError, NewAcRequest, NewFederation, Pair,
-    ProfileEvent, ProfileSource, Settle, Withdrawal,
+    Delivered, Ledger, LedgerError, NewAcRequest, NewFederation, Pair, ProfileEvent, ProfileSource,
+    Settle, Standing, Withdrawal,
 };
 use crate::snapshot::Snapshot;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -221,8 +221,8 @@ pub async fn admit(
             }
         }
         Aid1Request::RequestActivationCode(body) => {
-            let federation = authorize(ledger, token()?, &pair, parties.migrating(), now).await?;
-            if matches!(federation.state, FederationState::Invalid { .. }) {
+            let standing = authorize(ledger, token()?, &pair, parties.migrating(), now).await?;
+            if standing == Standing::Invalid {
                 return Err(HubError::TokenWithdrawn);
             }
             let id = body.activation_code_request_id.0;
@@ -307,20 +307,20 @@ async fn claim(
     }
 }
 
-/// The federation `token` is, if it belongs to `pair`.
+/// How federation `token` stands if it is `pair`'s to use: [`Standing::Active`] or
+/// [`Standing::Invalid`] (withdrawn); anything else is an unknown token. In migration, a
+/// token the ledger does not know is learned from its first use.
 async fn authorize(
     ledger: &dyn Ledger,
     token: Uuid,
     pair: &Pair,
     migrating: bool,
     now: u64,
-) -> Result<Federation, HubError> {
-    match ledger.federation(token).await.map_err(refusal)? {
-        Some(f) if f.pair == *pair && !matches!(f.state, FederationState::Reserved { .. }) => Ok(f),
-        Some(_) => Err(HubError::TokenUnknown),
-        None if migrating => {
+) -> Result<Standing, HubError> {
+    let standing = match ledger.standing(token, pair).await.map_err(refusal)? {
+        Standing::Absent if migrating => {
             tracing::info!(msp = %pair.msp, cmp = %pair.cmp, "migration: learned a federation from its first use");
-            ledger
+            let learned = ledger
                 .learn_federation(NewFederation {
                     msp_token: token,
                     pair: pair.clone(),
@@ -329,9 +329,14 @@ async fn authorize(
                     at: now,
                 })
                 .await
-                .map_err(refusal)
+                .map_err(refusal)?;
+            Standing::of(Some(&learned), pair)
         }
-        None => Err(HubError::TokenUnknown),
+        standing => standing,
+    };
+    match standing {
+        Standing::Active | Standing::Invalid => Ok(standing),
+        Standing::Absent | Standing::Unusable => Err(HubError::TokenUnknown),
     }
 }
 

@@ -56,6 +56,7 @@ checks![
     federation_confirm_without_reservation,
     federation_learn,
     federation_invalidate,
+    federation_standing_follows_the_lifecycle,
     request_open_rules,
     request_sync_refused_and_abandoned,
     request_async_lifecycle,

@@ -131,11 +131,8 @@ impl Ledger for MemoryLedger {
 
     async fn open_request(&self, req: NewAcRequest) -> Result<(), LedgerError> {
         let mut state = self.state();
-        let step = rules::open(
-            state.federations.get(&req.msp_token),
-            state.requests.get(&req.id),
-            &req,
-        );
+        let fed = rules::federation_allows(state.federations.get(&req.msp_token), &req.pair);
+        let step = rules::open(fed, state.requests.get(&req.id), &req);
         apply(&mut state.requests, req.id, step)
     }
 

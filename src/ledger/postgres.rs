@@ -192,8 +192,9 @@ impl PostgresLedger {
         let fed: Option<Federation> = fed
             .map(|row| decode(&req.msp_token.to_string(), &row))
             .transpose()?;
+        let fed = rules::federation_allows(fed.as_ref(), &req.pair);
         let reply = step(&tx, req.id, &|cur: Option<&AcRequest>| {
-            rules::open(fed.as_ref(), cur, req)
+            rules::open(fed.clone(), cur, req)
         })
         .await?;
         tx.commit().await.map_err(db)?;

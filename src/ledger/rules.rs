@@ -199,9 +199,24 @@ fn pair_mismatch(have: &Pair, msp: &str, cmp: &str) -> Option<&'static str> {
     }
 }
 
-/// [`Ledger::open_request`](super::Ledger::open_request), given the token's federation.
+/// What the token's federation, if any, says of a new activation-code request by `pair`:
+/// refused if withdrawn or another pair's. Unknown is no objection (the hub checked the token
+/// first, or learns it in migration).
+pub(super) fn federation_allows(fed: Option<&Federation>, pair: &Pair) -> Result<(), LedgerError> {
+    let Some(fed) = fed else { return Ok(()) };
+    if let FederationState::Invalid { .. } = fed.state {
+        return Err(LedgerError::TokenWithdrawn);
+    }
+    match pair_mismatch(&fed.pair, &pair.msp, &pair.cmp) {
+        Some(what) => Err(LedgerError::Mismatch { what }),
+        None => Ok(()),
+    }
+}
+
+/// [`Ledger::open_request`](super::Ledger::open_request), given what the token's federation
+/// says of it ([`federation_allows`]): a duplicate is refused as such first.
 pub(super) fn open(
-    fed: Option<&Federation>,
+    fed: Result<(), LedgerError>,
     cur: Option<&AcRequest>,
     req: &NewAcRequest,
 ) -> Step<AcRequest, ()> {
@@ -221,13 +236,8 @@ pub(super) fn open(
             return Step::keep(Err(LedgerError::DuplicateRequest));
         }
     }
-    if let Some(fed) = fed {
-        if let FederationState::Invalid { .. } = fed.state {
-            return Step::keep(Err(LedgerError::TokenWithdrawn));
-        }
-        if let Some(what) = pair_mismatch(&fed.pair, &req.pair.msp, &req.pair.cmp) {
-            return Step::keep(Err(LedgerError::Mismatch { what }));
-        }
+    if let Err(refusal) = fed {
+        return Step::keep(Err(refusal));
     }
     let pending = AcRequest {
         id: req.id,

@@ -62,7 +62,7 @@ use super::rules::{self, Claimant, Step, Write};
 use super::{
     AcRequest, Delivered, ExportRecord, ExportSink, Federation, ImportReport, Ledger, LedgerError,
     LedgerStats, NewAcRequest, NewFederation, Pair, Profile, ProfileEvent, RequestFilter, Settle,
-    SweepReport, Withdrawal,
+    Standing, SweepReport, Withdrawal,
 };
 
 impl From<sled::Error> for LedgerError {
@@ -252,6 +252,14 @@ impl Ledger for SledLedger {
         self.get(TreeId::Federations, &id_key(token))
     }
 
+    async fn standing(&self, token: Uuid, pair: &Pair) -> Result<Standing, LedgerError> {
+        self.inner.store.read(
+            TreeId::Federations,
+            &id_key(token),
+            |fed: Option<&Federation>| Standing::of(fed, pair),
+        )
+    }
+
     async fn reserve_federation(
         &self,
         token: Uuid,
@@ -292,9 +300,13 @@ impl Ledger for SledLedger {
 
     async fn open_request(&self, req: NewAcRequest) -> Result<(), LedgerError> {
         // Reading the federation outside the request's step is enough: invalidation never
-        // looks at requests, so a racing one simply orders after this open.
-        let fed = self.get::<Federation>(TreeId::Federations, &id_key(req.msp_token))?;
-        self.request_step(req.id, false, |cur| rules::open(fed.as_ref(), cur, &req))
+        // looks at requests, so a racing one simply orders after this open. Read in place.
+        let fed = self.inner.store.read(
+            TreeId::Federations,
+            &id_key(req.msp_token),
+            |fed: Option<&Federation>| rules::federation_allows(fed, &req.pair),
+        )?;
+        self.request_step(req.id, false, |cur| rules::open(fed.clone(), cur, &req))
     }
 
     async fn settle_request(

@@ -54,6 +54,35 @@ pub struct Federation {
     pub state: FederationState,
 }
 
+/// How a federation stands for one pair: all a call naming its token needs to know
+/// ([`Ledger::standing`](super::Ledger::standing)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// No federation has the token.
+    Absent,
+    /// Another pair's, or only reserved (still being onboarded): not this pair's to use.
+    Unusable,
+    /// Active, this pair's.
+    Active,
+    /// Withdrawn, this pair's.
+    Invalid,
+}
+
+impl Standing {
+    /// How `fed` stands for `pair`.
+    pub fn of(fed: Option<&Federation>, pair: &Pair) -> Standing {
+        match fed {
+            None => Standing::Absent,
+            Some(f) if f.pair != *pair => Standing::Unusable,
+            Some(f) => match f.state {
+                FederationState::Reserved { .. } => Standing::Unusable,
+                FederationState::Active => Standing::Active,
+                FederationState::Invalid { .. } => Standing::Invalid,
+            },
+        }
+    }
+}
+
 /// The life of a federation: `Reserved` → `Active` → `Invalid`, never back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "is", rename_all = "snake_case")]

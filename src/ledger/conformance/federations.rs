@@ -1,7 +1,7 @@
 //! Checks of the federation lifecycle: reserve, confirm, release, learn, invalidate.
 
 use super::{id, new_fed, pair_a, pair_b, STALE_MS};
-use crate::ledger::{FederationState, Ledger, LedgerError, Withdrawal};
+use crate::ledger::{FederationState, Ledger, LedgerError, Standing, Withdrawal};
 
 /// Reserve, retry, confirm; another pair is refused throughout.
 pub async fn federation_reserve_confirm_and_retry(l: &dyn Ledger) {
@@ -212,4 +212,32 @@ pub async fn federation_invalidate(l: &dyn Ledger) {
     assert_eq!(late, Err(LedgerError::TokenWithdrawn));
     l.release_federation(reserved, &a).await.unwrap();
     assert_eq!(l.federation(reserved).await, Ok(Some(withdrawn)));
+}
+
+/// A federation's standing for its own pair and for another, at each step of its life, and
+/// always what [`Standing::of`] makes of the record itself.
+pub async fn federation_standing_follows_the_lifecycle(l: &dyn Ledger) {
+    let (a, b, token) = (pair_a(), pair_b(), id());
+    let check = |stage: &'static str, own: Standing, other: Standing| {
+        let (a, b) = (a.clone(), b.clone());
+        async move {
+            let record = l.federation(token).await.unwrap();
+            for (pair, expected) in [(&a, own), (&b, other)] {
+                let standing: Standing = l.standing(token, pair).await.unwrap();
+                assert_eq!(standing, expected, "{stage}, for {pair:?}");
+                assert_eq!(standing, Standing::of(record.as_ref(), pair), "{stage}");
+            }
+        }
+    };
+    check("unknown", Standing::Absent, Standing::Absent).await;
+    l.reserve_federation(token, &a, 100, STALE_MS)
+        .await
+        .unwrap();
+    check("reserved", Standing::Unusable, Standing::Unusable).await;
+    l.confirm_federation(new_fed(token, &a, 200)).await.unwrap();
+    check("active", Standing::Active, Standing::Unusable).await;
+    l.invalidate_federation(token, Withdrawal::CmpRequested, None, 300)
+        .await
+        .unwrap();
+    check("withdrawn", Standing::Invalid, Standing::Unusable).await;
 }

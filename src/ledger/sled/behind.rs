@@ -140,10 +140,6 @@ impl Slot {
                 }),
         }
     }
-
-    fn get<T: Record>(&self, key: &[u8]) -> Result<Option<T>, LedgerError> {
-        self.view(key).map(|record| record.cloned())
-    }
 }
 
 /// Wakes one waiter with the result of the round that covered it.
@@ -293,17 +289,29 @@ impl WriteBehind {
         tree: TreeId,
         key: &[u8],
     ) -> Result<Option<T>, LedgerError> {
+        self.read(tree, key, |record: Option<&T>| record.cloned())
+    }
+
+    /// `f` of the record under `key` (`None`: no such record), read in place under the map's
+    /// guard: `f` must be quick and must not touch the ledger.
+    pub(super) fn read<T: Record, R>(
+        &self,
+        tree: TreeId,
+        key: &[u8],
+        f: impl FnOnce(Option<&T>) -> R,
+    ) -> Result<R, LedgerError> {
         let key: Key = (tree, IVec::from(key));
         if let Some(slot) = self.shared.map.get(&key) {
-            return slot.get(&key.1);
+            return slot.view(&key.1).map(f);
         }
         // Read sled under the key's lock, so that no change can slip in between.
         match self.shared.map.entry(key.clone()) {
-            Entry::Occupied(slot) => slot.get().get(&key.1),
+            Entry::Occupied(slot) => slot.get().view(&key.1).map(f),
             Entry::Vacant(vacant) => {
                 let record = self.load::<T>(&key)?;
-                vacant.insert(Slot::read(record.clone().map(T::wrap)));
-                Ok(record)
+                let result = f(record.as_ref());
+                vacant.insert(Slot::read(record.map(T::wrap)));
+                Ok(result)
             }
         }
     }
