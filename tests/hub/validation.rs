@@ -249,23 +249,32 @@ fn only(name: &'static str, value: &str) -> HeaderMap {
     map
 }
 
-#[tokio::test]
-async fn a_body_over_the_configured_cap_is_refused_413_207() {
+/// A stage whose bodies are capped at 1 KiB, and the path of Send Profile Information for a
+/// federation of mspalpha and cmpone on it.
+async fn capped_stage() -> (TestHub, String) {
     let hub = TestHub::builder()
         .hub(|t| format!("{t}\n[limits]\nmax_body_bytes = 1024\n"))
         .start()
         .await
         .expect("the stage starts");
-    // Bodies under the cap pass.
     let token = common::onboard(&hub, "mspalpha", "cmpone").await;
-    let reason = "x".repeat(2000);
-    let body = json!({"profiles": [{"iccid": aidhub::sim::SIM_ICCID, "status": "suspended", "reason": reason}]});
+    (hub, format!("/cesim/msp/v1/users/{token}/profiles"))
+}
+
+/// A Send Profile Information body whose size `reason` sets.
+fn profiles(reason: String) -> serde_json::Value {
+    json!({"profiles": [{"iccid": aidhub::sim::SIM_ICCID, "status": "suspended", "reason": reason}]})
+}
+
+#[tokio::test]
+async fn a_body_over_the_configured_cap_is_refused_413_207() {
+    let (hub, path) = capped_stage().await;
     let case = Case::new(
         "Send Profile Information of 2 KB",
         MSP_TO_CMP,
         Method::POST,
-        format!("/cesim/msp/v1/users/{token}/profiles"),
-        Some(body),
+        path,
+        Some(profiles("x".repeat(2000))),
         (413, "207"),
     );
     assert!(case.body.as_ref().is_some_and(|b| b.len() > 1024));
@@ -424,20 +433,10 @@ async fn send_chunked(
 
 #[tokio::test]
 async fn a_chunked_body_is_joined_whole_and_refused_once_over_the_cap_413_207() {
-    let hub = TestHub::builder()
-        .hub(|t| format!("{t}\n[limits]\nmax_body_bytes = 1024\n"))
-        .start()
-        .await
-        .expect("the stage starts");
-    let token = common::onboard(&hub, "mspalpha", "cmpone").await;
-    let path = format!("/cesim/msp/v1/users/{token}/profiles");
-    let profiles = |reason: String| {
-        json!({"profiles": [{"iccid": aidhub::sim::SIM_ICCID, "status": "suspended", "reason": reason}]})
-            .to_string()
-    };
+    let (hub, path) = capped_stage().await;
 
     // Under the cap, in four chunks: the partner gets the body whole, byte for byte.
-    let body = profiles("y".repeat(700));
+    let body = profiles("y".repeat(700)).to_string();
     assert!(body.len() < 1024);
     let (status, _) = send_chunked(&hub, MSP_TO_CMP, &path, body.as_bytes(), 4).await;
     assert_eq!(
@@ -452,7 +451,7 @@ async fn a_chunked_body_is_joined_whole_and_refused_once_over_the_cap_413_207() 
     // Over the cap, in chunks each under it (a body that would pass but for its size):
     // refused once the total passes it.
     let before = seen_total(&hub);
-    let body = profiles("z".repeat(1000));
+    let body = profiles("z".repeat(1000)).to_string();
     assert!(body.len() > 1024);
     let (status, error) = send_chunked(&hub, MSP_TO_CMP, &path, body.as_bytes(), 8).await;
     assert_eq!(status, 413, "over the cap: {error}");
