@@ -26,8 +26,7 @@ use crate::error::{Dialect, HubError};
 use crate::hub::Hub;
 use crate::ledger::transfers::{Changed, Stage, Step, TemporaryToken, TokenChange};
 use crate::proxy::{Cx, Outbound, Protocol};
-use crate::upstream::Upstream;
-use crate::upstream::{Answer, AnswerHeaders};
+use crate::upstream::{Answer, AnswerHeaders, Upstream};
 use bytes::Bytes;
 use http::header::{
     HeaderName, HeaderValue, ACCEPT, ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE,
