@@ -69,6 +69,22 @@ impl ChildProc {
         self.child.id()
     }
 
+    /// What became of the child, for an error its counterpart saw (a connection reset, say):
+    /// whether it still runs or how it exited, and the end of its log.
+    pub fn report(&mut self) -> String {
+        let state = match self.child.try_wait() {
+            Ok(None) => "still runs".to_owned(),
+            Ok(Some(status)) => format!("exited ({status})"),
+            Err(e) => format!("cannot be waited for: {e}"),
+        };
+        format!(
+            "{} {state}; the end of {}:\n{}",
+            self.name,
+            self.log.display(),
+            tail(&self.log)
+        )
+    }
+
     /// An error naming the exit status and the end of the log, if the child has exited.
     pub fn check_alive(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
@@ -187,4 +203,37 @@ pub fn free_port() -> Result<u16, String> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("no free port on 127.0.0.1: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_says_whether_the_child_runs_or_how_it_exited_and_shows_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("child.log");
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo about to fail >&2; exit 3"]);
+        let mut failing = ChildProc::spawn("failing", command, &log).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while failing.check_alive().is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let report = failing.report();
+        assert!(
+            report.starts_with("failing exited (exit status: 3)"),
+            "{report}"
+        );
+        assert!(report.ends_with("about to fail"), "{report}");
+
+        let mut command = Command::new("sleep");
+        command.arg("10");
+        let mut running = ChildProc::spawn("sleeper", command, &dir.path().join("s.log")).unwrap();
+        let report = running.report();
+        assert!(
+            report.starts_with("sleeper still runs; the end of "),
+            "{report}"
+        );
+    }
 }

@@ -132,13 +132,18 @@ pub async fn measure(
         let route = Arc::new(Route::new(world, &server, msp, cmp, wire)?);
         pairs.push((Conn::new(route, None), secret(world, msp, cmp)?));
     }
-    let tokens = load::onboard(pairs, settings.federations).await?;
+    let tokens = match load::onboard(pairs, settings.federations).await {
+        Ok(tokens) => tokens,
+        Err(e) => return Err(server.explain(e)),
+    };
     println!(
         "   onboarded {} federations through {}",
         settings.federations,
         setup.name()
     );
-    let lanes = lanes(world, &server, settings, &tokens).await?;
+    let lanes = lanes(world, &server, settings, &tokens)
+        .await
+        .map_err(|e| server.explain(e))?;
     let plan = load::Plan {
         rate,
         ..settings.plan

@@ -273,6 +273,15 @@ impl World {
 }
 
 impl Server {
+    /// `error`, seen by the load generator, with what became of the server process (none
+    /// for the direct setup): a server that crashed or refused shows why in its log.
+    pub fn explain(&mut self, error: String) -> String {
+        match &mut self.process {
+            Some(process) => format!("{error}\n   {}", process.report()),
+            None => error,
+        }
+    }
+
     /// Fails when the server process has died.
     pub fn check_alive(&mut self) -> Result<(), String> {
         match &mut self.process {
