@@ -374,14 +374,16 @@ fn exp_claim(account_id: &str) -> serde_json::Value {
     claims["exp"].clone()
 }
 
-/// Sends `body` as partner `from` to `to` in a chunked HTTP/1.1 request of `pieces` chunks,
-/// over a connection of its own, and returns the answer's status and body.
-async fn send_chunked(
+/// Sends one HTTP/1.1 request as partner `from` to `to` over a connection of its own: the
+/// head with `framing` (a `Transfer-Encoding` or `Content-Length` line), then `writes`, each
+/// in a write of its own so that the hub reads them as separate frames. Returns the answer's
+/// status and body; an answer that does not come within 10 s fails the test.
+async fn send_raw(
     hub: &TestHub,
     (from, to): (&str, &str),
     path: &str,
-    body: &[u8],
-    pieces: usize,
+    framing: &str,
+    writes: &[Vec<u8>],
 ) -> (u16, serde_json::Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let certs = hub.certs();
@@ -396,7 +398,7 @@ async fn send_chunked(
     let ids = Ids::new();
     let mut head = format!(
         "POST {path} HTTP/1.1\r\nhost: localhost\r\nclient-id: {}\r\ntarget-id: {to}\r\n\
-         content-type: application/json\r\ntransfer-encoding: chunked\r\n\
+         content-type: application/json\r\n{framing}\r\n\
          cmp-request-id: {}\r\ncorrelation-id: {}\r\nconnection: close\r\n",
         caller.client_id, ids.request, ids.correlation
     );
@@ -406,19 +408,20 @@ async fn send_chunked(
     assert!(caller.basic.is_none(), "the stage's partners use api keys");
     head.push_str("\r\n");
     tls.write_all(head.as_bytes()).await.unwrap();
-    // Each chunk in a write of its own, so that the hub reads them as separate frames.
-    for chunk in body.chunks(body.len().div_ceil(pieces)) {
-        let mut piece = format!("{:x}\r\n", chunk.len()).into_bytes();
-        piece.extend_from_slice(chunk);
-        piece.extend_from_slice(b"\r\n");
-        tls.write_all(&piece).await.unwrap();
-        tls.flush().await.unwrap();
+    for piece in writes {
+        // A refusal may come, and the connection close, before the rest is read.
+        if tls.write_all(piece).await.is_err() || tls.flush().await.is_err() {
+            break;
+        }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    // A refusal may come, and the connection close, before the last chunk is read.
-    let _ = tls.write_all(b"0\r\n\r\n").await;
     let mut answer = Vec::new();
-    let _ = tls.read_to_end(&mut answer).await;
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tls.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "no answer within 10 s");
     let answer = String::from_utf8(answer).expect("a text answer");
     let status = answer
         .get(9..12)
@@ -429,6 +432,39 @@ async fn send_chunked(
         .unwrap_or_else(|| panic!("no head end in {answer:?}"));
     let body = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
     (status, body)
+}
+
+/// `body` in a chunked request of `pieces` chunks, then the last chunk (see [`send_raw`]).
+async fn send_chunked(
+    hub: &TestHub,
+    from_to: (&str, &str),
+    path: &str,
+    body: &[u8],
+    pieces: usize,
+) -> (u16, serde_json::Value) {
+    let mut writes: Vec<Vec<u8>> = body
+        .chunks(body.len().div_ceil(pieces))
+        .map(|chunk| {
+            let mut piece = format!("{:x}\r\n", chunk.len()).into_bytes();
+            piece.extend_from_slice(chunk);
+            piece.extend_from_slice(b"\r\n");
+            piece
+        })
+        .collect();
+    writes.push(b"0\r\n\r\n".to_vec());
+    send_raw(hub, from_to, path, "transfer-encoding: chunked", &writes).await
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_cap_is_refused_before_the_body_is_sent_413_207() {
+    let (hub, path) = capped_stage().await;
+    let before = seen_total(&hub);
+    // Only the head: the hub must answer from `Content-Length` alone, not wait for 2 000
+    // bytes that never come.
+    let (status, error) = send_raw(&hub, MSP_TO_CMP, &path, "content-length: 2000", &[]).await;
+    assert_eq!(status, 413, "refused by its declared length: {error}");
+    assert_eq!(error["code"], "207", "the spec's body: {error}");
+    assert_eq!(seen_total(&hub), before, "nothing reached a partner");
 }
 
 #[tokio::test]
