@@ -69,7 +69,7 @@ impl Protocol for Aid1Hub {
         let headers = super::headers(&parts.headers)?;
         cx.record.correlation_id = Some(headers.correlation_id);
         cx.record.request_id = Some(headers.cmp_request_id);
-        if headers.client_id != *caller.id {
+        if headers.client_id != &*caller.id {
             return Err(HubError::ClientIdMismatch);
         }
         authenticate(&caller.credential, &headers.credential)?;
@@ -80,13 +80,13 @@ impl Protocol for Aid1Hub {
             &cx.snap.config.rules,
         )?;
         cx.record.function = Some(route.function.name());
-        let target = cx
-            .snap
-            .partner(&headers.target_id)
-            .cloned()
-            .ok_or_else(|| HubError::UnknownTarget {
-                id: headers.target_id.clone(),
-            })?;
+        let target =
+            cx.snap
+                .partner(headers.target_id)
+                .cloned()
+                .ok_or_else(|| HubError::UnknownTarget {
+                    id: headers.target_id.to_owned(),
+                })?;
         cx.record.target = Some(target.id.clone());
         permit(route.function, &caller, &target)?;
         Ok(Head {
@@ -254,7 +254,7 @@ fn note_oddities(cx: &Cx, request: &Aid1Request) {
 
 /// The presented credential must be the caller's hub credential, in the form the routing
 /// table says.
-fn authenticate(expected: &Credential, presented: &Presented) -> Result<(), HubError> {
+fn authenticate(expected: &Credential, presented: &Presented<'_>) -> Result<(), HubError> {
     let ok = match (expected, presented) {
         (Credential::ApiKey(key), Presented::ApiKey(given)) => key.matches(given.as_bytes()),
         (

@@ -111,27 +111,28 @@ impl<'m> Found<'m> {
     }
 }
 
-/// The validated AID1 headers of one request.
+/// The validated AID1 headers of one request, borrowed from its header map: the hub reads
+/// them while it decides the route and copies nothing it does not keep.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Aid1Headers {
+pub struct Aid1Headers<'m> {
     /// `CMP-request-id`: identifies this request.
     pub cmp_request_id: Uuid,
     /// `correlation-id`: identifies the transaction.
     pub correlation_id: Uuid,
     /// `client-id`: the caller, as agreed between the partners.
-    pub client_id: String,
+    pub client_id: &'m str,
     /// `target-id`: the callee, as agreed between the partners.
-    pub target_id: String,
+    pub target_id: &'m str,
     /// `api-key` or basic authentication, if any.
-    pub credential: Credential,
+    pub credential: Credential<'m>,
 }
 
 /// The credential a request carried. `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Credential {
+pub enum Credential<'m> {
     /// `api-key`.
-    ApiKey(String),
-    /// `Authorization: Basic …`.
+    ApiKey(&'m str),
+    /// `Authorization: Basic …`, decoded (so owned).
     Basic {
         /// The user.
         username: String,
@@ -142,7 +143,7 @@ pub enum Credential {
     None,
 }
 
-impl std::fmt::Debug for Credential {
+impl std::fmt::Debug for Credential<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Credential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
@@ -153,7 +154,7 @@ impl std::fmt::Debug for Credential {
 }
 
 /// Reads and checks the AID1 headers.
-pub fn headers(map: &HeaderMap) -> Result<Aid1Headers, Violation> {
+pub fn headers(map: &HeaderMap) -> Result<Aid1Headers<'_>, Violation> {
     let found = Found::scan(map);
     let cmp_request_id = uuid_header(&found, Read::CmpRequestId, ViolationKind::BadHeader)?;
     let correlation_id = uuid_header(&found, Read::CorrelationId, ViolationKind::BadCorrelationId)?;
@@ -210,7 +211,7 @@ fn uuid_header(found: &Found, read: Read, kind: ViolationKind) -> Result<Uuid, V
     })
 }
 
-fn id_header(found: &Found, read: Read) -> Result<String, Violation> {
+fn id_header<'m>(found: &Found<'m>, read: Read) -> Result<&'m str, Violation> {
     let text = found.required(read, ViolationKind::BadHeader)?;
     if text.is_empty() || text.len() > ID_MAX || !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(Violation::new(
@@ -219,10 +220,10 @@ fn id_header(found: &Found, read: Read) -> Result<String, Violation> {
             format!("must be 1 to {ID_MAX} characters A-Z, a-z, 0-9"),
         ));
     }
-    Ok(text.to_owned())
+    Ok(text)
 }
 
-fn credential(found: &Found) -> Result<Credential, Violation> {
+fn credential<'m>(found: &Found<'m>) -> Result<Credential<'m>, Violation> {
     let bad = |name: &str, reason: &str| Violation::new(ViolationKind::BadCredential, name, reason);
     let api_key = found.single(Read::ApiKey, ViolationKind::BadCredential)?;
     let authorization = found.single(Read::Authorization, ViolationKind::BadCredential)?;
@@ -238,7 +239,7 @@ fn credential(found: &Found) -> Result<Credential, Violation> {
             {
                 return Err(bad("api-key", "must be 1 to 512 characters A-Z, a-z, 0-9"));
             }
-            Ok(Credential::ApiKey(key.to_owned()))
+            Ok(Credential::ApiKey(key))
         }
         (None, Some(value)) => basic(value).ok_or_else(|| {
             bad(
@@ -251,7 +252,7 @@ fn credential(found: &Found) -> Result<Credential, Violation> {
 }
 
 /// `Basic base64(user:password)`, or `None` when it is anything else.
-fn basic(value: &str) -> Option<Credential> {
+fn basic(value: &str) -> Option<Credential<'static>> {
     if value.len() > AUTHORIZATION_MAX {
         return None;
     }
@@ -301,17 +302,12 @@ mod tests {
 
     #[test]
     fn the_spec_examples_are_accepted() {
-        let h = headers(&with("api-key", "1234abcdefghij0123456789")).unwrap();
+        let map = with("api-key", "1234abcdefghij0123456789");
+        let h = headers(&map).unwrap();
         assert_eq!(h.cmp_request_id.to_string(), RID);
         assert_eq!(h.correlation_id.to_string(), CID);
-        assert_eq!(
-            (h.client_id.as_str(), h.target_id.as_str()),
-            ("dk3kdwkef1", "msp42")
-        );
-        assert_eq!(
-            h.credential,
-            Credential::ApiKey("1234abcdefghij0123456789".to_owned())
-        );
+        assert_eq!((h.client_id, h.target_id), ("dk3kdwkef1", "msp42"));
+        assert_eq!(h.credential, Credential::ApiKey("1234abcdefghij0123456789"));
         assert_eq!(headers(&base()).unwrap().credential, Credential::None);
     }
 
@@ -393,7 +389,8 @@ mod tests {
     #[test]
     fn basic_authentication() {
         // base64("cmp:s3cr:et") — a password may contain ':'.
-        let h = headers(&with("authorization", "Basic Y21wOnMzY3I6ZXQ=")).unwrap();
+        let map = with("authorization", "Basic Y21wOnMzY3I6ZXQ=");
+        let h = headers(&map).unwrap();
         assert_eq!(
             h.credential,
             Credential::Basic {
@@ -425,7 +422,8 @@ mod tests {
         let v = headers(&map).unwrap_err();
         assert_eq!(v.kind, ViolationKind::BadCredential);
         assert!(!v.to_string().contains("secret"));
-        let basic = headers(&with("authorization", "Basic Y21wOnMzY3I6ZXQ=")).unwrap();
+        let basic_map = with("authorization", "Basic Y21wOnMzY3I6ZXQ=");
+        let basic = headers(&basic_map).unwrap();
         let printed = format!("{basic:?}");
         assert!(
             !printed.contains("s3cr") && !printed.contains("cmp\""),
