@@ -25,14 +25,19 @@
 //! * The signature is verified by `jsonwebtoken` (its `crypto::verify`, which re-signs with
 //!   ring's HMAC and compares in constant time); the segments, the header and the claims are
 //!   read here, once each (`jsonwebtoken::decode` parsed the header a second time and the
-//!   claims twice, and built a fresh `Validation` per token). [`sign`] computes HMAC-SHA256
+//!   claims twice, and built a fresh `Validation` per token), and only the members named
+//!   here are kept, borrowed from the decoded bytes ([`members`]; a `serde_json::Value`
+//!   allocated a map node and a string per member). A repeated member keeps its last value,
+//!   as it did in a `Value`. [`sign`] computes HMAC-SHA256
 //!   itself with `sha2` (RFC 2104), so that it cannot fail, and the tests cross-check the two.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// Longest account id accepted (the `{account_id}` path parameter has the same cap).
 pub const ACCOUNT_ID_MAX: usize = crate::aid1::types::ACCOUNT_ID_MAX;
@@ -83,9 +88,7 @@ pub fn verify(token: &str, secret: &[u8], now_unix: u64) -> Result<AccountClaims
     }
     let payload = URL_SAFE_NO_PAD
         .decode(parts.payload)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .ok_or_else(|| malformed("the token cannot be decoded"))?;
+        .map_err(|_| malformed("the token cannot be decoded"))?;
     let claims = claims(&payload)?;
     if now_unix >= claims.exp {
         return Err(AccountIdError::Expired);
@@ -175,36 +178,39 @@ fn check_header(encoded: &str) -> Result<(), AccountIdError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(encoded)
         .map_err(|_| malformed("the header is not Base64url"))?;
-    let header: Value =
-        serde_json::from_slice(&bytes).map_err(|_| malformed("the header is not JSON"))?;
-    match header.get("alg").and_then(Value::as_str) {
-        Some("HS256") => Ok(()),
-        Some(_) => Err(AccountIdError::BadSignature),
-        None => Err(malformed("the header has no alg")),
+    let [alg] = members(&bytes, ["alg"])
+        .map_err(|_| malformed("the header is not JSON"))?
+        .unwrap_or_default();
+    match alg {
+        Some(Member::Str(alg)) if alg == "HS256" => Ok(()),
+        Some(Member::Str(_)) => Err(AccountIdError::BadSignature),
+        _ => Err(malformed("the header has no alg")),
     }
 }
 
-fn claims(payload: &Value) -> Result<AccountClaims, AccountIdError> {
-    let object = payload
-        .as_object()
+fn claims(payload: &[u8]) -> Result<AccountClaims, AccountIdError> {
+    let [sid, exp, iat, ver] = members(payload, ["sid", "exp", "iat", "ver"])
+        .map_err(|_| malformed("the token cannot be decoded"))?
         .ok_or_else(|| malformed("the payload is not a JSON object"))?;
-    let sid = object
-        .get("sid")
-        .and_then(Value::as_str)
-        .and_then(crate::aid1::types::parse_canonical_uuid)
-        .ok_or_else(|| malformed("sid must be a UUID"))?;
-    let exp = match object.get("exp") {
-        Some(value) => unix_time(value).ok_or_else(|| malformed("exp must be Unix seconds"))?,
+    let sid = match &sid {
+        Some(Member::Str(sid)) => crate::aid1::types::parse_canonical_uuid(sid),
+        _ => None,
+    }
+    .ok_or_else(|| malformed("sid must be a UUID"))?;
+    let exp = match exp {
+        Some(value) => unix_time(&value).ok_or_else(|| malformed("exp must be Unix seconds"))?,
         None => return Err(malformed("exp is required")),
     };
-    let iat = match object.get("iat") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(unix_time(value).ok_or_else(|| malformed("iat must be Unix seconds"))?),
+    let iat = match iat {
+        None | Some(Member::Null) => None,
+        Some(value) => {
+            Some(unix_time(&value).ok_or_else(|| malformed("iat must be Unix seconds"))?)
+        }
     };
-    let has_ver = match object.get("ver") {
-        None | Some(Value::Null) => false,
-        Some(Value::String(_) | Value::Number(_)) => true,
-        Some(_) => return Err(malformed("ver must be a string")),
+    let has_ver = match ver {
+        None | Some(Member::Null) => false,
+        Some(Member::Str(_) | Member::Number(_)) => true,
+        Some(Member::Other) => return Err(malformed("ver must be a string")),
     };
     Ok(AccountClaims {
         sid,
@@ -215,10 +221,10 @@ fn claims(payload: &Value) -> Result<AccountClaims, AccountIdError> {
 }
 
 /// A non-negative integer, as a JSON number or a string of 1–20 ASCII digits.
-fn unix_time(value: &Value) -> Option<u64> {
+fn unix_time(value: &Member<'_>) -> Option<u64> {
     match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s)
+        Member::Number(n) => *n,
+        Member::Str(s)
             if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
         {
             s.parse().ok()
@@ -227,6 +233,146 @@ fn unix_time(value: &Value) -> Option<u64> {
     }
 }
 
+/// A member's value, as far as the header and the claims need it.
+#[derive(Debug, PartialEq)]
+enum Member<'a> {
+    Str(Cow<'a, str>),
+    /// A number, and its value if it is a non-negative integer that fits in 64 bits.
+    Number(Option<u64>),
+    Null,
+    /// `true`, `false`, an array or an object.
+    Other,
+}
+
+/// The members `names` of the JSON object in `json`, read in one pass without building the
+/// whole document (a `serde_json::Value` costs a map and a string per member): `Ok(None)`
+/// when `json` is valid JSON but not an object, `Err` when it is not JSON. Like a `Value`,
+/// a repeated name keeps its last value; other members are checked as JSON and skipped.
+fn members<'a, const N: usize>(
+    json: &'a [u8],
+    names: [&'static str; N],
+) -> Result<Option<[Option<Member<'a>>; N]>, serde_json::Error> {
+    let mut reader = serde_json::Deserializer::from_slice(json);
+    let object = (&mut reader).deserialize_any(Object { names })?;
+    // As `serde_json::from_slice`: nothing but whitespace after the value.
+    reader.end()?;
+    Ok(object)
+}
+
+/// Reads the top-level value for [`members`].
+struct Object<const N: usize> {
+    names: [&'static str; N],
+}
+
+impl<'de, const N: usize> Visitor<'de> for Object<N> {
+    type Value = Option<[Option<Member<'de>>; N]>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = [const { None }; N];
+        // A name is read as a `Member` so that it is borrowed unless it has escapes (serde's
+        // own `Cow<str>` always copies).
+        while let Some(name) = map.next_key::<Member<'de>>()? {
+            let wanted = match name {
+                Member::Str(name) => self.names.iter().position(|wanted| *wanted == name),
+                _ => None,
+            };
+            match wanted {
+                Some(i) => found[i] = Some(map.next_value::<Member<'de>>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(found))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+impl<'de> Deserialize<'de> for Member<'de> {
+    fn deserialize<D: Deserializer<'de>>(reader: D) -> Result<Self, D::Error> {
+        reader.deserialize_any(MemberVisitor)
+    }
+}
+
+struct MemberVisitor;
+
+impl<'de> Visitor<'de> for MemberVisitor {
+    type Value = Member<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Member<'de>, E> {
+        Ok(Member::Str(Cow::Owned(text.to_owned())))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Member<'de>, E> {
+        Ok(Member::Number(Some(n)))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Member<'de>, E> {
+        Ok(Member::Number(u64::try_from(n).ok()))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Member<'de>, E> {
+        Ok(Member::Number(None))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Member<'de>, E> {
+        Ok(Member::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Member<'de>, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Member::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Member::Other)
+    }
+}
 /// HMAC-SHA256 (RFC 2104) with a 64-byte block.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let hashed;
@@ -477,6 +623,146 @@ mod tests {
                 "the token cannot be decoded".to_owned()
             ))
         );
+    }
+
+    /// The claims as the hub read them before, through a whole `serde_json::Value`: the
+    /// member-by-member reader must decide every payload the same way.
+    fn claims_through_a_value(payload: &[u8]) -> Result<AccountClaims, AccountIdError> {
+        let value: Value = serde_json::from_slice(payload)
+            .map_err(|_| malformed("the token cannot be decoded"))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| malformed("the payload is not a JSON object"))?;
+        let time = |value: &Value| match value {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s)
+                if !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                s.parse().ok()
+            }
+            _ => None,
+        };
+        let sid = object
+            .get("sid")
+            .and_then(Value::as_str)
+            .and_then(crate::aid1::types::parse_canonical_uuid)
+            .ok_or_else(|| malformed("sid must be a UUID"))?;
+        let exp = match object.get("exp") {
+            Some(value) => time(value).ok_or_else(|| malformed("exp must be Unix seconds"))?,
+            None => return Err(malformed("exp is required")),
+        };
+        let iat = match object.get("iat") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(time(value).ok_or_else(|| malformed("iat must be Unix seconds"))?),
+        };
+        let has_ver = match object.get("ver") {
+            None | Some(Value::Null) => false,
+            Some(Value::String(_) | Value::Number(_)) => true,
+            Some(_) => return Err(malformed("ver must be a string")),
+        };
+        Ok(AccountClaims {
+            sid,
+            exp,
+            iat,
+            has_ver,
+        })
+    }
+
+    #[test]
+    fn claims_are_read_as_a_whole_json_value_would_read_them() {
+        const SID: &str = "a625211a-2cba-4136-aa8b-34c390b8a7d7";
+        let payloads = [
+            format!(r#"{{"exp":2000000000,"sid":"{SID}"}}"#),
+            // A repeated member keeps its last value, either way round.
+            format!(r#"{{"exp":1,"exp":2000000000,"sid":"x","sid":"{SID}"}}"#),
+            format!(r#"{{"exp":2000000000,"exp":"soon","sid":"{SID}"}}"#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}","ver":{{}},"ver":"6789"}}"#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}","iat":5,"iat":null}}"#),
+            // Escapes in names and values.
+            r#"{"\u0065xp":"2000000000","s\u0069d":"a625211a\u002d2cba-4136-aa8b-34c390b8a7d7"}"#
+                .to_owned(),
+            // Numbers: only a non-negative integer within 64 bits is a time; any number is a ver.
+            format!(r#"{{"exp":2000000000.0,"sid":"{SID}"}}"#),
+            format!(r#"{{"exp":2e9,"sid":"{SID}"}}"#),
+            format!(r#"{{"exp":18446744073709551615,"sid":"{SID}"}}"#),
+            format!(r#"{{"exp":18446744073709551616,"sid":"{SID}"}}"#),
+            format!(r#"{{"exp":-0,"sid":"{SID}"}}"#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}","ver":-1.5}}"#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}","ver":true}}"#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}","ver":[1]}}"#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}","iat":"0123"}}"#),
+            format!(r#"{{"exp":"000000000000000000002","sid":"{SID}"}}"#),
+            format!(r#"{{"exp":"+5","sid":"{SID}"}}"#),
+            // Other members are skipped, but must be JSON.
+            format!(r#"{{"exp":2000000000,"sid":"{SID}","x":{{"y":[1,{{"z":null}}]}},"w":true}}"#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}","x":[1,}}"#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}"}}  "#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}"}}x"#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}"}}{{}}"#),
+            format!(r#"{{"exp":2000000000,"sid":"{SID}""#),
+            format!(r#"{{"exp":2000000000,"sid":{SID}}}"#),
+            format!(r#"{{"exp":2000000000,"sid":"{}"}}"#, SID.to_uppercase()),
+            "{}".to_owned(),
+            // Not objects.
+            "[1,2]".to_owned(),
+            "\"x\"".to_owned(),
+            "5".to_owned(),
+            "-5".to_owned(),
+            "1.5".to_owned(),
+            "null".to_owned(),
+            "true".to_owned(),
+            "".to_owned(),
+            "[1,".to_owned(),
+            "\u{feff}{}".to_owned(),
+        ];
+        for payload in &payloads {
+            assert_eq!(
+                super::claims(payload.as_bytes()),
+                claims_through_a_value(payload.as_bytes()),
+                "{payload}"
+            );
+        }
+        let first = super::claims(payloads[1].as_bytes()).unwrap();
+        assert_eq!(first.exp, 2_000_000_000);
+        assert!(super::claims(payloads[3].as_bytes()).unwrap().has_ver);
+        assert_eq!(super::claims(payloads[4].as_bytes()).unwrap().iat, None);
+        assert_eq!(
+            super::claims(payloads[5].as_bytes()).unwrap().exp,
+            2_000_000_000
+        );
+        assert_eq!(
+            super::claims(payloads[8].as_bytes()).unwrap().exp,
+            18_446_744_073_709_551_615
+        );
+    }
+
+    #[test]
+    fn the_header_is_read_as_a_whole_json_value_would_read_it() {
+        let payload = r#"{"exp":2000000000,"sid":"a625211a-2cba-4136-aa8b-34c390b8a7d7"}"#;
+        let signed = |header: &str| verify(&forge(header, payload), SECRET, NOW).map(|c| c.exp);
+        assert_eq!(signed(r#"{"alg":"none","alg":"HS256"}"#), Ok(2_000_000_000));
+        assert_eq!(
+            signed(r#"{"\u0061lg":"HS\u0032\u0035\u0036"}"#),
+            Ok(2_000_000_000)
+        );
+        assert_eq!(
+            signed(r#"{"alg":"HS256","alg":"HS512"}"#),
+            Err(AccountIdError::BadSignature)
+        );
+        for (header, reason) in [
+            (r#"{"alg":5}"#, "the header has no alg"),
+            (r#"{"alg":null}"#, "the header has no alg"),
+            (r#"["alg","HS256"]"#, "the header has no alg"),
+            (r#""HS256""#, "the header has no alg"),
+            (r#"{"alg":"HS256"}x"#, "the header is not JSON"),
+            (r#"{"alg":"HS256","kid":[}"#, "the header is not JSON"),
+        ] {
+            assert_eq!(
+                signed(header),
+                Err(AccountIdError::Malformed(reason.to_owned())),
+                "{header}"
+            );
+        }
     }
 
     #[test]
