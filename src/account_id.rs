@@ -373,6 +373,7 @@ impl<'de> Visitor<'de> for MemberVisitor {
         Ok(Member::Other)
     }
 }
+
 /// HMAC-SHA256 (RFC 2104) with a 64-byte block.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let hashed;

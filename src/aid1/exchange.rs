@@ -80,13 +80,11 @@ impl Protocol for Aid1Hub {
             &cx.snap.config.rules,
         )?;
         cx.record.function = Some(route.function.name());
-        let target =
-            cx.snap
-                .partner(headers.target_id)
-                .cloned()
-                .ok_or_else(|| HubError::UnknownTarget {
-                    id: headers.target_id.to_owned(),
-                })?;
+        let target_id = headers.target_id;
+        let target = cx.snap.partner(target_id).cloned().ok_or_else(|| {
+            let id = target_id.to_owned();
+            HubError::UnknownTarget { id }
+        })?;
         cx.record.target = Some(target.id.clone());
         permit(route.function, &caller, &target)?;
         Ok(Head {
