@@ -132,10 +132,9 @@ pub async fn measure(
         let route = Arc::new(Route::new(world, &server, msp, cmp, wire)?);
         pairs.push((Conn::new(route, None), secret(world, msp, cmp)?));
     }
-    let tokens = match load::onboard(pairs, settings.federations).await {
-        Ok(tokens) => tokens,
-        Err(e) => return Err(server.explain(e)),
-    };
+    let tokens = load::onboard(pairs, settings.federations)
+        .await
+        .map_err(|e| server.explain(e))?;
     println!(
         "   onboarded {} federations through {}",
         settings.federations,
