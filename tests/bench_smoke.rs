@@ -19,14 +19,26 @@ fn nginx_installed() -> bool {
 
 /// Runs the binary, killing it if it outlives `WITHIN`; returns (success, stdout, stderr).
 fn run(args: &[&str]) -> (bool, String, String) {
-    run_in(Path::new("."), args)
+    run_command(aidhub(args))
 }
 
 /// [`run`] in the working directory `dir`.
 fn run_in(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
+    let mut command = aidhub(args);
+    command.current_dir(dir);
+    run_command(command)
+}
+
+/// The binary with `args`.
+fn aidhub(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args);
+    command
+}
+
+/// [`run`] for a command built by the caller.
+fn run_command(mut command: Command) -> (bool, String, String) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -240,8 +252,11 @@ struct Measuring {
     stderr: std::thread::JoinHandle<String>,
 }
 
-fn start_measuring() -> Measuring {
+/// Bench directories go into `tmp` (the bench's `TMPDIR`), where no other test's bench looks
+/// for abandoned ones to remove.
+fn start_measuring(tmp: &Path) -> Measuring {
     let mut bench = Command::new(BIN)
+        .env("TMPDIR", tmp)
         .args([
             "bench",
             "--setups",
@@ -332,11 +347,12 @@ fn still_running(pids: &[u32]) -> Vec<u32> {
 
 #[test]
 fn sigterm_stops_the_children_and_removes_the_bench_directory() {
+    let tmp = tempfile::tempdir().unwrap();
     let Measuring {
         mut bench,
         children,
         stderr,
-    } = start_measuring();
+    } = start_measuring(tmp.path());
     let dir = bench_dir(&children).expect("a child works in the bench directory");
     assert!(dir.is_dir());
 
@@ -359,17 +375,20 @@ fn sigterm_stops_the_children_and_removes_the_bench_directory() {
 
 /// SIGKILL runs none of the bench's own cleanup: the kernel's parent-death signal, set by
 /// `setpriv`, is what stops the children then, and the next bench removes the directory.
+/// Both benches get a `TMPDIR` of their own: a bench another test starts meanwhile would
+/// otherwise be the next bench, and remove the directory before this test looks at it.
 #[test]
 fn sigkill_of_the_bench_still_stops_its_children() {
     if aidhub::bench::child::setpriv().is_none() {
         eprintln!("skipped: no util-linux setpriv with --pdeathsig, so nothing stops the children of a killed bench");
         return;
     }
+    let tmp = tempfile::tempdir().unwrap();
     let Measuring {
         mut bench,
         children,
         stderr: _,
-    } = start_measuring();
+    } = start_measuring(tmp.path());
     let dir = bench_dir(&children).expect("a child works in the bench directory");
     let pid = bench.id();
     bench.kill().unwrap();
@@ -394,7 +413,7 @@ fn sigkill_of_the_bench_still_stops_its_children() {
 
     // The killed bench's directory stays until the next bench starts and removes it.
     assert!(dir.is_dir(), "{}", dir.display());
-    let (ok, out, err) = run(&[
+    let mut next = aidhub(&[
         "bench",
         "--setups",
         "direct",
@@ -409,6 +428,8 @@ fn sigkill_of_the_bench_still_stops_its_children() {
         "--handshake-secs",
         "0",
     ]);
+    next.env("TMPDIR", tmp.path());
+    let (ok, out, err) = run_command(next);
     let removed = !dir.exists();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(ok, "{out}\n{err}");
