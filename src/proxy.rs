@@ -273,11 +273,8 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, HubError> 
     let mut joined: Option<BytesMut> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            HubError::Invalid(crate::aid1::Violation {
-                kind: crate::aid1::ViolationKind::Syntax,
-                field: "body".into(),
-                reason: format!("the request body could not be read: {e}"),
-            })
+            let reason = format!("the request body could not be read: {e}");
+            HubError::Invalid(crate::aid1::Violation::syntax("body", reason))
         })?;
         // Trailers carry nothing the walk reads.
         let Ok(data) = frame.into_data() else {

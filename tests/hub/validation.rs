@@ -494,3 +494,27 @@ async fn a_chunked_body_is_joined_whole_and_refused_once_over_the_cap_413_207() 
     assert_eq!(error["code"], "207", "the spec's body: {error}");
     assert_eq!(seen_total(&hub), before, "nothing reached a partner");
 }
+
+#[tokio::test]
+async fn a_body_whose_chunking_breaks_is_refused_as_unreadable_422_91() {
+    let (hub, path) = capped_stage().await;
+    let before = seen_total(&hub);
+    // A first chunk that is fine, then a size line that is not hexadecimal.
+    let writes = [b"2\r\n{}\r\n".to_vec(), b"zz\r\nxx\r\n0\r\n\r\n".to_vec()];
+    let (status, error) = send_raw(
+        &hub,
+        MSP_TO_CMP,
+        &path,
+        "transfer-encoding: chunked",
+        &writes,
+    )
+    .await;
+    assert_eq!(status, 422, "an unreadable body: {error}");
+    assert_eq!(error["code"], "91", "the spec's body: {error}");
+    let description = error["error"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("could not be read"),
+        "the description says why: {error}"
+    );
+    assert_eq!(seen_total(&hub), before, "nothing reached a partner");
+}
