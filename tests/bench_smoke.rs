@@ -255,25 +255,24 @@ struct Measuring {
 /// Bench directories go into `tmp` (the bench's `TMPDIR`), where no other test's bench looks
 /// for abandoned ones to remove.
 fn start_measuring(tmp: &Path) -> Measuring {
-    let mut bench = Command::new(BIN)
-        .env("TMPDIR", tmp)
-        .args([
-            "bench",
-            "--setups",
-            "aidhub",
-            "--duration-secs",
-            "60",
-            "--warmup-secs",
-            "1",
-            "--connections",
-            "4",
-            "--federations",
-            "4",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start aidhub bench");
+    let mut bench = aidhub(&[
+        "bench",
+        "--setups",
+        "aidhub",
+        "--duration-secs",
+        "60",
+        "--warmup-secs",
+        "1",
+        "--connections",
+        "4",
+        "--federations",
+        "4",
+    ])
+    .env("TMPDIR", tmp)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start aidhub bench");
     let stdout = bench.stdout.take().unwrap();
     let mut stderr = bench.stderr.take().unwrap();
     let (lines_tx, lines) = std::sync::mpsc::channel();
