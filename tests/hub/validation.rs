@@ -455,16 +455,30 @@ async fn send_chunked(
     send_raw(hub, from_to, path, "transfer-encoding: chunked", &writes).await
 }
 
+/// Asserts that a raw answer ([`send_raw`]) is `status` with the spec's error body of `code`,
+/// and that no partner saw a call since `before` ([`seen_total`] then).
+#[track_caller]
+fn assert_refused_raw(
+    hub: &TestHub,
+    before: usize,
+    (status, error): &(u16, serde_json::Value),
+    (expected, code): (u16, &str),
+    case: &str,
+) {
+    assert_eq!(*status, expected, "{case}: {error}");
+    assert_eq!(error["code"], code, "the spec's body: {error}");
+    assert_eq!(seen_total(hub), before, "nothing reached a partner");
+}
+
 #[tokio::test]
 async fn a_declared_length_over_the_cap_is_refused_before_the_body_is_sent_413_207() {
     let (hub, path) = capped_stage().await;
     let before = seen_total(&hub);
     // Only the head: the hub must answer from `Content-Length` alone, not wait for 2 000
     // bytes that never come.
-    let (status, error) = send_raw(&hub, MSP_TO_CMP, &path, "content-length: 2000", &[]).await;
-    assert_eq!(status, 413, "refused by its declared length: {error}");
-    assert_eq!(error["code"], "207", "the spec's body: {error}");
-    assert_eq!(seen_total(&hub), before, "nothing reached a partner");
+    let answer = send_raw(&hub, MSP_TO_CMP, &path, "content-length: 2000", &[]).await;
+    let case = "refused by its declared length";
+    assert_refused_raw(&hub, before, &answer, (413, "207"), case);
 }
 
 #[tokio::test]
@@ -489,10 +503,8 @@ async fn a_chunked_body_is_joined_whole_and_refused_once_over_the_cap_413_207() 
     let before = seen_total(&hub);
     let body = profiles("z".repeat(1000)).to_string();
     assert!(body.len() > 1024);
-    let (status, error) = send_chunked(&hub, MSP_TO_CMP, &path, body.as_bytes(), 8).await;
-    assert_eq!(status, 413, "over the cap: {error}");
-    assert_eq!(error["code"], "207", "the spec's body: {error}");
-    assert_eq!(seen_total(&hub), before, "nothing reached a partner");
+    let answer = send_chunked(&hub, MSP_TO_CMP, &path, body.as_bytes(), 8).await;
+    assert_refused_raw(&hub, before, &answer, (413, "207"), "over the cap");
 }
 
 #[tokio::test]
@@ -501,20 +513,13 @@ async fn a_body_whose_chunking_breaks_is_refused_as_unreadable_422_91() {
     let before = seen_total(&hub);
     // A first chunk that is fine, then a size line that is not hexadecimal.
     let writes = [b"2\r\n{}\r\n".to_vec(), b"zz\r\nxx\r\n0\r\n\r\n".to_vec()];
-    let (status, error) = send_raw(
-        &hub,
-        MSP_TO_CMP,
-        &path,
-        "transfer-encoding: chunked",
-        &writes,
-    )
-    .await;
-    assert_eq!(status, 422, "an unreadable body: {error}");
-    assert_eq!(error["code"], "91", "the spec's body: {error}");
+    let framing = "transfer-encoding: chunked";
+    let answer = send_raw(&hub, MSP_TO_CMP, &path, framing, &writes).await;
+    assert_refused_raw(&hub, before, &answer, (422, "91"), "an unreadable body");
+    let error = &answer.1;
     let description = error["error"].as_str().unwrap_or_default();
     assert!(
         description.contains("could not be read"),
         "the description says why: {error}"
     );
-    assert_eq!(seen_total(&hub), before, "nothing reached a partner");
 }
