@@ -9,6 +9,9 @@
 
 pub mod cluster;
 pub mod outside;
+pub mod ports;
+
+pub use ports::free_port;
 
 use crate::account_id::{self, AccountClaims};
 use crate::client::{Caller, HubClient, Reply, Version};

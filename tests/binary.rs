@@ -2,7 +2,6 @@
 //! configuration, real signals) and `demo`.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -15,7 +14,9 @@ fn shipped_copy() -> (tempfile::TempDir, Vec<u16>) {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(dir.path().join("config")).unwrap();
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..5)
+        .map(|_| aidhub::stage::free_port().unwrap())
+        .collect();
     let hub = std::fs::read_to_string(root.join("config/hub.toml"))
         .unwrap()
         .replace("127.0.0.1:8443", "127.0.0.1:0")
@@ -28,14 +29,6 @@ fn shipped_copy() -> (tempfile::TempDir, Vec<u16>) {
     }
     std::fs::write(dir.path().join("routes.toml"), routes).unwrap();
     (dir, ports)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn aidhub(dir: &Path, args: &[&str]) -> std::process::Output {

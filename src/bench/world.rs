@@ -4,7 +4,7 @@
 //! `aidhub serve` (with a fresh ledger) or nginx for each measurement.
 
 use super::callgrind::Callgrind;
-use super::child::{free_port, ChildProc};
+use super::child::ChildProc;
 use super::{nginx, Setup};
 use crate::config::{Partner, Routes};
 use crate::stage;
@@ -139,7 +139,7 @@ impl World {
         std::fs::create_dir_all(dir.path().join("logs")).map_err(|e| e.to_string())?;
         let mut ports = BTreeMap::new();
         for (id, _) in stage::PARTNERS {
-            ports.insert(id.to_string(), free_port()?);
+            ports.insert(id.to_string(), stage::free_port()?);
         }
         let routes_toml = dir.path().join("routes.toml");
         std::fs::write(&routes_toml, stage::routes_toml_for_ports(&ports))
@@ -199,7 +199,7 @@ impl World {
             Setup::Aidhub => self.start_hub(tag).await,
             Setup::Nginx => {
                 let binary = self.nginx.as_deref().ok_or("nginx is not available")?;
-                let port = free_port()?;
+                let port = stage::free_port()?;
                 let dir = self.dir.path().join(format!("nginx-{tag}"));
                 let mut process = nginx::start(binary, self, &dir, port, h2)?;
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -214,8 +214,8 @@ impl World {
     }
 
     async fn start_hub(&self, tag: &str) -> Result<Server, String> {
-        let port = free_port()?;
-        let admin = free_port()?;
+        let port = stage::free_port()?;
+        let admin = stage::free_port()?;
         let hub_toml = self.dir.path().join(format!("hub-{tag}.toml"));
         let ledger = match &self.ledgers {
             Some(dir) => dir.path().join(format!("ledger-{tag}")),

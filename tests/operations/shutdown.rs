@@ -21,7 +21,9 @@ fn shipped_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(dir.path().join("config")).expect("config directory");
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..4)
+        .map(|_| aidhub::stage::free_port().expect("a free loopback port"))
+        .collect();
     let hub = std::fs::read_to_string(root.join("config/hub.toml"))
         .expect("the shipped hub.toml")
         .replace("127.0.0.1:8443", "127.0.0.1:0")
@@ -35,13 +37,6 @@ fn shipped_copy() -> tempfile::TempDir {
     }
     std::fs::write(dir.path().join("routes.toml"), routes).expect("write routes.toml");
     dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 struct Served {
