@@ -89,12 +89,8 @@ impl ChildProc {
     pub fn check_alive(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!(
-                "{} exited ({status}); the end of {}:\n{}",
-                self.name,
-                self.log.display(),
-                tail(&self.log)
-            )),
+            // `report` reads the same status again: the child keeps it once reaped.
+            Ok(Some(_)) => Err(self.report()),
             Err(e) => Err(format!("{}: {e}", self.name)),
         }
     }
