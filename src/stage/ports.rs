@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 /// (PostgreSQL 5432, Redis 6379, NATS 4222 …).
 const LOWEST: u16 = 10_000;
 
-/// The kernel's default ephemeral range, where `/proc` cannot be read.
-const DEFAULT_EPHEMERAL: (u16, u16) = (32_768, 60_999);
+/// The low bound of the kernel's default ephemeral range, where `/proc` cannot be read.
+const DEFAULT_EPHEMERAL_LOW: u16 = 32_768;
 
 /// Where this process's next port is looked for, as an offset into the range; starts at a
 /// random offset so that processes started together look in different places.
@@ -28,7 +28,7 @@ static CURSOR: OnceLock<AtomicU32> = OnceLock::new();
 /// A port on 127.0.0.1 that is free, below the ephemeral range, and not handed out by this
 /// process before (until the range wraps around).
 pub fn free_port() -> Result<u16, String> {
-    let Some((lowest, span)) = range_below(ephemeral_range().0) else {
+    let Some((lowest, span)) = range_below(ephemeral_low()) else {
         // The range leaves no room below it: fall back to a port the kernel picks.
         return TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
@@ -72,15 +72,12 @@ fn first_free(
     ))
 }
 
-/// `net.ipv4.ip_local_port_range`: the first and last port of outgoing connections.
-fn ephemeral_range() -> (u16, u16) {
+/// The first port of `net.ipv4.ip_local_port_range`, where outgoing connections start.
+fn ephemeral_low() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
-        .and_then(|text| {
-            let mut bounds = text.split_whitespace().map(|n| n.parse::<u16>().ok());
-            Some((bounds.next()??, bounds.next()??))
-        })
-        .unwrap_or(DEFAULT_EPHEMERAL)
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(DEFAULT_EPHEMERAL_LOW)
 }
 
 #[cfg(test)]
@@ -89,7 +86,7 @@ mod tests {
 
     #[test]
     fn ports_are_below_the_ephemeral_range_free_and_never_the_same_twice() {
-        let (ephemeral_low, _) = ephemeral_range();
+        let ephemeral_low = ephemeral_low();
         let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
         let mut distinct = ports.clone();
         distinct.sort_unstable();
