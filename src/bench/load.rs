@@ -165,6 +165,7 @@ pub async fn run(
                 }
                 Some(period) => {
                     let phase = period * i as f64 / count as f64;
+                    let mut backlog = Backlog::new(start);
                     for k in 0u64.. {
                         let intended = start + Duration::from_secs_f64(phase + period * k as f64);
                         if intended >= end {
@@ -177,15 +178,11 @@ pub async fn run(
                                 .or_default() += left;
                             break;
                         }
-                        // Latency counts from the intended send time when the lane is
-                        // behind (the wait is the server's doing: no coordinated omission),
-                        // but from the actual send when the timer woke us late (tokio's
-                        // timer ticks in milliseconds: that lateness is the generator's).
-                        let behind = Instant::now() >= intended;
                         tokio::time::sleep_until(intended.into()).await;
-                        let since = if behind { intended } else { Instant::now() };
+                        let sent = Instant::now();
                         let op = mix::pick(&mut lane.rng);
-                        lane.play(op, since, &mut rec).await;
+                        lane.play(op, backlog.since(intended, sent), &mut rec).await;
+                        backlog.done(sent, Instant::now());
                     }
                 }
             }
@@ -209,6 +206,41 @@ pub async fn run(
         cpu,
         threads,
         held,
+    }
+}
+
+/// An open-loop lane's schedule as it would have run had every operation left at its
+/// intended time: latency counts from the intended time plus the wait the server's slow
+/// answers to earlier operations would have caused (no coordinated omission), but not the
+/// timer's lateness (tokio's timer ticks in milliseconds, and a lane woken late whose
+/// earlier answers came back in time has nothing to charge the server for).
+///
+/// Charging a lane found behind from its intended time instead counted the timer's
+/// lateness whenever it pushed an operation past the next one's intended time: at 2 ms
+/// between a lane's operations that lifted direct's own p99 from 0.4 to 1.5 ms.
+struct Backlog {
+    /// When the lane would be free again on that schedule.
+    free: Instant,
+    /// Where the operation under way would have started on it.
+    start: Instant,
+}
+
+impl Backlog {
+    fn new(start: Instant) -> Backlog {
+        Backlog { free: start, start }
+    }
+
+    /// The instant an operation intended at `intended` and sent at `sent` counts its first
+    /// request's latency from: `sent`, moved back by the wait the schedule owes the server.
+    fn since(&mut self, intended: Instant, sent: Instant) -> Instant {
+        self.start = intended.max(self.free);
+        let owed = self.start - intended;
+        sent.checked_sub(owed).unwrap_or(intended)
+    }
+
+    /// The operation sent at `sent` finished at `finished`.
+    fn done(&mut self, sent: Instant, finished: Instant) {
+        self.free = self.start + finished.saturating_duration_since(sent);
     }
 }
 
@@ -369,4 +401,29 @@ pub async fn onboard(
         out.push(task.await.map_err(|e| format!("onboarding task: {e}"))??);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timers_lateness_is_not_charged_and_the_servers_is_carried_over() {
+        let t0 = Instant::now();
+        let at = |micros: u64| t0 + Duration::from_micros(micros);
+        let mut backlog = Backlog::new(t0);
+        // Woken 1 ms late, answered in 1.5 ms: charged from the send.
+        assert_eq!(backlog.since(at(0), at(1000)), at(1000));
+        backlog.done(at(1000), at(2500));
+        // Intended at 2 ms, sent at 2.5 (the lane was busy until then, by the timer's fault:
+        // had the first left on time it would have been back at 1.5): nothing owed.
+        assert_eq!(backlog.since(at(2000), at(2500)), at(2500));
+        backlog.done(at(2500), at(7500));
+        // That one took 5 ms, so on time it would have kept the lane until 7 ms: the one
+        // intended at 4 ms owes the server 3 ms, wherever the timer put its send.
+        assert_eq!(backlog.since(at(4000), at(8000)), at(5000));
+        backlog.done(at(8000), at(9000));
+        // Free at 8 ms on the schedule: the one intended at 8 ms owes nothing.
+        assert_eq!(backlog.since(at(8000), at(9000)), at(9000));
+    }
 }
