@@ -26,7 +26,7 @@
 //!   ring's HMAC and compares in constant time); the segments, the header and the claims are
 //!   read here, once each (`jsonwebtoken::decode` parsed the header a second time and the
 //!   claims twice, and built a fresh `Validation` per token), and only the members named
-//!   here are kept, borrowed from the decoded bytes ([`members`]; a `serde_json::Value`
+//!   here are kept, borrowed from the decoded bytes (`members`; a `serde_json::Value`
 //!   allocated a map node and a string per member). A repeated member keeps its last value,
 //!   as it did in a `Value`. [`sign`] computes HMAC-SHA256
 //!   itself with `sha2` (RFC 2104), so that it cannot fail, and the tests cross-check the two.

@@ -245,31 +245,32 @@ impl Backlog {
 }
 
 impl Lane {
-    /// Plays one operation; the first request's latency counts from `intended`.
-    async fn play(&mut self, op: Op, intended: Instant, rec: &mut Recorder) {
+    /// Plays one operation; the first request's latency counts from `since` (its send time,
+    /// or earlier by the wait an open loop charges the server: [`Backlog`]).
+    async fn play(&mut self, op: Op, since: Instant, rec: &mut Recorder) {
         let Some(&token) = self.rng.choose(&self.tokens) else {
             return;
         };
         match op {
             Op::CodeSync => {
                 let call = mix::request_code(&token, &Uuid::new_v4(), false);
-                exchange(&mut self.cmp, call, intended, rec).await;
+                exchange(&mut self.cmp, call, since, rec).await;
             }
             Op::CsimStatus => {
                 let call = mix::csim_status(&token, self.rng.next_u64());
-                exchange(&mut self.cmp, call, intended, rec).await;
+                exchange(&mut self.cmp, call, since, rec).await;
             }
             Op::ProfileStatus => {
-                exchange(&mut self.cmp, mix::profile_status(&token), intended, rec).await;
+                exchange(&mut self.cmp, mix::profile_status(&token), since, rec).await;
             }
             Op::Onboard => {
                 let call = mix::onboard(&Uuid::new_v4(), &self.secret);
-                exchange(&mut self.msp, call, intended, rec).await;
+                exchange(&mut self.msp, call, since, rec).await;
             }
             Op::CodeAsync => {
                 let id = Uuid::new_v4();
                 let call = mix::request_code(&token, &id, true);
-                if exchange(&mut self.cmp, call, intended, rec).await {
+                if exchange(&mut self.cmp, call, since, rec).await {
                     // The MSP's answer goes out as soon as its 201 is back.
                     let call = mix::send_code(&token, &id);
                     exchange(&mut self.msp, call, Instant::now(), rec).await;
