@@ -76,11 +76,11 @@ impl Plan {
 
 /// What one run measured.
 pub struct Measured {
-    /// Requests sent in the window and answered.
+    /// Requests answered as expected in the window (the latencies are of those sent in it).
     pub requests: u64,
     /// The window.
     pub window: Duration,
-    /// Latency of those requests, µs.
+    /// Latency of the requests begun in the window and answered as expected, µs.
     pub latency: Histogram<u64>,
     /// The same by the mix's labels (see [`mix::Call::label`]).
     pub by_label: BTreeMap<&'static str, Histogram<u64>>,
@@ -155,7 +155,7 @@ pub async fn run(
     let mut tasks = Vec::new();
     for (i, mut lane) in lanes.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
-            let mut rec = Recorder::new(from);
+            let mut rec = Recorder::new(from, end);
             match period {
                 None => {
                     while Instant::now() < end {
@@ -189,7 +189,7 @@ pub async fn run(
             rec
         }));
     }
-    let mut total = Recorder::new(from);
+    let mut total = Recorder::new(from, end);
     for task in tasks {
         match task.await {
             Ok(rec) => total.merge(rec),
@@ -198,7 +198,7 @@ pub async fn run(
     }
     let (cpu, threads, held) = sampler.await.unwrap_or_default();
     Measured {
-        requests: total.requests,
+        requests: total.answered,
         window: plan.duration,
         latency: total.latency,
         by_label: total.by_label,
@@ -295,21 +295,27 @@ pub async fn exchange(
 /// Latencies, counts and errors of one lane (or all).
 pub struct Recorder {
     from: Instant,
+    end: Instant,
     latency: Histogram<u64>,
     by_label: BTreeMap<&'static str, Histogram<u64>>,
-    requests: u64,
+    /// Answered as expected between `from` and `end`.
+    answered: u64,
     /// Failures by kind.
     pub errors: BTreeMap<String, u64>,
 }
 
 impl Recorder {
-    /// Records requests sent at or after `from`; errors always.
-    pub fn new(from: Instant) -> Recorder {
+    /// Records the latency of requests begun at or after `from`, counts the answers that
+    /// come between `from` and `end` (the window's throughput, whatever the requests'
+    /// start: an open loop over capacity sends late and answers after the window); errors
+    /// always.
+    pub fn new(from: Instant, end: Instant) -> Recorder {
         Recorder {
             from,
+            end,
             latency: histogram(),
             by_label: BTreeMap::new(),
-            requests: 0,
+            answered: 0,
             errors: BTreeMap::new(),
         }
     }
@@ -335,17 +341,23 @@ impl Recorder {
         };
         if let Some(kind) = &failure {
             *self.errors.entry(kind.clone()).or_default() += 1;
-        } else if since >= self.from {
-            let micros = since.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+            return false;
+        }
+        let now = Instant::now();
+        if since >= self.from {
+            let micros = now.saturating_duration_since(since).as_micros();
+            let micros = micros.clamp(1, 60_000_000) as u64;
             let _ = self.latency.record(micros);
             let _ = self
                 .by_label
                 .entry(label)
                 .or_insert_with(histogram)
                 .record(micros);
-            self.requests += 1;
         }
-        failure.is_none()
+        if (self.from..self.end).contains(&now) {
+            self.answered += 1;
+        }
+        true
     }
 
     fn merge(&mut self, other: Recorder) {
@@ -353,7 +365,7 @@ impl Recorder {
         for (label, h) in other.by_label {
             let _ = self.by_label.entry(label).or_insert_with(histogram).add(&h);
         }
-        self.requests += other.requests;
+        self.answered += other.answered;
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_default() += n;
         }
@@ -378,7 +390,9 @@ pub async fn onboard(
         let share = count / n + usize::from(i < count % n);
         tasks.push(tokio::spawn(async move {
             let mut tokens = Vec::with_capacity(share);
-            let mut rec = Recorder::new(Instant::now());
+            // Only its errors are read.
+            let now = Instant::now();
+            let mut rec = Recorder::new(now, now);
             for _ in 0..share {
                 let token = Uuid::new_v4();
                 if !exchange(
@@ -426,5 +440,30 @@ mod tests {
         backlog.done(at(8000), at(9000));
         // Free at 8 ms on the schedule: the one intended at 8 ms owes nothing.
         assert_eq!(backlog.since(at(8000), at(9000)), at(9000));
+    }
+
+    #[test]
+    fn throughput_counts_answers_in_the_window_and_latency_the_requests_begun_in_it() {
+        let ok: Result<(StatusCode, Bytes), String> = Ok((StatusCode::OK, Bytes::new()));
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        // A window that is open now: begun before it, the request is counted but not timed.
+        let mut open = Recorder::new(now, now + second);
+        assert!(open.record(now - second, "a", 200, &ok));
+        assert!(open.record(now, "a", 200, &ok));
+        assert_eq!(open.answered, 2);
+        assert_eq!(open.latency.len(), 1);
+        // A window that closed before the answers came: timed, not counted.
+        let mut closed = Recorder::new(now - second, now);
+        assert!(closed.record(now - second, "a", 200, &ok));
+        assert_eq!((closed.answered, closed.latency.len()), (0, 1));
+        // A failure counts as neither.
+        let failed: Result<(StatusCode, Bytes), String> = Err("reset".into());
+        assert!(!open.record(now, "a", 200, &failed));
+        assert!(!open.record(now, "a", 201, &ok));
+        assert_eq!((open.answered, open.latency.len()), (2, 1));
+        assert_eq!(open.errors.len(), 2);
+        open.merge(closed);
+        assert_eq!((open.answered, open.latency.len()), (2, 2));
     }
 }
