@@ -25,7 +25,7 @@ mod ts43;
 use crate::hub::Hub;
 use crate::ledger::RequestFilter;
 use crate::limits::Mode;
-use crate::metrics::{counter, gauge};
+use crate::metrics::{counter, gauge, histograms, Histogram};
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
@@ -335,6 +335,20 @@ async fn metrics(hub: &Hub) -> Response<Full<Bytes>> {
             "ledger_profiles",
             "Profiles known to the ledger.",
             &[(String::new(), stats.profiles as f64)],
+        );
+    }
+    let syncs: Vec<(String, &Histogram)> = hub
+        .ledger()
+        .sync_times()
+        .into_iter()
+        .map(|(kind, histogram)| (format!("kind=\"{kind}\""), histogram))
+        .collect();
+    if !syncs.is_empty() {
+        histograms(
+            &mut gauges,
+            "ledger_sync_seconds",
+            "Time the embedded ledger took to make writes durable, by kind: journal (one fdatasync, what durable answers wait for), checkpoint (a sled flush; durable answers arriving meanwhile wait for it).",
+            &syncs,
         );
     }
     let body = hub.metrics().render(&gauges);

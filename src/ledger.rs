@@ -319,6 +319,13 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// Make every write so far durable.
     async fn flush(&self) -> Result<(), LedgerError>;
+
+    /// How long this backend's own syncs took, by kind, for `aidhub_ledger_sync_seconds`.
+    /// None by default: a database backend's durability is its commit, which
+    /// `aidhub_ledger_settle_seconds` already times.
+    fn sync_times(&self) -> Vec<(&'static str, &crate::metrics::Histogram)> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! | `request_duration_seconds` | function | whole request, histogram |
 //! | `upstream_duration_seconds` | target, function | upstream exchange, histogram |
 //! | `ledger_settle_seconds` | function | a partner's answer held for its ledger record, histogram |
+//! | `ledger_sync_seconds` | kind | the embedded ledger's syncs: `journal` (what durable writes wait for), `checkpoint` (a sled flush), histogram |
 //! | `upstream_errors_total` | target, kind | refused, connect, tls, timeout, reset, protocol, too_large, contract |
 //! | `refused_total` | reason, code | requests the hub answered itself with an error |
 //! | `rate_limited_total` | partner, function | requests refused with 429 |
@@ -67,6 +68,11 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_micros
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// How many observations it holds.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
@@ -400,6 +406,16 @@ pub fn gauge(out: &mut String, name: &str, help: &str, values: &[(String, f64)])
         } else {
             let _ = writeln!(out, "aidhub_{name}{{{labels}}} {value}");
         }
+    }
+}
+
+/// Formats one histogram family kept outside [`Metrics`] (the ledger's own) for
+/// [`Metrics::render`]'s `gauges`: `(labels, histogram)` per series.
+pub fn histograms(out: &mut String, name: &str, help: &str, series: &[(String, &Histogram)]) {
+    header(out, name, "histogram", help);
+    let full = format!("aidhub_{name}");
+    for (labels, histogram) in series {
+        histogram.render(out, &full, labels);
     }
 }
 

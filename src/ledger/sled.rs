@@ -460,4 +460,8 @@ impl Ledger for SledLedger {
     async fn flush(&self) -> Result<(), LedgerError> {
         self.inner.store.flushed().await
     }
+
+    fn sync_times(&self) -> Vec<(&'static str, &crate::metrics::Histogram)> {
+        self.inner.store.sync_times()
+    }
 }

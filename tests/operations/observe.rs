@@ -202,6 +202,30 @@ async fn metrics_and_admin_views_match_the_traffic_sent() {
         "aidhub_ledger_settle_seconds_bucket{function=\"send_csim_status\",le=\"+Inf\"}",
         3.0,
     );
+    // The one durable write (Send MSP Token's 201) cost the embedded ledger one journal
+    // sync; checkpoints are timed too, however many the test's seconds held.
+    assert!(
+        text.contains("# TYPE aidhub_ledger_sync_seconds histogram"),
+        "{text}"
+    );
+    assert_metric(
+        &text,
+        "aidhub_ledger_sync_seconds_count{kind=\"journal\"}",
+        1.0,
+    );
+    assert_metric(
+        &text,
+        "aidhub_ledger_sync_seconds_bucket{kind=\"journal\",le=\"+Inf\"}",
+        1.0,
+    );
+    assert!(
+        metric(
+            &text,
+            "aidhub_ledger_sync_seconds_count{kind=\"checkpoint\"}"
+        )
+        .is_some(),
+        "{text}"
+    );
     assert_metric(&text, "aidhub_ledger_federations{state=\"active\"}", 1.0);
     assert_metric(&text, "aidhub_ledger_requests{state=\"closed\"}", 1.0);
     assert_metric(&text, "aidhub_in_flight{target=\"mspalpha\"}", 0.0);

@@ -59,6 +59,7 @@ use super::filter::KeyFilter;
 use super::journal::{self, Journal};
 use crate::ledger::codec::{decode, AnyRecord, Record, TYPICAL_SIZE};
 use crate::ledger::LedgerError;
+use crate::metrics::Histogram;
 
 /// How long a change nothing waits for may stay in memory only.
 pub(super) const AGE: Duration = Duration::from_millis(250);
@@ -184,10 +185,10 @@ struct Shared {
     queues: Mutex<Queues>,
     control: Mutex<Control>,
     wake: Condvar,
-    /// Journal syncs: the flushes durable writes waited for.
-    flushes: AtomicU64,
-    /// sled flushes (checkpoints).
-    checkpoints: AtomicU64,
+    /// Journal syncs, timed: the flushes durable writes waited for.
+    journal_syncs: Histogram,
+    /// Checkpoints (a sled flush and the journal started over), timed.
+    checkpoints: Histogram,
     writes: AtomicU64,
     updates: AtomicU64,
     waiting: AtomicU64,
@@ -255,8 +256,8 @@ impl WriteBehind {
             queues: Mutex::default(),
             control: Mutex::default(),
             wake: Condvar::new(),
-            flushes: AtomicU64::new(0),
-            checkpoints: AtomicU64::new(0),
+            journal_syncs: Histogram::default(),
+            checkpoints: Histogram::default(),
             writes: AtomicU64::new(0),
             updates: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
@@ -454,7 +455,15 @@ impl WriteBehind {
 
     /// How many times the writer has synced the journal for durable writes.
     pub(super) fn flushes(&self) -> u64 {
-        self.shared.flushes.load(Ordering::Relaxed)
+        self.shared.journal_syncs.count()
+    }
+
+    /// How long the journal's syncs and the checkpoints took, for the metrics.
+    pub(super) fn sync_times(&self) -> Vec<(&'static str, &Histogram)> {
+        vec![
+            ("journal", &self.shared.journal_syncs),
+            ("checkpoint", &self.shared.checkpoints),
+        ]
     }
 
     /// How many callers wait for the writer right now.
@@ -513,7 +522,7 @@ impl Drop for WriteBehind {
             changes = shared.updates.load(Ordering::Relaxed),
             sled_writes = shared.writes.load(Ordering::Relaxed),
             journal_syncs = self.flushes(),
-            checkpoints = shared.checkpoints.load(Ordering::Relaxed),
+            checkpoints = shared.checkpoints.count(),
             "ledger writer stopping"
         );
         lock(&self.shared.control).stop = true;
@@ -707,8 +716,9 @@ impl Shared {
         if !journal.fits() {
             return Ok(false);
         }
+        let started = Instant::now();
         if journal.sync().map_err(|e| e.to_string())? {
-            self.flushes.fetch_add(1, Ordering::Relaxed);
+            self.journal_syncs.observe(started.elapsed());
         }
         wake(&self.waiting, std::mem::take(durable), Ok(()));
         Ok(true)
@@ -739,9 +749,10 @@ impl Shared {
 
     /// Flushes sled, then starts the journal over: everything in it is in sled by then.
     fn checkpoint(&self, journal: &mut Journal, state: &mut Writer) -> Result<(), String> {
-        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         self.db.flush().map_err(|e| e.to_string())?;
         journal.restart().map_err(|e| e.to_string())?;
+        self.checkpoints.observe(started.elapsed());
         state.unflushed = false;
         state.checkpointed = Instant::now();
         Ok(())
