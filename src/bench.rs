@@ -287,7 +287,7 @@ fn print_held(rows: &[(Setup, Figures)], runs: usize) {
     }
     let hub = rows.iter().find(|(setup, _)| *setup == Setup::Aidhub);
     let over = format!("the windows, median of {runs} runs");
-    if let Some(line) = hub.and_then(|(_, f)| held::line(&f.held, &over)) {
+    for line in hub.map(|(_, f)| f.held.lines(&over)).unwrap_or_default() {
         println!("{line}");
     }
 }
@@ -340,7 +340,7 @@ async fn measure_all(
             println!("-- {} run {run}/{}: starting", setup.name(), settings.runs);
             let f = measure(world, settings, *setup, &tag, rate, full).await?;
             println!("-- {} run {run}: {}", setup.name(), f.line());
-            if let Some(line) = held::line(&f.held, "the window") {
+            for line in f.held.lines("the window") {
                 println!("{line}");
             }
             figures.push(f);

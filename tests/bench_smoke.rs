@@ -147,6 +147,15 @@ fn every_setup_serves_the_mix_without_errors() {
         held.contains("send_msp_token ") && held.contains(" ms mean, "),
         "{held}"
     );
+    // And of the journal syncs those durable writes waited for.
+    let syncs = out
+        .lines()
+        .find(|l| l.contains("the ledger's syncs (the hub's aidhub_ledger_sync_seconds"))
+        .unwrap_or_else(|| panic!("no line on the ledger's syncs in:\n{out}"));
+    assert!(
+        syncs.contains(": journal ") || syncs.contains("; journal "),
+        "{syncs}"
+    );
 
     let (header, rows) = table(&out, "== connections");
     let errors = header

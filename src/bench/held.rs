@@ -1,20 +1,30 @@
-//! The hub's own view of what its ledger adds: `aidhub_ledger_settle_seconds`, read from
-//! the admin listener of the hub under test at the start and at the end of the window.
+//! The hub's own view of what its ledger adds, read from the admin listener of the hub
+//! under test at the start and at the end of the window: `aidhub_ledger_settle_seconds`
+//! (how long each function's answers were held while the ledger recorded them) and
+//! `aidhub_ledger_sync_seconds` (the embedded ledger's own syncs, by kind).
 //!
-//! The load generator sees a durable call's whole latency; this says how much of it the hub
-//! held the partner's answer while the ledger recorded it (for a durable write, the wait for
-//! the journal's `fdatasync`), which tells the disk's share from the rest.
+//! The load generator sees a durable call's whole latency; the first says how much of it
+//! the hub held the partner's answer while the ledger recorded it (for a durable write, the
+//! wait for the journal's `fdatasync`), which tells the disk's share from the rest; the
+//! second how long the disk took for each sync, and how often it stalled for more than
+//! [`SLOW_MS`].
 
 use crate::stage::cluster::admin_get;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-const SERIES: &str = "aidhub_ledger_settle_seconds_";
+/// The answers held, by `function`.
+const HELD: (&str, &str) = ("aidhub_ledger_settle_seconds_", "function");
+/// The ledger's syncs, by `kind`.
+const SYNCS: (&str, &str) = ("aidhub_ledger_sync_seconds_", "kind");
 /// How long one read of the metrics may take.
 const WITHIN: Duration = Duration::from_secs(2);
+/// What counts as a stall: a bucket bound of the hub's histograms, so that the count is
+/// exact.
+pub const SLOW_MS: f64 = 10.0;
 
-/// One function's histogram as scraped: cumulative bucket counts by upper bound (seconds),
+/// One series of a histogram as scraped: cumulative bucket counts by upper bound (seconds),
 /// count and sum (seconds).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
@@ -23,36 +33,88 @@ pub struct Series {
     sum: f64,
 }
 
-/// Every function's histogram in one scrape.
-pub type Scrape = BTreeMap<String, Series>;
-
-/// What the hub held one function's answers for, over the window.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Held {
-    /// The AID1 function.
-    pub function: String,
-    /// Answers held.
-    pub count: u64,
-    /// Mean time held, ms.
-    pub mean_ms: f64,
-    /// The smallest bucket bound, ms, within which 99% of them were released (`None`: the
-    /// slowest 1% took longer than the largest bound).
-    pub p99_within_ms: Option<f64>,
+/// Both histograms in one scrape, each by its label's value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scrape {
+    held: BTreeMap<String, Series>,
+    syncs: BTreeMap<String, Series>,
 }
 
-impl Held {
-    /// `send_msp_token 1.01 ms mean, 99% within 5 ms (812 answers)`: the count says how much
-    /// a bound over few answers is worth.
-    pub fn describe(&self) -> String {
+/// One series over the window: the answers of one function, or the syncs of one kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timing {
+    /// The AID1 function, or the kind of sync.
+    pub name: String,
+    /// Observations.
+    pub count: u64,
+    /// Their mean, ms.
+    pub mean_ms: f64,
+    /// The smallest bucket bound, ms, within which 99% of them fell (`None`: the slowest 1%
+    /// took longer than the largest bound).
+    pub p99_within_ms: Option<f64>,
+    /// How many took longer than [`SLOW_MS`].
+    pub slow: u64,
+}
+
+impl Timing {
+    /// `send_msp_token 1.01 ms mean, 99% within 5 ms, 2 over 10 ms (812 answers)`: the
+    /// count says how much a bound over few observations is worth; `noun` names them
+    /// (singular, plural).
+    pub fn describe(&self, noun: (&str, &str)) -> String {
         let p99 = match self.p99_within_ms {
             Some(ms) => format!("99% within {ms} ms"),
             None => "1% beyond the largest bucket".to_owned(),
         };
-        let answers = if self.count == 1 { "answer" } else { "answers" };
+        let slow = match self.slow {
+            0 => String::new(),
+            n => format!(", {n} over {SLOW_MS} ms"),
+        };
+        let noun = if self.count == 1 { noun.0 } else { noun.1 };
         format!(
-            "{} {:.2} ms mean, {p99} ({} {answers})",
-            self.function, self.mean_ms, self.count
+            "{} {:.2} ms mean, {p99}{slow} ({} {noun})",
+            self.name, self.mean_ms, self.count
         )
+    }
+}
+
+/// What the hub's ledger did over a window (empty: no hub, or its metrics could not be read).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Held {
+    /// Answers held for the ledger, by function, the slowest first.
+    pub answers: Vec<Timing>,
+    /// The embedded ledger's syncs, by kind, the slowest first (none for a database).
+    pub syncs: Vec<Timing>,
+}
+
+impl Held {
+    /// The lines the bench prints after a run of the hub, or after its medians.
+    pub fn lines(&self, over: &str) -> Vec<String> {
+        let line = |timings: &[Timing], what: &str, series: &str, noun| {
+            (!timings.is_empty()).then(|| {
+                let each: Vec<String> = timings.iter().map(|t| t.describe(noun)).collect();
+                format!(
+                    "   {what} (the hub's {series} over {over}): {}",
+                    each.join("; ")
+                )
+            })
+        };
+        [
+            line(
+                &self.answers,
+                "answers held for the ledger",
+                "aidhub_ledger_settle_seconds",
+                ("answer", "answers"),
+            ),
+            line(
+                &self.syncs,
+                "the ledger's syncs",
+                "aidhub_ledger_sync_seconds",
+                ("sync", "syncs"),
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
@@ -69,15 +131,15 @@ pub async fn scrape(admin: SocketAddr) -> Result<Scrape, String> {
     }
 }
 
-/// The ledger's hold on answers over a window: the hub's histogram read when the window
-/// opens and again when it closes.
+/// The ledger over a window: the hub's histograms read when the window opens and again
+/// when it closes.
 pub struct Window {
     admin: Option<SocketAddr>,
     opened: Option<Result<Scrape, String>>,
 }
 
 impl Window {
-    /// Reads the histogram of the hub whose admin listener is `admin` (`None`: no hub, the
+    /// Reads the histograms of the hub whose admin listener is `admin` (`None`: no hub, the
     /// window stays empty).
     pub async fn open(admin: Option<SocketAddr>) -> Window {
         let opened = match admin {
@@ -87,33 +149,38 @@ impl Window {
         Window { admin, opened }
     }
 
-    /// Reads it again: what the hub held answers for in between. A failed read is said on
-    /// stderr and leaves the figures out.
-    pub async fn close(self) -> Vec<Held> {
+    /// Reads them again: what the ledger did in between. A failed read is said on stderr
+    /// and leaves the figures out.
+    pub async fn close(self) -> Held {
         let (Some(admin), Some(opened)) = (self.admin, self.opened) else {
-            return Vec::new();
+            return Held::default();
         };
         match (opened, scrape(admin).await) {
             (Ok(before), Ok(after)) => since(&after, &before),
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("   could not read the hub's metrics: {e}");
-                Vec::new()
+                Held::default()
             }
         }
     }
 }
 
-/// The `aidhub_ledger_settle_seconds` series of a Prometheus text exposition, by function.
+/// The two histograms' series of a Prometheus text exposition.
 pub fn parse(text: &str) -> Scrape {
-    let mut scrape = Scrape::new();
+    let mut scrape = Scrape::default();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix(SERIES) else {
+        let (family, (prefix, label)) = if line.starts_with(HELD.0) {
+            (&mut scrape.held, HELD)
+        } else if line.starts_with(SYNCS.0) {
+            (&mut scrape.syncs, SYNCS)
+        } else {
             continue;
         };
-        let Some((kind, rest)) = rest.split_once("{function=\"") else {
+        let rest = &line[prefix.len()..];
+        let Some((kind, rest)) = rest.split_once(&format!("{{{label}=\"")) else {
             continue;
         };
-        let Some((function, rest)) = rest.split_once('"') else {
+        let Some((name, rest)) = rest.split_once('"') else {
             continue;
         };
         let Some((labels, value)) = rest.rsplit_once("} ") else {
@@ -122,7 +189,7 @@ pub fn parse(text: &str) -> Scrape {
         let Ok(value) = value.trim().parse::<f64>() else {
             continue;
         };
-        let series = scrape.entry(function.to_owned()).or_default();
+        let series = family.entry(name.to_owned()).or_default();
         match kind {
             "count" => series.count = value,
             "sum" => series.sum = value,
@@ -142,14 +209,25 @@ pub fn parse(text: &str) -> Scrape {
     scrape
 }
 
-/// What changed between two scrapes, the slowest functions first; functions with nothing
-/// held in between are left out.
-pub fn since(after: &Scrape, before: &Scrape) -> Vec<Held> {
+/// What changed between two scrapes.
+pub fn since(after: &Scrape, before: &Scrape) -> Held {
+    Held {
+        answers: family_since(&after.held, &before.held),
+        syncs: family_since(&after.syncs, &before.syncs),
+    }
+}
+
+/// One histogram's change between two scrapes, the slowest series first; series with
+/// nothing new in between are left out.
+fn family_since(
+    after: &BTreeMap<String, Series>,
+    before: &BTreeMap<String, Series>,
+) -> Vec<Timing> {
     let empty = Series::default();
-    let mut held: Vec<Held> = after
+    let mut timings: Vec<Timing> = after
         .iter()
-        .filter_map(|(function, a)| {
-            let b = before.get(function).unwrap_or(&empty);
+        .filter_map(|(name, a)| {
+            let b = before.get(name).unwrap_or(&empty);
             let count = a.count - b.count;
             if count < 1.0 {
                 return None;
@@ -160,73 +238,82 @@ pub fn since(after: &Scrape, before: &Scrape) -> Vec<Held> {
                     .find(|(bound, _)| *bound == le)
                     .map_or(0.0, |(_, n)| *n)
             };
-            let p99_within_ms = a
+            // What each cumulative bucket gained, in ascending order of bounds.
+            let new: Vec<(f64, f64)> = a
                 .buckets
                 .iter()
-                .find(|(le, n)| n - earlier(*le) >= 0.99 * count)
+                .map(|(le, n)| (*le, n - earlier(*le)))
+                .collect();
+            let p99_within_ms = new
+                .iter()
+                .find(|(_, n)| *n >= 0.99 * count)
                 .map(|(le, _)| le * 1000.0);
-            Some(Held {
-                function: function.clone(),
+            let within_slow = new
+                .iter()
+                .rfind(|(le, _)| *le * 1000.0 <= SLOW_MS)
+                .map_or(0.0, |(_, n)| *n);
+            Some(Timing {
+                name: name.clone(),
                 count: count as u64,
                 mean_ms: (a.sum - b.sum) / count * 1000.0,
                 p99_within_ms,
+                slow: (count - within_slow).max(0.0) as u64,
             })
         })
         .collect();
-    held.sort_by(|x, y| y.mean_ms.total_cmp(&x.mean_ms));
-    held
+    timings.sort_by(|x, y| y.mean_ms.total_cmp(&x.mean_ms));
+    timings
 }
 
-/// The median over several runs of each function's figures (mean, count and the 99% bound;
-/// a run whose slowest 1% went beyond the largest bucket counts as beyond every bound), the
-/// slowest functions first; of an even number of runs the lower middle one, so that the
-/// bound is one a run had. A function only some runs held answers for gets the median of
-/// those runs.
-pub fn median(runs: &[&[Held]]) -> Vec<Held> {
-    let functions: std::collections::BTreeSet<&str> = runs
+/// The median over several runs of each series' figures (mean, count, stalls and the 99%
+/// bound; a run whose slowest 1% went beyond the largest bucket counts as beyond every
+/// bound), the slowest first; of an even number of runs the lower middle one, so that the
+/// bound is one a run had. A series only some runs had gets the median of those runs.
+pub fn median(runs: &[&Held]) -> Held {
+    let answers: Vec<&[Timing]> = runs.iter().map(|r| r.answers.as_slice()).collect();
+    let syncs: Vec<&[Timing]> = runs.iter().map(|r| r.syncs.as_slice()).collect();
+    Held {
+        answers: family_median(&answers),
+        syncs: family_median(&syncs),
+    }
+}
+
+fn family_median(runs: &[&[Timing]]) -> Vec<Timing> {
+    let names: std::collections::BTreeSet<&str> = runs
         .iter()
-        .flat_map(|run| run.iter().map(|h| h.function.as_str()))
+        .flat_map(|run| run.iter().map(|t| t.name.as_str()))
         .collect();
-    let mut held: Vec<Held> = functions
+    let mut timings: Vec<Timing> = names
         .into_iter()
-        .map(|function| {
-            let of = |f: fn(&Held) -> f64| {
+        .map(|name| {
+            let of = |f: fn(&Timing) -> f64| {
                 let mut values: Vec<f64> = runs
                     .iter()
-                    .filter_map(|run| run.iter().find(|h| h.function == function).map(f))
+                    .filter_map(|run| run.iter().find(|t| t.name == name).map(f))
                     .collect();
                 values.sort_by(f64::total_cmp);
                 // The lower middle of an even count: a bucket bound that some run had.
                 values[(values.len() - 1) / 2]
             };
-            let p99 = of(|h| h.p99_within_ms.unwrap_or(f64::INFINITY));
-            Held {
-                function: function.to_owned(),
-                count: of(|h| h.count as f64) as u64,
-                mean_ms: of(|h| h.mean_ms),
+            let p99 = of(|t| t.p99_within_ms.unwrap_or(f64::INFINITY));
+            Timing {
+                name: name.to_owned(),
+                count: of(|t| t.count as f64) as u64,
+                mean_ms: of(|t| t.mean_ms),
                 p99_within_ms: p99.is_finite().then_some(p99),
+                slow: of(|t| t.slow as f64) as u64,
             }
         })
         .collect();
-    held.sort_by(|x, y| y.mean_ms.total_cmp(&x.mean_ms));
-    held
-}
-
-/// The line the bench prints after a run of the hub, or after its medians (`None`: nothing
-/// held).
-pub fn line(held: &[Held], over: &str) -> Option<String> {
-    (!held.is_empty()).then(|| {
-        let each: Vec<String> = held.iter().map(Held::describe).collect();
-        format!(
-            "   answers held for the ledger (the hub's aidhub_ledger_settle_seconds over {over}): {}",
-            each.join("; ")
-        )
-    })
+    timings.sort_by(|x, y| y.mean_ms.total_cmp(&x.mean_ms));
+    timings
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ANSWERS: (&str, &str) = ("answer", "answers");
 
     fn exposition(count: u64, sum: f64, buckets: &[(&str, u64)]) -> String {
         let mut text = String::from(
@@ -247,30 +334,118 @@ mod tests {
         text
     }
 
+    fn syncs(kind: &str, count: u64, sum: f64, buckets: &[(&str, u64)]) -> String {
+        let mut text = String::new();
+        for (le, n) in buckets {
+            text +=
+                &format!("aidhub_ledger_sync_seconds_bucket{{kind=\"{kind}\",le=\"{le}\"}} {n}\n");
+        }
+        text + &format!(
+            "aidhub_ledger_sync_seconds_sum{{kind=\"{kind}\"}} {sum}\n\
+             aidhub_ledger_sync_seconds_count{{kind=\"{kind}\"}} {count}\n"
+        )
+    }
+
+    fn timing(name: &str, count: u64, mean_ms: f64, p99_within_ms: Option<f64>) -> Timing {
+        Timing {
+            name: name.to_owned(),
+            count,
+            mean_ms,
+            p99_within_ms,
+            slow: 0,
+        }
+    }
+
     #[test]
     fn the_window_is_the_difference_of_two_scrapes() {
         let before = parse(&exposition(
             10,
             0.010,
-            &[("0.0005", 2), ("0.001", 10), ("0.005", 10), ("+Inf", 10)],
+            &[
+                ("0.0005", 2),
+                ("0.001", 10),
+                ("0.005", 10),
+                ("0.01", 10),
+                ("+Inf", 10),
+            ],
         ));
         let after = parse(&exposition(
             110,
             0.160,
-            &[("0.0005", 2), ("0.001", 80), ("0.005", 109), ("+Inf", 110)],
+            &[
+                ("0.0005", 2),
+                ("0.001", 80),
+                ("0.005", 109),
+                ("0.01", 110),
+                ("+Inf", 110),
+            ],
         ));
         let held = since(&after, &before);
-        // send_csim_status held nothing new in between: left out.
-        assert_eq!(held.len(), 1, "{held:?}");
-        let smt = &held[0];
-        assert_eq!(smt.function, "send_msp_token");
+        // send_csim_status held nothing new in between: left out; no sync series at all.
+        assert_eq!(held.answers.len(), 1, "{held:?}");
+        assert!(held.syncs.is_empty(), "{held:?}");
+        let smt = &held.answers[0];
+        assert_eq!(smt.name, "send_msp_token");
         assert_eq!(smt.count, 100);
         assert!((smt.mean_ms - 1.5).abs() < 1e-9, "{smt:?}");
-        // 99 of the 100 new ones within 5 ms; only 70 within 1 ms.
+        // 99 of the 100 new ones within 5 ms; only 70 within 1 ms; none over 10 ms.
         assert_eq!(smt.p99_within_ms, Some(5.0));
+        assert_eq!(smt.slow, 0);
         assert_eq!(
-            smt.describe(),
+            smt.describe(ANSWERS),
             "send_msp_token 1.50 ms mean, 99% within 5 ms (100 answers)"
+        );
+    }
+
+    #[test]
+    fn syncs_are_read_by_kind_and_their_stalls_counted() {
+        let before = syncs(
+            "journal",
+            100,
+            0.02,
+            &[
+                ("0.0001", 60),
+                ("0.00025", 100),
+                ("0.01", 100),
+                ("+Inf", 100),
+            ],
+        );
+        let after = syncs(
+            "journal",
+            1100,
+            0.52,
+            &[
+                ("0.0001", 600),
+                ("0.00025", 1000),
+                ("0.01", 1096),
+                ("+Inf", 1100),
+            ],
+        ) + &syncs(
+            "checkpoint",
+            2,
+            0.006,
+            &[("0.005", 2), ("0.01", 2), ("+Inf", 2)],
+        );
+        let held = since(&parse(&after), &parse(&before));
+        assert!(held.answers.is_empty(), "{held:?}");
+        let [checkpoint, journal] = &held.syncs[..] else {
+            panic!("{held:?}")
+        };
+        assert_eq!(journal.name, "journal");
+        assert_eq!(journal.count, 1000);
+        assert!((journal.mean_ms - 0.5).abs() < 1e-9, "{journal:?}");
+        // 996 of the new 1000 within 10 ms: 4 stalls, and the 99% bound is 10 ms.
+        assert_eq!(journal.slow, 4);
+        assert_eq!(journal.p99_within_ms, Some(10.0));
+        assert_eq!(checkpoint.slow, 0);
+        assert_eq!(
+            held.lines("the window"),
+            vec![
+                "   the ledger's syncs (the hub's aidhub_ledger_sync_seconds over the window): \
+                 checkpoint 3.00 ms mean, 99% within 5 ms (2 syncs); journal 0.50 ms mean, \
+                 99% within 10 ms, 4 over 10 ms (1000 syncs)"
+                    .to_owned()
+            ]
         );
     }
 
@@ -281,58 +456,58 @@ mod tests {
             5.0,
             &[("0.0005", 50), ("10", 90), ("+Inf", 100)],
         ));
-        let held = since(&after, &Scrape::new());
-        assert_eq!(held[0].function, "send_msp_token");
+        let held = since(&after, &Scrape::default()).answers;
+        assert_eq!(held[0].name, "send_msp_token");
         assert_eq!(held[0].p99_within_ms, None);
         assert!(held[0]
-            .describe()
-            .contains("1% beyond the largest bucket ("));
+            .describe(ANSWERS)
+            .contains("1% beyond the largest bucket, 50 over 10 ms ("));
         // Slowest first.
-        assert_eq!(held[1].function, "send_csim_status");
+        assert_eq!(held[1].name, "send_csim_status");
         assert!((held[1].mean_ms - 0.01).abs() < 1e-9, "{:?}", held[1]);
     }
 
     #[test]
-    fn medians_take_each_function_over_the_runs_that_held_it() {
-        let held = |function: &str, count, mean_ms, p99_within_ms| Held {
-            function: function.to_owned(),
-            count,
-            mean_ms,
-            p99_within_ms,
+    fn medians_take_each_series_over_the_runs_that_had_it() {
+        let answers = |timings: Vec<Timing>| Held {
+            answers: timings,
+            syncs: Vec::new(),
         };
         let runs = [
-            vec![
-                held("send_msp_token", 100, 0.9, Some(5.0)),
-                held("request_activation_code", 50, 0.2, Some(1.0)),
-            ],
-            vec![held("send_msp_token", 120, 1.6, None)],
-            vec![
-                held("send_msp_token", 110, 1.2, Some(10.0)),
-                held("request_activation_code", 70, 0.1, Some(2.0)),
-            ],
+            answers(vec![
+                timing("send_msp_token", 100, 0.9, Some(5.0)),
+                timing("request_activation_code", 50, 0.2, Some(1.0)),
+            ]),
+            answers(vec![timing("send_msp_token", 120, 1.6, None)]),
+            answers(vec![
+                timing("send_msp_token", 110, 1.2, Some(10.0)),
+                timing("request_activation_code", 70, 0.1, Some(2.0)),
+            ]),
         ];
-        let runs: Vec<&[Held]> = runs.iter().map(Vec::as_slice).collect();
         // Slowest first; a run beyond every bound is above the others.
         assert_eq!(
-            median(&runs),
+            median(&runs.iter().collect::<Vec<_>>()).answers,
             vec![
-                held("send_msp_token", 110, 1.2, Some(10.0)),
+                timing("send_msp_token", 110, 1.2, Some(10.0)),
                 // Two runs: the lower of the two, a bound one of them had.
-                held("request_activation_code", 50, 0.1, Some(1.0)),
+                timing("request_activation_code", 50, 0.1, Some(1.0)),
             ]
         );
-        assert_eq!(median(&[]), Vec::<Held>::new());
+        assert_eq!(median(&[]), Held::default());
         let twice_beyond = [
-            vec![held("send_msp_token", 1, 9.0, None)],
-            vec![held("send_msp_token", 1, 8.0, None)],
+            answers(vec![timing("send_msp_token", 1, 9.0, None)]),
+            answers(vec![timing("send_msp_token", 1, 8.0, None)]),
         ];
-        let twice_beyond: Vec<&[Held]> = twice_beyond.iter().map(Vec::as_slice).collect();
-        assert_eq!(median(&twice_beyond)[0].p99_within_ms, None);
+        let twice_beyond = median(&twice_beyond.iter().collect::<Vec<_>>());
+        assert_eq!(twice_beyond.answers[0].p99_within_ms, None);
         assert_eq!(
-            line(&median(&twice_beyond), "the windows").unwrap(),
-            "   answers held for the ledger (the hub's aidhub_ledger_settle_seconds over the \
-             windows): send_msp_token 8.00 ms mean, 1% beyond the largest bucket (1 answer)"
+            twice_beyond.lines("the windows"),
+            vec![
+                "   answers held for the ledger (the hub's aidhub_ledger_settle_seconds over the \
+                 windows): send_msp_token 8.00 ms mean, 1% beyond the largest bucket (1 answer)"
+                    .to_owned()
+            ]
         );
-        assert_eq!(line(&[], "the window"), None);
+        assert!(Held::default().lines("the window").is_empty());
     }
 }

@@ -90,9 +90,10 @@ pub struct Measured {
     pub cpu: Vec<Duration>,
     /// The threads of the process under test over the window, by group.
     pub threads: BTreeMap<String, procfs::ThreadTimes>,
-    /// What the hub held answers for while its ledger recorded them, over the window
-    /// (empty when no admin listener was given or it could not be read).
-    pub held: Vec<held::Held>,
+    /// What the hub held answers for while its ledger recorded them, and its ledger's
+    /// syncs, over the window (empty when no admin listener was given or it could not be
+    /// read).
+    pub held: held::Held,
 }
 
 /// A process whose CPU time a run reads.

@@ -38,9 +38,9 @@ pub struct Figures {
     pub other_cores: f64,
     /// The process under test's threads by group (`procfs::thread_group`), per request.
     pub threads: BTreeMap<String, ThreadShare>,
-    /// The hub's own view of how long it held answers for its ledger (of the medians: each
-    /// function's median over the runs, `held::median`).
-    pub held: Vec<super::held::Held>,
+    /// The hub's own view of how long it held answers for its ledger, and of its ledger's
+    /// syncs (of the medians: each series' median over the runs, `held::median`).
+    pub held: super::held::Held,
     /// Instructions the hub executed per request in the window, under `--callgrind`.
     pub instructions: Option<f64>,
 }
@@ -167,7 +167,7 @@ pub fn median(runs: &[Figures]) -> Figures {
         conn_errors,
         other_cores: med(&|f| f.other_cores),
         threads,
-        held: super::held::median(&runs.iter().map(|r| r.held.as_slice()).collect::<Vec<_>>()),
+        held: super::held::median(&runs.iter().map(|r| &r.held).collect::<Vec<_>>()),
         instructions: opt(&|f| f.instructions),
     }
 }
