@@ -14,9 +14,9 @@
 //! Each measurement starts its server, reads its idle memory, onboards the federations the
 //! mix then uses ([`mix`]), drives the mix for a warm-up and a measured window ([`load`]),
 //! reads CPU time and peak memory from `/proc` ([`procfs`]) and, from the hub's metrics,
-//! how long it held answers for its ledger ([`held`]), then measures fresh
-//! connections ([`fresh`]) and stops the server; memory per idle connection is read on a
-//! second, fresh server, so that the load before does not shape it. Everything
+//! how long it held answers for its ledger and its ledger's syncs took ([`held`]), then
+//! measures fresh connections ([`fresh`]) and stops the server; memory per idle connection
+//! is read on a second, fresh server, so that the load before does not shape it. Everything
 //! lives in one temporary directory ([`world`]); every child process is stopped when the
 //! bench ends, however it ends ([`child`]). [`measure`](mod@measure) runs one measurement;
 //! [`report`] prints the figures. With `--callgrind` the hub alone runs under valgrind and
@@ -279,8 +279,8 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     Ok(true)
 }
 
-/// The hub's median view of its ledger's hold on answers, under the table by request kind
-/// (one run's was printed with it).
+/// The hub's median view of its ledger's hold on answers and of its syncs, under the table
+/// by request kind (one run's was printed with it).
 fn print_held(rows: &[(Setup, Figures)], runs: usize) {
     if runs < 2 {
         return;
