@@ -293,13 +293,14 @@ impl Browser {
             .map(|_| ())
     }
 
-    /// The page's address and visible text, polled until `done` holds (or 20 s pass).
+    /// The page's address and visible text once it has loaded, polled until `done` holds
+    /// (or 20 s pass). A page still loading is not judged: its text may stop halfway.
     async fn wait_for(&mut self, done: impl Fn(&str, &str) -> bool) -> (String, String) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut last = (String::new(), String::new());
         while Instant::now() < deadline {
-            let expression =
-                "JSON.stringify([location.href, document.body ? document.body.innerText : ''])";
+            let expression = "JSON.stringify([location.href, document.readyState, \
+                              document.body ? document.body.innerText : ''])";
             // Mid-navigation the context may be gone; the next poll asks again.
             if let Ok(result) = self
                 .call(
@@ -308,13 +309,13 @@ impl Browser {
                 )
                 .await
             {
-                let pair: Vec<String> = result["result"]["value"]
+                let page: Vec<String> = result["result"]["value"]
                     .as_str()
                     .and_then(|s| serde_json::from_str(s).ok())
                     .unwrap_or_default();
-                if let [href, text] = &pair[..] {
+                if let [href, state, text] = &page[..] {
                     last = (href.clone(), text.clone());
-                    if done(href, text) {
+                    if state == "complete" && done(href, text) {
                         return last;
                     }
                 }
