@@ -33,6 +33,7 @@ pub mod nginx;
 pub mod procfs;
 pub mod report;
 pub mod simulate;
+pub mod stalls;
 pub mod wire;
 pub mod world;
 
@@ -243,14 +244,8 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     if !errors.is_empty() {
         println!("\n== errors\n{errors}");
     }
-    println!(
-        "   cores used by other processes during the windows (median): {}; load average now {:.2}",
-        rows.iter()
-            .map(|(s, f)| format!("{} {:.2}", s.name(), f.other_cores))
-            .collect::<Vec<_>>()
-            .join(", "),
-        procfs::load_average()
-    );
+    print!("{}", report::noise_lines(&rows));
+    println!("   load average now {:.2}", procfs::load_average());
     println!("\n== ratios");
     print!("{}", report::ratios(&rows));
     println!("\n== targets");
@@ -266,6 +261,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
         );
         let half = measure_all(&world, &settings, &setups, Some(rate), false).await?;
         print!("{}", report::half_rate(rate, &half));
+        print!("{}", report::noise_lines(&half));
         println!();
         print!("{}", report::label_table(&half));
         print_held(&half, settings.runs);

@@ -449,3 +449,78 @@ fn sigkill_of_the_bench_still_stops_its_children() {
     let said = format!("removed {}, left by a bench (process {pid})", dir.display());
     assert!(out.contains(&said), "{out}");
 }
+
+/// A stall of the whole machine, as a hypervisor taking both cores would make it, reaches
+/// the run's line: here the bench itself is stopped (SIGSTOP) for 300 ms inside its window,
+/// so its per-core meters wake that late.
+#[test]
+fn a_stall_inside_the_window_is_reported_on_the_runs_line() {
+    let mut bench = aidhub(&[
+        "bench",
+        "--setups",
+        "direct",
+        "--duration-secs",
+        "3",
+        "--warmup-secs",
+        "1",
+        "--connections",
+        "4",
+        "--federations",
+        "4",
+        "--handshake-secs",
+        "0",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start aidhub bench");
+    let mut lines = std::io::BufReader::new(bench.stdout.take().unwrap());
+    let mut out = String::new();
+    loop {
+        let mut line = String::new();
+        use std::io::BufRead;
+        if lines.read_line(&mut line).unwrap() == 0 {
+            panic!("the bench ended before measuring:\n{out}");
+        }
+        out += &line;
+        if line.contains("measuring for") {
+            break;
+        }
+    }
+    // The window opens after the 1 s warm-up and lasts 3 s: stop the bench half a second in.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let pid = bench.id().to_string();
+    let signal = |name: &str| {
+        let sent = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(sent.success(), "kill {name}");
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_millis(300));
+    signal("-CONT");
+    let status = wait_exit(&mut bench, WITHIN, "the window");
+    lines.read_to_string(&mut out).unwrap();
+    assert!(status.success(), "{out}");
+
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("-- direct run 1:"))
+        .unwrap_or_else(|| panic!("no run line:\n{out}"));
+    let stalls = line
+        .split("; stalls up to ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no stalls on the run line: {line}"));
+    println!("{line}");
+    let longest: f64 = stalls.split(" ms").next().unwrap().parse().unwrap();
+    assert!(longest >= 250.0, "the 300 ms stop not seen: {line}");
+    let over: u32 = stalls
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of long stalls: {line}"));
+    assert!(over >= 1, "{line}");
+    assert!(
+        out.contains("longest stall during the windows (median;"),
+        "{out}"
+    );
+}

@@ -7,7 +7,7 @@ use super::callgrind::Counted;
 use super::report::{Figures, ThreadShare};
 use super::wire::{Conn, Route, Wire};
 use super::world::{Server, World};
-use super::{fresh, load, mix, procfs, BenchArgs, Setup};
+use super::{fresh, load, mix, procfs, stalls, BenchArgs, Setup};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -159,6 +159,8 @@ pub async fn measure(
         load::Watch::Own(std::process::id()),
         load::Watch::Machine,
     ];
+    // Started before the schedule: settling the meters' priority runs two commands each.
+    let meter = stalls::Meter::start();
     let schedule = plan.schedule();
     let counting = async {
         match (&world.callgrind, setup) {
@@ -174,6 +176,7 @@ pub async fn measure(
         load::run(lanes, plan, schedule, watch, pid, server.admin),
         counting
     );
+    let stalls = meter.stop(schedule.from, schedule.end);
     server.check_alive()?;
     let requests = measured.requests.max(1) as f64;
     let per_request =
@@ -230,6 +233,7 @@ pub async fn measure(
             .map(|b| b as f64),
         idle_rss: idle_rss.map(|b| b as f64),
         other_cores: others,
+        stalls,
         held: measured.held,
         ..Figures::default()
     };

@@ -2,6 +2,7 @@
 //! then per setup the median of every figure over the runs, the ratios aidhub/direct and
 //! aidhub/nginx, and the targets with the measured values against them.
 
+use super::stalls::{Stalls, LONG_MS};
 use super::Setup;
 use std::collections::BTreeMap;
 
@@ -36,6 +37,10 @@ pub struct Figures {
     pub conn_errors: BTreeMap<String, u64>,
     /// Cores busy with processes other than the bench's during the window (noise).
     pub other_cores: f64,
+    /// How long the machine kept a core from a real-time thread during the window
+    /// (`stalls.rs`: the hypervisor's or the kernel's share of the noise, which no process
+    /// shows).
+    pub stalls: Stalls,
     /// The process under test's threads by group (`procfs::thread_group`), per request.
     pub threads: BTreeMap<String, ThreadShare>,
     /// The hub's own view of how long it held answers for its ledger, and of its ledger's
@@ -89,7 +94,11 @@ impl Figures {
         if let Some(instructions) = self.instructions {
             line += &format!(", {instructions:.0} instructions/req");
         }
-        line + &format!("; other processes used {:.2} cores", self.other_cores)
+        line + &format!(
+            "; other processes used {:.2} cores; {}",
+            self.other_cores,
+            self.stalls.describe()
+        )
     }
 }
 
@@ -166,6 +175,11 @@ pub fn median(runs: &[Figures]) -> Figures {
         cpu_per_conn_us: opt(&|f| f.cpu_per_conn_us),
         conn_errors,
         other_cores: med(&|f| f.other_cores),
+        stalls: Stalls {
+            longest_ms: med(&|f| f.stalls.longest_ms),
+            long: med(&|f| f.stalls.long),
+            realtime: runs.iter().all(|f| f.stalls.realtime),
+        },
         threads,
         held: super::held::median(&runs.iter().map(|r| &r.held).collect::<Vec<_>>()),
         instructions: opt(&|f| f.instructions),
@@ -245,6 +259,28 @@ pub fn connections_table(rows: &[(Setup, Figures)]) -> String {
         );
     }
     out
+}
+
+/// What disturbed the windows from outside the bench, per setup (medians over the runs):
+/// the cores other processes used, and the machine's stalls (`stalls.rs`).
+pub fn noise_lines(rows: &[(Setup, Figures)]) -> String {
+    let each = |f: &dyn Fn(&Figures) -> String| {
+        rows.iter()
+            .map(|(s, figures)| format!("{} {}", s.name(), f(figures)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let how = if rows.iter().all(|(_, f)| f.stalls.realtime) {
+        "a real-time thread pinned to each core"
+    } else {
+        "a thread per core, at normal priority (no permission for real time: its lateness holds the wait behind the load too)"
+    };
+    format!(
+        "   cores used by other processes during the windows (median): {}\n   longest stall during the windows (median; {how} woke that late from a {} ms sleep; in brackets the stalls over {LONG_MS} ms): {}\n",
+        each(&|f| format!("{:.2}", f.other_cores)),
+        super::stalls::TICK.as_millis(),
+        each(&|f| format!("{:.1} ms ({:.0})", f.stalls.longest_ms, f.stalls.long)),
+    )
 }
 
 /// Every error kind of every setup, one per line.
