@@ -259,29 +259,40 @@ struct Measuring {
     bench: std::process::Child,
     children: Vec<u32>,
     stderr: std::thread::JoinHandle<String>,
+    /// Its stdout so far, and the lines still to come.
+    out: String,
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 /// Bench directories go into `tmp` (the bench's `TMPDIR`), where no other test's bench looks
 /// for abandoned ones to remove.
 fn start_measuring(tmp: &Path) -> Measuring {
-    let mut bench = aidhub(&[
-        "bench",
-        "--setups",
-        "aidhub",
-        "--duration-secs",
-        "60",
+    let measuring = start_bench(tmp, &["--setups", "aidhub", "--duration-secs", "60"]);
+    let family = aidhub::bench::procfs::tree(measuring.bench.id());
+    assert!(
+        family.len() >= 3,
+        "the simulator and the hub run below the bench: {family:?}"
+    );
+    measuring
+}
+
+/// `aidhub bench` with `args` and a light load (1 s warm-up, 4 connections, 4 federations),
+/// once it prints that it measures.
+fn start_bench(tmp: &Path, args: &[&str]) -> Measuring {
+    let light = [
         "--warmup-secs",
         "1",
         "--connections",
         "4",
         "--federations",
         "4",
-    ])
-    .env("TMPDIR", tmp)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("start aidhub bench");
+    ];
+    let mut bench = aidhub(&[&["bench"], args, &light].concat())
+        .env("TMPDIR", tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start aidhub bench");
     let stdout = bench.stdout.take().unwrap();
     let mut stderr = bench.stderr.take().unwrap();
     let (lines_tx, lines) = std::sync::mpsc::channel();
@@ -299,35 +310,32 @@ fn start_measuring(tmp: &Path) -> Measuring {
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    // Once it measures, the simulator and the hub under test are running.
+    // Once it measures, the processes it measures are running.
     let deadline = Instant::now() + WITHIN;
-    let mut seen = String::new();
+    let mut out = String::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) => {
-                seen.push_str(&line);
-                seen.push('\n');
+                out.push_str(&line);
+                out.push('\n');
                 if line.contains("measuring for") {
                     break;
                 }
             }
             Err(_) => {
                 let _ = bench.kill();
-                panic!("the bench never started measuring:\n{seen}");
+                panic!("the bench never started measuring:\n{out}");
             }
         }
     }
     let family = aidhub::bench::procfs::tree(bench.id());
-    let children = family[1..].to_vec();
-    assert!(
-        children.len() >= 2,
-        "the simulator and the hub run below the bench: {family:?}"
-    );
     Measuring {
         bench,
-        children,
+        children: family[1..].to_vec(),
         stderr,
+        out,
+        lines,
     }
 }
 
@@ -360,6 +368,7 @@ fn sigterm_stops_the_children_and_removes_the_bench_directory() {
         mut bench,
         children,
         stderr,
+        ..
     } = start_measuring(tmp.path());
     let dir = bench_dir(&children).expect("a child works in the bench directory");
     assert!(dir.is_dir());
@@ -395,7 +404,7 @@ fn sigkill_of_the_bench_still_stops_its_children() {
     let Measuring {
         mut bench,
         children,
-        stderr: _,
+        ..
     } = start_measuring(tmp.path());
     let dir = bench_dir(&children).expect("a child works in the bench directory");
     let pid = bench.id();
@@ -455,38 +464,23 @@ fn sigkill_of_the_bench_still_stops_its_children() {
 /// so its per-core meters wake that late.
 #[test]
 fn a_stall_inside_the_window_is_reported_on_the_runs_line() {
-    let mut bench = aidhub(&[
-        "bench",
-        "--setups",
-        "direct",
-        "--duration-secs",
-        "3",
-        "--warmup-secs",
-        "1",
-        "--connections",
-        "4",
-        "--federations",
-        "4",
-        "--handshake-secs",
-        "0",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("start aidhub bench");
-    let mut lines = std::io::BufReader::new(bench.stdout.take().unwrap());
-    let mut out = String::new();
-    loop {
-        let mut line = String::new();
-        use std::io::BufRead;
-        if lines.read_line(&mut line).unwrap() == 0 {
-            panic!("the bench ended before measuring:\n{out}");
-        }
-        out += &line;
-        if line.contains("measuring for") {
-            break;
-        }
-    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Measuring {
+        mut bench,
+        mut out,
+        lines,
+        ..
+    } = start_bench(
+        tmp.path(),
+        &[
+            "--setups",
+            "direct",
+            "--duration-secs",
+            "3",
+            "--handshake-secs",
+            "0",
+        ],
+    );
     // The window opens after the 1 s warm-up and lasts 3 s: stop the bench half a second in.
     std::thread::sleep(Duration::from_millis(1_500));
     let pid = bench.id().to_string();
@@ -498,7 +492,10 @@ fn a_stall_inside_the_window_is_reported_on_the_runs_line() {
     std::thread::sleep(Duration::from_millis(300));
     signal("-CONT");
     let status = wait_exit(&mut bench, WITHIN, "the window");
-    lines.read_to_string(&mut out).unwrap();
+    for line in lines.iter() {
+        out.push_str(&line);
+        out.push('\n');
+    }
     assert!(status.success(), "{out}");
 
     let line = out

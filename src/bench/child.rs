@@ -151,12 +151,17 @@ impl Drop for ChildProc {
 /// Sends a signal by process id with the `kill` command (the crate forbids `unsafe`, so no
 /// libc call).
 fn signal(which: &str, pid: u32) {
-    let _ = Command::new("kill")
-        .arg(which)
-        .arg(pid.to_string())
+    succeeds(Path::new("kill"), &[which, &pid.to_string()]);
+}
+
+/// Runs `program` with `args`, its output discarded; true when it ran and exited 0.
+pub fn succeeds(program: &Path, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status();
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// The program `name` in a directory of `PATH` or, failing that, of `also` (directories a
@@ -175,12 +180,7 @@ pub fn setpriv() -> Option<&'static Path> {
     FOUND
         .get_or_init(|| {
             let setpriv = which("setpriv", &["/usr/bin", "/bin"])?;
-            let works = Command::new(&setpriv)
-                .args(["--pdeathsig", "TERM", "--", "true"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success());
+            let works = succeeds(&setpriv, &["--pdeathsig", "TERM", "--", "true"]);
             works.then_some(setpriv)
         })
         .as_deref()

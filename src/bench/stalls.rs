@@ -9,6 +9,8 @@
 //! It answers the question a disturbed run leaves: "other processes used 0.00 cores", yet
 //! every setup's maximum rose by tens of milliseconds.
 
+use super::child::succeeds;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -108,14 +110,7 @@ fn settle(core: usize) -> bool {
     let Some(tid) = own_tid() else {
         return false;
     };
-    let run = |program: &str, args: &[&str]| {
-        std::process::Command::new(program)
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
+    let run = |program: &str, args: &[&str]| succeeds(Path::new(program), args);
     let pinned = run("taskset", &["-p", "-c", &core.to_string(), &tid]);
     pinned && run("chrt", &["-f", "-p", "1", &tid])
 }
