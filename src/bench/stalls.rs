@@ -40,7 +40,8 @@ struct Late {
 /// The stalls of one window.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Stalls {
-    /// The latest wake-up of any core's meter, ms (0 when none was late by [`NOTED`]).
+    /// How late the worst wake-up of any core's meter was, ms (0 when none was late by
+    /// [`NOTED`]).
     pub longest_ms: f64,
     /// Wake-ups later than [`LONG_MS`].
     pub long: f64,
