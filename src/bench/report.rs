@@ -273,7 +273,7 @@ pub fn noise_lines(rows: &[(Setup, Figures)]) -> String {
     let how = if rows.iter().all(|(_, f)| f.stalls.realtime) {
         "a real-time thread pinned to each core"
     } else {
-        "a thread per core at normal priority (taskset or chrt was refused or missing: its lateness holds the wait behind the load too)"
+        "a thread per core at normal priority, taskset or chrt being refused or missing, so that its lateness holds the wait behind the load too,"
     };
     format!(
         "   cores used by other processes during the windows (median): {}\n   longest stall during the windows (median; {how} woke that late from a {} ms sleep; in brackets the stalls over {LONG_MS} ms): {}\n",
