@@ -93,6 +93,16 @@ impl Rng {
     }
 }
 
+/// Every [`Call::label`] the mix uses.
+pub const LABELS: [&str; 6] = [
+    "request_activation_code sync",
+    "request_activation_code async",
+    "send_activation_code",
+    "send_csim_status",
+    "request_profile_status",
+    "send_msp_token",
+];
+
 /// One request of the mix, before it is put on a route.
 #[derive(Debug)]
 pub struct Call {
@@ -209,6 +219,25 @@ mod tests {
             assert!((share - f64::from(*weight)).abs() < 1.0, "{i}: {share}");
         }
         assert!((requests_per_op() - 1.1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn every_call_has_one_of_the_listed_labels_and_every_label_a_call() {
+        let token = Uuid::new_v4();
+        let calls = [
+            request_code(&token, &token, false),
+            request_code(&token, &token, true),
+            send_code(&token, &token),
+            csim_status(&token, 1),
+            profile_status(&token),
+            onboard(&token, b"secret"),
+        ];
+        let labels: Vec<&str> = calls.iter().map(|c| c.label).collect();
+        let mut listed = LABELS.to_vec();
+        listed.sort_unstable();
+        let mut used = labels.clone();
+        used.sort_unstable();
+        assert_eq!(used, listed);
     }
 
     #[test]
