@@ -347,8 +347,8 @@ impl Recorder {
             latency: histogram(),
             // Every kind's histogram now, not on its first answer in the window: each is
             // 139 KiB to zero, and 32 lanes making six each as the window opened stalled the
-            // load generator there (on VM 29, 300–1 700 requests of the window's first 60 ms
-            // took 10–65 ms, direct's included).
+            // load generator there (on VM 29, 60–950 requests of the window's first 100 ms
+            // took over 5 ms, the slowest 12–65 ms, direct's included).
             by_label: mix::LABELS.iter().map(|&l| (l, histogram())).collect(),
             answered: 0,
             errors: BTreeMap::new(),
