@@ -383,7 +383,6 @@ impl Recorder {
             let micros = now.saturating_duration_since(since).as_micros();
             let micros = micros.clamp(1, 60_000_000) as u64;
             let _ = self.latency.record(micros);
-
             let _ = self
                 .by_label
                 .entry(label)

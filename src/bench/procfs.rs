@@ -133,12 +133,7 @@ pub struct ThreadTimes {
     pub involuntary: u64,
 }
 
-/// The threads of `pid` and its descendants, grouped by name ([`thread_group`]).
-pub fn threads(pid: u32, ticks_per_sec: u64) -> BTreeMap<String, ThreadTimes> {
-    threads_of(&tree(pid), ticks_per_sec)
-}
-
-/// The threads of the processes `pids`, grouped by name ([`thread_group`]).
+/// The threads of the processes `pids` (a [`tree`], say), grouped by name ([`thread_group`]).
 pub fn threads_of(pids: &[u32], ticks_per_sec: u64) -> BTreeMap<String, ThreadTimes> {
     let mut groups: BTreeMap<String, ThreadTimes> = BTreeMap::new();
     let time = |ticks: u64| Duration::from_micros(ticks * 1_000_000 / ticks_per_sec.max(1));
@@ -287,7 +282,7 @@ mod tests {
     fn threads_are_grouped_by_name_with_their_cpu_time_and_switches() {
         let ticks = clock_ticks();
         let me = std::process::id();
-        let before = threads(me, ticks);
+        let before = threads_of(&tree(me), ticks);
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let stopped = std::sync::Arc::new(std::sync::Mutex::new(stopped));
         let (ready, spun) = std::sync::mpsc::channel();
@@ -321,7 +316,7 @@ mod tests {
         for _ in 0..2 {
             spun.recv().unwrap();
         }
-        let delta = threads_since(&threads(me, ticks), &before);
+        let delta = threads_since(&threads_of(&tree(me), ticks), &before);
         drop(stop);
         for probe in probes {
             probe.join().unwrap();
