@@ -54,6 +54,10 @@ pub struct Timing {
     pub p99_within_ms: Option<f64>,
     /// How many took longer than [`SLOW_MS`].
     pub slow: u64,
+    /// The smallest bucket bound, ms, within which every one of them fell (`None`: the
+    /// slowest took longer than the largest bound): how long the worst stall lasted, to a
+    /// bucket.
+    pub slowest_within_ms: Option<f64>,
 }
 
 impl Timing {
@@ -65,9 +69,13 @@ impl Timing {
             Some(ms) => format!("99% within {ms} ms"),
             None => "1% beyond the largest bucket".to_owned(),
         };
+        let slowest = match self.slowest_within_ms {
+            Some(ms) => format!("the slowest within {ms} ms"),
+            None => "the slowest beyond the largest bucket".to_owned(),
+        };
         let slow = match self.slow {
             0 => String::new(),
-            n => format!(", {n} over {SLOW_MS} ms"),
+            n => format!(", {n} over {SLOW_MS} ms, {slowest}"),
         };
         let noun = if self.count == 1 { noun.0 } else { noun.1 };
         format!(
@@ -252,12 +260,17 @@ fn family_since(
                 .iter()
                 .rfind(|(le, _)| *le * 1000.0 <= SLOW_MS)
                 .map_or(0.0, |(_, n)| *n);
+            let slowest_within_ms = new
+                .iter()
+                .find(|(_, n)| *n >= count)
+                .map(|(le, _)| le * 1000.0);
             Some(Timing {
                 name: name.clone(),
                 count: count as u64,
                 mean_ms: (a.sum - b.sum) / count * 1000.0,
                 p99_within_ms,
                 slow: (count - within_slow).max(0.0) as u64,
+                slowest_within_ms,
             })
         })
         .collect();
@@ -296,12 +309,14 @@ fn family_median(runs: &[&[Timing]]) -> Vec<Timing> {
                 values[(values.len() - 1) / 2]
             };
             let p99 = of(|t| t.p99_within_ms.unwrap_or(f64::INFINITY));
+            let slowest = of(|t| t.slowest_within_ms.unwrap_or(f64::INFINITY));
             Timing {
                 name: name.to_owned(),
                 count: of(|t| t.count as f64) as u64,
                 mean_ms: of(|t| t.mean_ms),
                 p99_within_ms: p99.is_finite().then_some(p99),
                 slow: of(|t| t.slow as f64) as u64,
+                slowest_within_ms: slowest.is_finite().then_some(slowest),
             }
         })
         .collect();
@@ -353,6 +368,7 @@ mod tests {
             mean_ms,
             p99_within_ms,
             slow: 0,
+            slowest_within_ms: p99_within_ms,
         }
     }
 
@@ -407,6 +423,7 @@ mod tests {
                 ("0.0001", 60),
                 ("0.00025", 100),
                 ("0.01", 100),
+                ("0.5", 100),
                 ("+Inf", 100),
             ],
         );
@@ -418,6 +435,7 @@ mod tests {
                 ("0.0001", 600),
                 ("0.00025", 1000),
                 ("0.01", 1096),
+                ("0.5", 1100),
                 ("+Inf", 1100),
             ],
         ) + &syncs(
@@ -434,16 +452,18 @@ mod tests {
         assert_eq!(journal.name, "journal");
         assert_eq!(journal.count, 1000);
         assert!((journal.mean_ms - 0.5).abs() < 1e-9, "{journal:?}");
-        // 996 of the new 1000 within 10 ms: 4 stalls, and the 99% bound is 10 ms.
+        // 996 of the new 1000 within 10 ms: 4 stalls, and the 99% bound is 10 ms; all of
+        // them within 500 ms.
         assert_eq!(journal.slow, 4);
         assert_eq!(journal.p99_within_ms, Some(10.0));
+        assert_eq!(journal.slowest_within_ms, Some(500.0));
         assert_eq!(checkpoint.slow, 0);
         assert_eq!(
             held.lines("the window"),
             vec![
                 "   the ledger's syncs (the hub's aidhub_ledger_sync_seconds over the window): \
                  checkpoint 3.00 ms mean, 99% within 5 ms (2 syncs); journal 0.50 ms mean, \
-                 99% within 10 ms, 4 over 10 ms (1000 syncs)"
+                 99% within 10 ms, 4 over 10 ms, the slowest within 500 ms (1000 syncs)"
                     .to_owned()
             ]
         );
@@ -459,9 +479,10 @@ mod tests {
         let held = since(&after, &Scrape::default()).answers;
         assert_eq!(held[0].name, "send_msp_token");
         assert_eq!(held[0].p99_within_ms, None);
-        assert!(held[0]
-            .describe(ANSWERS)
-            .contains("1% beyond the largest bucket, 50 over 10 ms ("));
+        assert!(held[0].describe(ANSWERS).contains(
+            "1% beyond the largest bucket, 50 over 10 ms, the slowest beyond the largest \
+                 bucket ("
+        ));
         // Slowest first.
         assert_eq!(held[1].name, "send_csim_status");
         assert!((held[1].mean_ms - 0.01).abs() < 1e-9, "{:?}", held[1]);
@@ -509,5 +530,30 @@ mod tests {
             ]
         );
         assert!(Held::default().lines("the window").is_empty());
+    }
+
+    #[test]
+    fn the_slowest_stalls_bound_is_a_median_too() {
+        let journal = |slow: u64, slowest_within_ms: Option<f64>| Held {
+            answers: Vec::new(),
+            syncs: vec![Timing {
+                slow,
+                slowest_within_ms,
+                ..timing("journal", 1000, 0.2, Some(1.0))
+            }],
+        };
+        let runs = [
+            journal(3, Some(500.0)),
+            journal(0, Some(1.0)),
+            journal(5, None),
+        ];
+        let median = median(&runs.iter().collect::<Vec<_>>());
+        assert_eq!(median.syncs[0].slow, 3);
+        assert_eq!(median.syncs[0].slowest_within_ms, Some(500.0));
+        assert_eq!(
+            median.syncs[0].describe(("sync", "syncs")),
+            "journal 0.20 ms mean, 99% within 1 ms, 3 over 10 ms, the slowest within 500 ms \
+             (1000 syncs)"
+        );
     }
 }
