@@ -72,6 +72,9 @@ pub(super) const IDLE_TICK: Duration = Duration::from_millis(500);
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// The journal size that triggers a checkpoint before [`CHECKPOINT_EVERY`].
 const CHECKPOINT_BYTES: u64 = 2 << 20;
+/// A sync that takes longer is logged as a warning: the disk stalled, and durable answers
+/// waited for it (most syncs take a fraction of a millisecond; the metric has them all).
+const SLOW_SYNC: Duration = Duration::from_millis(100);
 /// How many changes go into sled between two looks for callers waiting on a durable write
 /// (a few hundred microseconds of inserts).
 pub(super) const SLICE: usize = 32;
@@ -718,7 +721,7 @@ impl Shared {
         }
         let started = Instant::now();
         if journal.sync().map_err(|e| e.to_string())? {
-            self.journal_syncs.observe(started.elapsed());
+            timed(&self.journal_syncs, Synced::Journal, started.elapsed());
         }
         wake(&self.waiting, std::mem::take(durable), Ok(()));
         Ok(true)
@@ -752,7 +755,7 @@ impl Shared {
         let started = Instant::now();
         self.db.flush().map_err(|e| e.to_string())?;
         journal.restart().map_err(|e| e.to_string())?;
-        self.checkpoints.observe(started.elapsed());
+        timed(&self.checkpoints, Synced::Checkpoint, started.elapsed());
         state.unflushed = false;
         state.checkpointed = Instant::now();
         Ok(())
@@ -905,6 +908,44 @@ struct Writer {
     failed: Option<String>,
 }
 
+/// What the writer syncs.
+#[derive(Debug, Clone, Copy)]
+enum Synced {
+    /// One `fdatasync` of the journal.
+    Journal,
+    /// A sled flush, then the journal started over.
+    Checkpoint,
+}
+
+/// Records how long a sync took in `histogram`, and warns when it took [`SLOW_SYNC`] or
+/// longer: an operator reading the log then finds the disk named as the cause of the
+/// latency durable answers had meanwhile. (A sync that slow cannot repeat more than ten
+/// times a second, so the warnings need no limit of their own.)
+fn timed(histogram: &Histogram, sync: Synced, took: Duration) {
+    histogram.observe(took);
+    if let Some(warning) = slow_sync(sync, took) {
+        tracing::warn!("{warning}");
+    }
+}
+
+/// The warning for a sync that took `took`, if it took [`SLOW_SYNC`] or longer.
+fn slow_sync(sync: Synced, took: Duration) -> Option<String> {
+    if took < SLOW_SYNC {
+        return None;
+    }
+    let ms = took.as_millis();
+    Some(match sync {
+        Synced::Journal => format!(
+            "ledger: the journal's fdatasync took {ms} ms: the disk stalled, and every durable \
+             answer waited for it"
+        ),
+        Synced::Checkpoint => format!(
+            "ledger: a checkpoint (sled flush) took {ms} ms: the disk stalled, and the durable \
+             answers that came meanwhile waited for it"
+        ),
+    })
+}
+
 fn wake(waiting: &AtomicU64, waiters: Vec<Waiter>, result: Result<(), String>) {
     waiting.fetch_sub(waiters.len() as u64, Ordering::Relaxed);
     for waiter in waiters {
@@ -917,4 +958,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded values are queues and lists of waiters: a panic elsewhere cannot leave
     // them inconsistent.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_is_named_in_the_log_only_when_the_disk_stalled() {
+        assert_eq!(slow_sync(Synced::Journal, Duration::from_micros(250)), None);
+        assert_eq!(
+            slow_sync(Synced::Checkpoint, Duration::from_millis(99)),
+            None
+        );
+        assert_eq!(
+            slow_sync(Synced::Journal, Duration::from_micros(413_011)).as_deref(),
+            Some(
+                "ledger: the journal's fdatasync took 413 ms: the disk stalled, and every \
+                 durable answer waited for it"
+            )
+        );
+        let checkpoint = slow_sync(Synced::Checkpoint, SLOW_SYNC).unwrap_or_default();
+        assert!(
+            checkpoint.starts_with("ledger: a checkpoint (sled flush) took 100 ms"),
+            "{checkpoint}"
+        );
+    }
 }
