@@ -2,7 +2,9 @@
 //! as a child process in front of simulated partners, a burst of concurrent onboardings and
 //! async activation-code requests is under way when the child is killed with SIGKILL, and
 //! the hub restarted on the same files still knows every federation and open request it
-//! had acknowledged; the ledger export afterwards parses line by line.
+//! had acknowledged; the ledger export afterwards parses line by line. And a disk that
+//! stalls (the ledger's file system frozen under the running hub) holds the durable answer
+//! until it thaws, and the hub's log names the stall.
 
 mod support;
 
@@ -536,4 +538,166 @@ async fn sigkill_mid_burst_loses_no_acknowledged_federation_or_open_request() {
         open.len()
     );
     assert_eq!(stats.profiles as usize, profiles);
+}
+
+/// A disk that stalls on demand: a loop-mounted ext4 file system in the site's directory,
+/// frozen with `fsfreeze` (every write and sync on it waits until it is thawed). Thawed,
+/// unmounted and detached when dropped.
+struct StallingDisk {
+    device: String,
+    mount: PathBuf,
+}
+
+/// Runs a command to completion; its stdout, or why it failed.
+fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{program} {}: {} {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+impl StallingDisk {
+    /// Makes and mounts the file system under `dir`; why not, where this machine cannot
+    /// (it takes root, a free loop device, mkfs.ext4 and fsfreeze).
+    fn new(dir: &Path) -> Result<StallingDisk, String> {
+        let image = dir.join("disk.img");
+        std::fs::File::create(&image)
+            .and_then(|f| f.set_len(64 << 20))
+            .map_err(|e| format!("{}: {e}", image.display()))?;
+        let image = image.to_str().ok_or("a non-UTF-8 temporary path")?;
+        let device = run("losetup", &["--find", "--show", image])?;
+        let mut disk = StallingDisk {
+            device,
+            mount: PathBuf::new(),
+        };
+        run("mkfs.ext4", &["-q", "-F", &disk.device])?;
+        let mount = dir.join("disk");
+        std::fs::create_dir(&mount).map_err(|e| format!("{}: {e}", mount.display()))?;
+        let mount_arg = mount
+            .to_str()
+            .ok_or("a non-UTF-8 temporary path")?
+            .to_owned();
+        run("mount", &[&disk.device, &mount_arg])?;
+        disk.mount = mount;
+        run("fsfreeze", &["--freeze", &mount_arg])?;
+        disk.thaw();
+        Ok(disk)
+    }
+
+    fn mount(&self) -> &str {
+        self.mount.to_str().unwrap_or_default()
+    }
+
+    fn freeze(&self) {
+        run("fsfreeze", &["--freeze", self.mount()]).expect("the file system freezes");
+    }
+
+    fn thaw(&self) {
+        run("fsfreeze", &["--unfreeze", self.mount()]).expect("the file system thaws");
+    }
+}
+
+impl Drop for StallingDisk {
+    fn drop(&mut self) {
+        if !self.mount.as_os_str().is_empty() {
+            let _ = run("fsfreeze", &["--unfreeze", self.mount()]);
+            if run("umount", &[self.mount()]).is_err() {
+                let _ = run("umount", &["--lazy", self.mount()]);
+            }
+        }
+        let _ = run("losetup", &["--detach", &self.device]);
+    }
+}
+
+/// A disk stall under the real binary: with the ledger on a file system that is frozen, an
+/// onboarding's 201 waits until the disk takes the federation (durability over latency), and
+/// the hub's log names the stall with its length, so that an operator finds the disk as the
+/// cause of that latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_stall_holds_the_durable_answer_and_is_named_in_the_log() {
+    const FROZEN: Duration = Duration::from_millis(1500);
+    let mut site = Site::new().await;
+    let disk = match StallingDisk::new(site.path()) {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: this test freezes a loop-mounted file system, and here {why}");
+            return;
+        }
+    };
+    let hub_toml = site.path().join("hub.toml");
+    let text = std::fs::read_to_string(&hub_toml).expect("hub.toml");
+    let text = text.replace(
+        "path = \"ledger\"",
+        &format!("path = \"{}/ledger\"", disk.mount()),
+    );
+    std::fs::write(&hub_toml, text).expect("hub.toml");
+    let served = site.serve().await;
+    let partners = Partners::new(&site, served.addr());
+    let onboard = |partners: Partners| async move {
+        let token = Uuid::new_v4();
+        let path = format!("/cesim/msp/v1/users/{}", account_id("cmpone"));
+        let body = bodies::msp_token(&token);
+        let started = Instant::now();
+        let reply = partners
+            .call("mspalpha", "cmpone", Method::POST, &path, &body)
+            .await;
+        (reply.map(|r| r.status.as_u16()), started.elapsed())
+    };
+    let (status, _) = onboard(partners.clone()).await;
+    assert_eq!(status, Ok(201), "an onboarding on the thawed disk");
+
+    disk.freeze();
+    let held = tokio::spawn(onboard(partners.clone()));
+    tokio::time::sleep(FROZEN).await;
+    assert!(
+        !held.is_finished(),
+        "the 201 must wait for the disk: {:?}",
+        held.await
+    );
+    disk.thaw();
+    let (status, took) = held.await.expect("the onboarding task");
+    assert_eq!(
+        status,
+        Ok(201),
+        "the held onboarding is answered once the disk thaws"
+    );
+    assert!(took >= FROZEN, "answered after {took:?}, frozen {FROZEN:?}");
+
+    let log = site.logs.last().expect("the serve log").clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let warning = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains("ledger: a journal sync (write and fdatasync) took"))
+        {
+            break line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no warning of the stall:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let ms: u64 = warning
+        .split(" took ")
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the stall's length in: {warning}"));
+    assert!(
+        ms >= 1000 && warning.contains("the disk stalled"),
+        "the stall of about {FROZEN:?} named: {warning}"
+    );
+    drop(served);
 }

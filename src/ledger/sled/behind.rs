@@ -936,8 +936,8 @@ fn slow_sync(sync: Synced, took: Duration) -> Option<String> {
     let ms = took.as_millis();
     Some(match sync {
         Synced::Journal => format!(
-            "ledger: the journal's fdatasync took {ms} ms: the disk stalled, and every durable \
-             answer waited for it"
+            "ledger: a journal sync (write and fdatasync) took {ms} ms: the disk stalled, and \
+             every durable answer waited for it"
         ),
         Synced::Checkpoint => format!(
             "ledger: a checkpoint (sled flush) took {ms} ms: the disk stalled, and the durable \
@@ -974,8 +974,8 @@ mod tests {
         assert_eq!(
             slow_sync(Synced::Journal, Duration::from_micros(413_011)).as_deref(),
             Some(
-                "ledger: the journal's fdatasync took 413 ms: the disk stalled, and every \
-                 durable answer waited for it"
+                "ledger: a journal sync (write and fdatasync) took 413 ms: the disk stalled, \
+                 and every durable answer waited for it"
             )
         );
         let checkpoint = slow_sync(Synced::Checkpoint, SLOW_SYNC).unwrap_or_default();
