@@ -459,11 +459,19 @@ fn sigkill_of_the_bench_still_stops_its_children() {
     assert!(out.contains(&said), "{out}");
 }
 
-/// A stall of the whole machine, as a hypervisor taking both cores would make it, reaches
-/// the run's line: here the bench itself is stopped (SIGSTOP) for 300 ms inside its window,
-/// so its per-core meters wake that late.
-#[test]
-fn a_stall_inside_the_window_is_reported_on_the_runs_line() {
+/// Which process a test stops for 300 ms inside the window.
+enum Stopped {
+    /// The bench itself: as a hypervisor taking both cores would stop everything.
+    Bench,
+    /// The process under test (`--setups direct`: the simulated partners), as a server
+    /// stalled on its disk would stop answering while the machine runs on.
+    Partners,
+}
+
+/// Runs a short direct bench, stops `which` for 300 ms half a second into its window, and
+/// returns its first run's line, its longest stall and its longest stretch without an answer
+/// (ms), and the whole output.
+fn stopped_for_300_ms(which: Stopped) -> (String, f64, f64, String) {
     let tmp = tempfile::tempdir().unwrap();
     let Measuring {
         mut bench,
@@ -481,12 +489,20 @@ fn a_stall_inside_the_window_is_reported_on_the_runs_line() {
             "0",
         ],
     );
-    // The window opens after the 1 s warm-up and lasts 3 s: stop the bench half a second in.
+    let pid = match which {
+        Stopped::Bench => bench.id().to_string(),
+        Stopped::Partners => out
+            .split("simulated partners in process ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no partners' process named:\n{out}"))
+            .to_owned(),
+    };
+    // The window opens after the 1 s warm-up and lasts 3 s: stop half a second in.
     std::thread::sleep(Duration::from_millis(1_500));
-    let pid = bench.id().to_string();
     let signal = |name: &str| {
         let sent = Command::new("kill").args([name, &pid]).status().unwrap();
-        assert!(sent.success(), "kill {name}");
+        assert!(sent.success(), "kill {name} {pid}");
     };
     signal("-STOP");
     std::thread::sleep(Duration::from_millis(300));
@@ -501,17 +517,36 @@ fn a_stall_inside_the_window_is_reported_on_the_runs_line() {
     let line = out
         .lines()
         .find(|l| l.starts_with("-- direct run 1:"))
-        .unwrap_or_else(|| panic!("no run line:\n{out}"));
-    let stalls = line
+        .unwrap_or_else(|| panic!("no run line:\n{out}"))
+        .to_owned();
+    println!("{line}");
+    let ms_after = |label: &str| -> f64 {
+        line.split(label)
+            .nth(1)
+            .and_then(|rest| rest.split(" ms").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no \"{label}\" on the run line: {line}"))
+    };
+    let stall = ms_after("; stalls up to ");
+    let silence = ms_after(", no answer for up to ");
+    (line, stall, silence, out)
+}
+
+/// A stall of the whole machine reaches the run's line: with the bench stopped (SIGSTOP) for
+/// 300 ms inside its window, its per-core meters wake that late, and no answer came in that
+/// time either.
+#[test]
+fn a_stall_inside_the_window_is_reported_on_the_runs_line() {
+    let (line, stall, silence, out) = stopped_for_300_ms(Stopped::Bench);
+    assert!(stall >= 250.0, "the 300 ms stop not seen: {line}");
+    assert!(
+        silence >= 250.0,
+        "the 300 ms without answers not seen: {line}"
+    );
+    let over: u32 = line
         .split("; stalls up to ")
         .nth(1)
-        .unwrap_or_else(|| panic!("no stalls on the run line: {line}"));
-    println!("{line}");
-    let longest: f64 = stalls.split(" ms").next().unwrap().parse().unwrap();
-    assert!(longest >= 250.0, "the 300 ms stop not seen: {line}");
-    let over: u32 = stalls
-        .split(", ")
-        .nth(1)
+        .and_then(|stalls| stalls.split(", ").nth(1))
         .and_then(|s| s.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count of long stalls: {line}"));
@@ -519,5 +554,25 @@ fn a_stall_inside_the_window_is_reported_on_the_runs_line() {
     assert!(
         out.contains("longest stall during the windows (median;"),
         "{out}"
+    );
+    assert!(
+        out.contains("longest stretch without an answer during the windows (median;"),
+        "{out}"
+    );
+}
+
+/// A stall of the server under test alone is told apart from the machine's: with the
+/// simulated partners (direct's server) stopped for 300 ms, nothing is answered for that
+/// long, while the meters, which the stop does not touch, see no such stall.
+#[test]
+fn a_stall_of_the_server_alone_shows_as_silence_not_as_a_machine_stall() {
+    let (line, stall, silence, _) = stopped_for_300_ms(Stopped::Partners);
+    assert!(
+        silence >= 250.0,
+        "the 300 ms without answers not seen: {line}"
+    );
+    assert!(
+        stall < 250.0,
+        "the machine did not stall, only the server: {line}"
     );
 }

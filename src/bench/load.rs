@@ -94,6 +94,9 @@ pub struct Measured {
     /// syncs, over the window (empty when no admin listener was given or it could not be
     /// read).
     pub held: held::Held,
+    /// The longest stretch of the window in which no request was answered, to the
+    /// millisecond ([`Answered`]).
+    pub silence: Duration,
 }
 
 /// A process whose CPU time a run reads.
@@ -237,6 +240,7 @@ pub async fn run(
         cpu,
         threads,
         held,
+        silence: total.answered_at.longest_silence(),
     }
 }
 
@@ -331,6 +335,8 @@ pub struct Recorder {
     by_label: BTreeMap<&'static str, Histogram<u64>>,
     /// Answered as expected between `from` and `end`.
     answered: u64,
+    /// The window's milliseconds in which an answer came.
+    answered_at: Answered,
     /// Failures by kind.
     pub errors: BTreeMap<String, u64>,
 }
@@ -351,6 +357,7 @@ impl Recorder {
             // took over 5 ms, the slowest 12–65 ms, direct's included).
             by_label: mix::LABELS.iter().map(|&l| (l, histogram())).collect(),
             answered: 0,
+            answered_at: Answered::new(end.saturating_duration_since(from)),
             errors: BTreeMap::new(),
         }
     }
@@ -391,6 +398,7 @@ impl Recorder {
         }
         if (self.from..self.end).contains(&now) {
             self.answered += 1;
+            self.answered_at.mark(now - self.from);
         }
         true
     }
@@ -401,9 +409,59 @@ impl Recorder {
             let _ = self.by_label.entry(label).or_insert_with(histogram).add(&h);
         }
         self.answered += other.answered;
+        self.answered_at.merge(&other.answered_at);
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_default() += n;
         }
+    }
+}
+
+/// The milliseconds of a window in which at least one answer came, one bit each (1 KiB per
+/// lane for an 8 s window), so that the lanes' marks merge into the window's longest
+/// silence: a stretch in which nothing at all was answered is a stall of the server under
+/// test, its disk or the machine, where a slow tail spread over many lanes is not.
+#[derive(Debug, Clone, PartialEq)]
+struct Answered {
+    bits: Vec<u64>,
+    slots: usize,
+}
+
+impl Answered {
+    fn new(window: Duration) -> Answered {
+        let slots = usize::try_from(window.as_millis()).unwrap_or(usize::MAX);
+        Answered {
+            bits: vec![0; slots.div_ceil(64)],
+            slots,
+        }
+    }
+
+    /// An answer came `at` into the window.
+    fn mark(&mut self, at: Duration) {
+        let slot = usize::try_from(at.as_millis()).unwrap_or(usize::MAX);
+        if slot < self.slots {
+            self.bits[slot / 64] |= 1 << (slot % 64);
+        }
+    }
+
+    fn merge(&mut self, other: &Answered) {
+        for (mine, theirs) in self.bits.iter_mut().zip(&other.bits) {
+            *mine |= theirs;
+        }
+    }
+
+    /// The longest run of milliseconds without an answer (the window's start and end
+    /// included: a silence cut by either edge counts as far as the window saw it).
+    fn longest_silence(&self) -> Duration {
+        let (mut longest, mut run) = (0u64, 0u64);
+        for slot in 0..self.slots {
+            if self.bits[slot / 64] & (1 << (slot % 64)) == 0 {
+                run += 1;
+                longest = longest.max(run);
+            } else {
+                run = 0;
+            }
+        }
+        Duration::from_millis(longest)
     }
 }
 
@@ -510,5 +568,36 @@ mod tests {
         assert_eq!(open.errors.len(), 2);
         open.merge(closed);
         assert_eq!((open.answered, open.latency.len()), (2, 2));
+    }
+
+    #[test]
+    fn the_longest_silence_is_the_longest_stretch_no_lane_had_an_answer_in() {
+        let ms = Duration::from_millis;
+        let mut one = Answered::new(ms(1000));
+        let mut other = Answered::new(ms(1000));
+        // One lane answers every 10 ms but stops between 300 and 700 ms; the other answers
+        // only between 500 and 560 ms, which cuts that silence in two.
+        for t in (0..1000).step_by(10).filter(|t| !(300..700).contains(t)) {
+            one.mark(ms(t));
+        }
+        for t in (500..=560).step_by(20) {
+            other.mark(ms(t));
+        }
+        assert_eq!(one.longest_silence(), ms(409));
+        one.merge(&other);
+        // 291..499 and 561..699 without an answer: 209 ms the longest.
+        assert_eq!(one.longest_silence(), ms(209));
+        // An answer after the window is not marked; a window with none is one silence.
+        let mut none = Answered::new(ms(250));
+        none.mark(ms(250));
+        assert_eq!(none.longest_silence(), ms(250));
+        // Cut by the window's end: counted as far as the window saw it.
+        let mut late = Answered::new(ms(100));
+        late.mark(ms(0));
+        assert_eq!(late.longest_silence(), ms(99));
+        assert_eq!(
+            Answered::new(Duration::ZERO).longest_silence(),
+            Duration::ZERO
+        );
     }
 }

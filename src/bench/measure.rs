@@ -200,6 +200,7 @@ pub async fn measure(
             p(0.999),
             measured.latency.max() as f64 / 1000.0,
         ],
+        silence_ms: measured.silence.as_secs_f64() * 1000.0,
         by_label: measured
             .by_label
             .iter()

@@ -13,6 +13,8 @@ pub struct Figures {
     pub throughput: f64,
     /// Latency percentiles and maximum, ms: p50, p90, p99, p99.9, max.
     pub latency_ms: [f64; 5],
+    /// The longest stretch of the window in which no request was answered, ms.
+    pub silence_ms: f64,
     /// By the mix's labels: share of the requests (0..1), p50 and p99 latency in ms.
     pub by_label: BTreeMap<&'static str, [f64; 3]>,
     /// Failed exchanges by kind (onboarding excluded: it stops the bench).
@@ -74,11 +76,13 @@ impl Figures {
     /// One line as a measurement finishes.
     pub fn line(&self) -> String {
         let mut line = format!(
-            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} errors, CPU {:.0} µs/req",
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, no answer for up to {:.0} \
+             ms, {} errors, CPU {:.0} µs/req",
             self.throughput,
             self.latency_ms[0],
             self.latency_ms[2],
             self.latency_ms[4],
+            self.silence_ms,
             self.errors.values().sum::<u64>(),
             self.cpu_us,
         );
@@ -163,6 +167,7 @@ pub fn median(runs: &[Figures]) -> Figures {
     Figures {
         throughput: med(&|f| f.throughput),
         latency_ms: [0, 1, 2, 3, 4].map(|i| med(&|f| f.latency_ms[i])),
+        silence_ms: med(&|f| f.silence_ms),
         by_label,
         errors,
         cpu_us: med(&|f| f.cpu_us),
@@ -261,8 +266,10 @@ pub fn connections_table(rows: &[(Setup, Figures)]) -> String {
     out
 }
 
-/// What disturbed the windows from outside the bench, per setup (medians over the runs):
-/// the cores other processes used, and the machine's stalls (`stalls.rs`).
+/// What disturbed the windows, per setup (medians over the runs): the cores other
+/// processes used and the machine's stalls (`stalls.rs`), from outside the setup; and the
+/// longest stretch without an answer, which those make and so does a stall of the setup
+/// itself (the hub's disk among them: every lane waits behind a durable call then).
 pub fn noise_lines(rows: &[(Setup, Figures)]) -> String {
     let each = |f: &dyn Fn(&Figures) -> String| {
         rows.iter()
@@ -276,10 +283,11 @@ pub fn noise_lines(rows: &[(Setup, Figures)]) -> String {
         "a thread per core at normal priority, taskset or chrt being refused or missing, so that its lateness holds the wait behind the load too,"
     };
     format!(
-        "   cores used by other processes during the windows (median): {}\n   longest stall during the windows (median; {how} woke that late from a {} ms sleep; in brackets the stalls over {LONG_MS} ms): {}\n",
+        "   cores used by other processes during the windows (median): {}\n   longest stall during the windows (median; {how} woke that late from a {} ms sleep; in brackets the stalls over {LONG_MS} ms): {}\n   longest stretch without an answer during the windows (median; a stall of the machine or of the setup itself): {}\n",
         each(&|f| format!("{:.2}", f.other_cores)),
         super::stalls::TICK.as_millis(),
         each(&|f| format!("{:.1} ms ({:.0})", f.stalls.longest_ms, f.stalls.long)),
+        each(&|f| format!("{:.0} ms", f.silence_ms)),
     )
 }
 
