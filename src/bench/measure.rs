@@ -223,6 +223,8 @@ pub async fn measure(
                     system_us: per_request(Some(&t.system)),
                     voluntary: t.voluntary as f64 / requests,
                     involuntary: t.involuntary as f64 / requests,
+                    queued_us: t.queued.map_or(f64::NAN, |q| per_request(Some(&q))),
+                    runs: t.runs as f64 / requests,
                 };
                 (group.clone(), share)
             })

@@ -1,7 +1,9 @@
 //! What the kernel says a process under test costs: CPU time (`utime + stime` from
 //! `/proc/<pid>/stat`) and memory (`VmRSS`, `VmHWM` from `/proc/<pid>/status`), each summed
 //! over the process and all its descendants (nginx's master and workers count as one server);
-//! and the same CPU time split by thread, with context switches, to show where it goes.
+//! and the same CPU time split by thread, with context switches and the time each thread was
+//! ready to run but waited for a core (`/proc/<pid>/task/<tid>/schedstat`), to show where it
+//! goes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -131,6 +133,11 @@ pub struct ThreadTimes {
     pub voluntary: u64,
     /// Times a thread was taken off the CPU while it could still run (preempted).
     pub involuntary: u64,
+    /// Time a thread was ready to run but waited for a core (`schedstat`'s second field;
+    /// `None` where the kernel keeps no `schedstat`, built without `CONFIG_SCHED_INFO`).
+    pub queued: Option<Duration>,
+    /// Times a thread was put on a core (`schedstat`'s third field).
+    pub runs: u64,
 }
 
 /// The threads of the processes `pids` (a [`tree`], say), grouped by name ([`thread_group`]).
@@ -160,6 +167,13 @@ pub fn threads_of(pids: &[u32], ticks_per_sec: u64) -> BTreeMap<String, ThreadTi
             group.system += time(stat.stime);
             group.voluntary += status_field(&status, "voluntary_ctxt_switches").unwrap_or(0);
             group.involuntary += status_field(&status, "nonvoluntary_ctxt_switches").unwrap_or(0);
+            if let Some((queued, runs)) = std::fs::read_to_string(path.join("schedstat"))
+                .ok()
+                .and_then(|text| parse_schedstat(&text))
+            {
+                group.queued = Some(group.queued.unwrap_or_default() + queued);
+                group.runs += runs;
+            }
         }
     }
     groups
@@ -181,10 +195,23 @@ pub fn threads_since(
                 system: a.system.saturating_sub(b.system),
                 voluntary: a.voluntary.saturating_sub(b.voluntary),
                 involuntary: a.involuntary.saturating_sub(b.involuntary),
+                queued: a
+                    .queued
+                    .map(|q| q.saturating_sub(b.queued.unwrap_or_default())),
+                runs: a.runs.saturating_sub(b.runs),
             };
             (name.clone(), delta)
         })
         .collect()
+}
+
+/// The time a thread waited on a run queue and the times it ran, from its `schedstat`: the
+/// nanoseconds it ran, the nanoseconds it waited, and the count of its runs.
+fn parse_schedstat(text: &str) -> Option<(Duration, u64)> {
+    let mut fields = text.split_whitespace().skip(1);
+    let waited = fields.next()?.parse().ok()?;
+    let runs = fields.next()?.parse().ok()?;
+    Some((Duration::from_nanos(waited), runs))
 }
 
 /// A thread's group: its name without a trailing number (`aidhub-serve-2` → `aidhub-serve`,
@@ -249,6 +276,47 @@ mod tests {
         let stat = parse_stat(line).unwrap();
         assert_eq!((stat.state, stat.ppid), ('S', 4241));
         assert_eq!((stat.utime, stat.stime), (37, 12));
+    }
+
+    #[test]
+    fn a_schedstat_line_gives_the_wait_and_the_runs() {
+        assert_eq!(
+            parse_schedstat("1369732 977102 4\n"),
+            Some((Duration::from_nanos(977_102), 4))
+        );
+        assert_eq!(parse_schedstat("1369732\n"), None);
+    }
+
+    #[test]
+    fn two_busy_processes_on_one_core_each_wait_for_it() {
+        if !Path::new("/proc/thread-self/schedstat").exists() {
+            eprintln!("skipped: this kernel keeps no schedstat (CONFIG_SCHED_INFO is off)");
+            return;
+        }
+        // Two shell loops pinned to the same core: while one runs, the other is ready and
+        // waits, so between them they wait about as long as they run.
+        let spin = || {
+            std::process::Command::new("taskset")
+                .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+                .spawn()
+                .expect("taskset (util-linux)")
+        };
+        let mut children = [spin(), spin()];
+        let pids = children.each_ref().map(|c| c.id());
+        std::thread::sleep(Duration::from_millis(100));
+        let before = threads_of(&pids, clock_ticks());
+        std::thread::sleep(Duration::from_millis(400));
+        let after = threads_of(&pids, clock_ticks());
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let delta = threads_since(&after, &before);
+        let (queued, runs) = delta.values().fold((Duration::ZERO, 0), |(q, r), t| {
+            (q + t.queued.expect("schedstat read"), r + t.runs)
+        });
+        assert!(queued >= Duration::from_millis(150), "{delta:?}");
+        assert!(runs >= 2, "{delta:?}");
     }
 
     #[test]
@@ -325,5 +393,10 @@ mod tests {
         assert_eq!(probe.threads, 2, "{delta:?}");
         assert!(probe.user + probe.system > Duration::ZERO, "{probe:?}");
         assert!(probe.voluntary >= 6, "{probe:?}");
+        if Path::new("/proc/thread-self/schedstat").exists() {
+            // Each woke from its three sleeps onto a core.
+            assert!(probe.runs >= 6, "{probe:?}");
+            assert!(probe.queued.is_some(), "{probe:?}");
+        }
     }
 }

@@ -65,6 +65,10 @@ pub struct ThreadShare {
     pub voluntary: f64,
     /// Involuntary context switches (preemptions).
     pub involuntary: f64,
+    /// Time ready to run but waiting for a core, µs (NaN: the kernel keeps no `schedstat`).
+    pub queued_us: f64,
+    /// Times a thread was put on a core.
+    pub runs: f64,
 }
 
 impl Figures {
@@ -160,6 +164,8 @@ pub fn median(runs: &[Figures]) -> Figures {
                 system_us: of(|t| t.system_us),
                 voluntary: of(|t| t.voluntary),
                 involuntary: of(|t| t.involuntary),
+                queued_us: of(|t| t.queued_us),
+                runs: of(|t| t.runs),
             };
             (group.clone(), share)
         })
@@ -400,18 +406,30 @@ pub fn label_table(rows: &[(Setup, Figures)]) -> String {
 /// costliest first, those under 2% of its total folded into one row.
 pub fn thread_table(rows: &[(Setup, Figures)]) -> String {
     let mut out = format!(
-        "{:<8} {:<22} {:>8} {:>7} {:>7} {:>10}\n",
-        "setup", "threads", "user_µs", "sys_µs", "waits", "preempted"
+        "{:<8} {:<22} {:>8} {:>7} {:>7} {:>10} {:>9} {:>11}\n",
+        "setup", "threads", "user_µs", "sys_µs", "waits", "preempted", "queued_µs", "queued/run"
     );
     let line = |setup: Setup, name: String, t: &ThreadShare| {
+        let (queued, per_run) = if t.queued_us.is_nan() {
+            ("-".to_owned(), "-".to_owned())
+        } else if t.runs > 0.0 {
+            (
+                format!("{:.1}", t.queued_us),
+                format!("{:.1}", t.queued_us / t.runs),
+            )
+        } else {
+            (format!("{:.1}", t.queued_us), "-".to_owned())
+        };
         format!(
-            "{:<8} {:<22} {:>8.1} {:>7.1} {:>7.2} {:>10.2}\n",
+            "{:<8} {:<22} {:>8.1} {:>7.1} {:>7.2} {:>10.2} {:>9} {:>11}\n",
             setup.name(),
             name,
             t.user_us,
             t.system_us,
             t.voluntary,
-            t.involuntary
+            t.involuntary,
+            queued,
+            per_run
         )
     };
     for (setup, f) in rows {
@@ -428,13 +446,16 @@ pub fn thread_table(rows: &[(Setup, Figures)]) -> String {
                 rest.system_us += t.system_us;
                 rest.voluntary += t.voluntary;
                 rest.involuntary += t.involuntary;
+                rest.queued_us += t.queued_us;
+                rest.runs += t.runs;
             }
         }
         if rest.threads > 0.0 {
             out += &line(*setup, format!("other threads ×{:.0}", rest.threads), &rest);
         }
     }
-    out + "   threads: grouped by name without their number; waits and preempted: voluntary and involuntary context switches per request\n"
+    out + "   threads: grouped by name without their number; waits and preempted: voluntary and involuntary context switches per request\n\
+           \x20  queued_µs: time the threads were ready to run but waited for a core, per request, and queued/run that wait in µs per time a thread was put on a core (schedstat)\n"
 }
 
 fn cpu(t: &ThreadShare) -> f64 {
@@ -563,6 +584,8 @@ mod tests {
             system_us: user_us / 2.0,
             voluntary: 0.5,
             involuntary: 0.25,
+            queued_us: user_us / 10.0,
+            runs: 0.5,
         };
         let figures = Figures {
             threads: BTreeMap::from([
@@ -590,7 +613,9 @@ mod tests {
                     "60.0",
                     "30.0",
                     "0.50",
-                    "0.25"
+                    "0.25",
+                    "6.0",
+                    "12.0"
                 ],
                 vec![
                     "aidhub",
@@ -599,10 +624,37 @@ mod tests {
                     "40.0",
                     "20.0",
                     "0.50",
-                    "0.25"
+                    "0.25",
+                    "4.0",
+                    "8.0"
                 ],
-                vec!["aidhub", "other", "threads", "×10", "1.0", "0.5", "1.00", "0.50"],
+                vec![
+                    "aidhub", "other", "threads", "×10", "1.0", "0.5", "1.00", "0.50", "0.1", "0.1"
+                ],
             ],
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn without_schedstat_the_queued_columns_say_so() {
+        let figures = Figures {
+            threads: BTreeMap::from([(
+                "nginx".to_owned(),
+                ThreadShare {
+                    threads: 3.0,
+                    user_us: 10.0,
+                    queued_us: f64::NAN,
+                    runs: 0.0,
+                    ..ThreadShare::default()
+                },
+            )]),
+            ..Figures::default()
+        };
+        let table = thread_table(&[(Setup::Nginx, figures)]);
+        let row = table.lines().find(|l| l.starts_with("nginx ")).unwrap();
+        assert!(
+            row.split_whitespace().rev().take(2).all(|c| c == "-"),
             "{table}"
         );
     }
