@@ -410,15 +410,13 @@ pub fn thread_table(rows: &[(Setup, Figures)]) -> String {
         "setup", "threads", "user_µs", "sys_µs", "waits", "preempted", "queued_µs", "queued/run"
     );
     let line = |setup: Setup, name: String, t: &ThreadShare| {
-        let (queued, per_run) = if t.queued_us.is_nan() {
-            ("-".to_owned(), "-".to_owned())
-        } else if t.runs > 0.0 {
-            (
-                format!("{:.1}", t.queued_us),
-                format!("{:.1}", t.queued_us / t.runs),
-            )
-        } else {
-            (format!("{:.1}", t.queued_us), "-".to_owned())
+        // Unknown (no `schedstat`: NaN) or undefined (no runs: a division by zero) is "-".
+        let figure = |v: f64| {
+            if v.is_finite() {
+                format!("{v:.1}")
+            } else {
+                "-".to_owned()
+            }
         };
         format!(
             "{:<8} {:<22} {:>8.1} {:>7.1} {:>7.2} {:>10.2} {:>9} {:>11}\n",
@@ -428,8 +426,8 @@ pub fn thread_table(rows: &[(Setup, Figures)]) -> String {
             t.system_us,
             t.voluntary,
             t.involuntary,
-            queued,
-            per_run
+            figure(t.queued_us),
+            figure(t.queued_us / t.runs)
         )
     };
     for (setup, f) in rows {
@@ -637,26 +635,32 @@ mod tests {
     }
 
     #[test]
-    fn without_schedstat_the_queued_columns_say_so() {
+    fn unknown_or_undefined_queued_figures_are_dashes() {
+        let share = |queued_us: f64, runs: f64| ThreadShare {
+            threads: 1.0,
+            user_us: 10.0,
+            queued_us,
+            runs,
+            ..ThreadShare::default()
+        };
         let figures = Figures {
-            threads: BTreeMap::from([(
-                "nginx".to_owned(),
-                ThreadShare {
-                    threads: 3.0,
-                    user_us: 10.0,
-                    queued_us: f64::NAN,
-                    runs: 0.0,
-                    ..ThreadShare::default()
-                },
-            )]),
+            threads: BTreeMap::from([
+                // A kernel without `schedstat`.
+                ("nginx".to_owned(), share(f64::NAN, 0.0)),
+                // A thread that never ran in the window.
+                ("idle".to_owned(), share(0.0, 0.0)),
+            ]),
             ..Figures::default()
         };
         let table = thread_table(&[(Setup::Nginx, figures)]);
-        let row = table.lines().find(|l| l.starts_with("nginx ")).unwrap();
-        assert!(
-            row.split_whitespace().rev().take(2).all(|c| c == "-"),
-            "{table}"
-        );
+        let last_two = |group: &str| {
+            let row = table.lines().find(|l| l.contains(group)).unwrap();
+            let mut columns: Vec<&str> = row.split_whitespace().rev().take(2).collect();
+            columns.reverse();
+            columns
+        };
+        assert_eq!(last_two("nginx ×"), ["-", "-"], "{table}");
+        assert_eq!(last_two("idle ×"), ["0.0", "-"], "{table}");
     }
 
     #[test]
