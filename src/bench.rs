@@ -230,6 +230,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     println!();
     print!("{}", report::label_table(&rows));
     println!("   cpu_µs/req: the process under test (direct: the simulated partners); partners_µs and loadgen_µs: the simulated partners and this load generator, per request");
+    print_cores_legend();
     print_held(&rows, settings.runs);
     print_instructions(&rows, settings.runs);
     println!("\n== where the CPU of the process under test goes, per request");
@@ -261,6 +262,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
         );
         let half = measure_all(&world, &settings, &setups, Some(rate), false).await?;
         print!("{}", report::half_rate(rate, &half));
+        print_cores_legend();
         print!("{}", report::noise_lines(&half));
         println!();
         print!("{}", report::label_table(&half));
@@ -273,6 +275,14 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
         return Ok(smoke_verdict(&all));
     }
     Ok(true)
+}
+
+/// What the tables' `cores` column counts.
+fn print_cores_legend() {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "   cores: the cores the setup's processes kept busy (the server, the partners and this load generator; direct's server is the partners), of the machine's {cores}"
+    );
 }
 
 /// The hub's median view of its ledger's hold on answers and of its syncs, under the table

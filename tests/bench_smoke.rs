@@ -114,6 +114,11 @@ fn every_setup_serves_the_mix_without_errors() {
         .iter()
         .position(|h| *h == "req/s")
         .expect("req/s column");
+    let cores = header
+        .iter()
+        .position(|h| *h == "cores")
+        .expect("cores column");
+    let machine = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     for setup in &setups {
         let row = rows
             .iter()
@@ -122,6 +127,13 @@ fn every_setup_serves_the_mix_without_errors() {
         assert_eq!(row[errors], "0", "{setup} had errors:\n{out}");
         let rate: f64 = row[throughput].parse().unwrap();
         assert!(rate > 0.0, "{setup} served nothing:\n{out}");
+        // The setup's processes were busy, and not on more cores than the machine has (CPU
+        // time and requests are counted over the same window).
+        let busy: f64 = row[cores].parse().unwrap();
+        assert!(
+            busy > 0.0 && busy <= machine + 0.25,
+            "{setup} kept {busy} cores busy of {machine}:\n{out}"
+        );
     }
 
     // The hub's serving threads are found among its threads and cost something; the last

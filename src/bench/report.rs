@@ -210,6 +210,17 @@ fn middle(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// The cores the setup's own processes kept busy in the window: the server under test, the
+/// simulated partners and the load generator. Direct's server is the partners, counted once.
+/// Near the machine's core count, every request queues for a core, whatever the server.
+pub fn busy_cores(setup: Setup, f: &Figures) -> f64 {
+    let server = match setup {
+        Setup::Direct => 0.0,
+        Setup::Aidhub | Setup::Nginx => f.cpu_us,
+    };
+    (server + f.partners_cpu_us + f.loadgen_cpu_us) * f.throughput / 1e6
+}
+
 fn or_dash(value: Option<f64>, scale: f64, digits: usize) -> String {
     value.map_or("-".to_owned(), |v| format!("{:.*}", digits, v / scale))
 }
@@ -217,7 +228,7 @@ fn or_dash(value: Option<f64>, scale: f64, digits: usize) -> String {
 /// The load table: one row per setup.
 pub fn load_table(rows: &[(Setup, Figures)]) -> String {
     let mut out = format!(
-        "{:<8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>7} {:>6} {:>10} {:>11} {:>10} {:>8}\n",
+        "{:<8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>7} {:>6} {:>10} {:>11} {:>10} {:>5} {:>8}\n",
         "setup",
         "req/s",
         "p50_ms",
@@ -229,12 +240,13 @@ pub fn load_table(rows: &[(Setup, Figures)]) -> String {
         "cpu_µs/req",
         "partners_µs",
         "loadgen_µs",
+        "cores",
         "peak_MiB"
     );
     for (setup, f) in rows {
         let [p50, p90, p99, p999, max] = f.latency_ms;
         out += &format!(
-            "{:<8} {:>8.0} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>7.1} {:>6} {:>10.0} {:>11.0} {:>10.0} {:>8}\n",
+            "{:<8} {:>8.0} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>7.1} {:>6} {:>10.0} {:>11.0} {:>10.0} {:>5.2} {:>8}\n",
             setup.name(),
             f.throughput,
             p50,
@@ -246,6 +258,7 @@ pub fn load_table(rows: &[(Setup, Figures)]) -> String {
             f.cpu_us,
             f.partners_cpu_us,
             f.loadgen_cpu_us,
+            busy_cores(*setup, f),
             or_dash(f.peak_rss, MIB, 1),
         );
     }
@@ -470,19 +483,21 @@ const DURABLE: [&str; 3] = [
 /// The half-rate comparison: p99 of each setup and what aidhub adds over direct.
 pub fn half_rate(rate: f64, rows: &[(Setup, Figures)]) -> String {
     let mut out = format!(
-        "{:<8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>6}\n",
-        "setup", "req/s", "p50_ms", "p99_ms", "p99.9_ms", "max_ms", "errors"
+        "{:<8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>6} {:>10} {:>5}\n",
+        "setup", "req/s", "p50_ms", "p99_ms", "p99.9_ms", "max_ms", "errors", "cpu_µs/req", "cores"
     );
     for (setup, f) in rows {
         out += &format!(
-            "{:<8} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>7.1} {:>6}\n",
+            "{:<8} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>7.1} {:>6} {:>10.0} {:>5.2}\n",
             setup.name(),
             f.throughput,
             f.latency_ms[0],
             f.latency_ms[2],
             f.latency_ms[3],
             f.latency_ms[4],
-            f.errors.values().sum::<u64>()
+            f.errors.values().sum::<u64>(),
+            f.cpu_us,
+            busy_cores(*setup, f),
         );
     }
     let find = |s: Setup| rows.iter().find(|(setup, _)| *setup == s).map(|(_, f)| f);
@@ -538,6 +553,38 @@ mod tests {
         let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
         let column = header.iter().position(|h| *h == "errors").unwrap();
         assert_eq!(row.split_whitespace().nth(column), Some("0"), "{table}");
+    }
+
+    #[test]
+    fn busy_cores_count_the_server_the_partners_and_the_load_generator_once_each() {
+        // 100 µs per request at 10 000 req/s: one core.
+        let hub = Figures {
+            throughput: 10_000.0,
+            cpu_us: 60.0,
+            partners_cpu_us: 20.0,
+            loadgen_cpu_us: 20.0,
+            ..Figures::default()
+        };
+        // Direct's server is the partners: its CPU is theirs, counted once.
+        let direct = Figures {
+            cpu_us: 20.0,
+            ..hub.clone()
+        };
+        assert!((busy_cores(Setup::Aidhub, &hub) - 1.0).abs() < 1e-9);
+        assert!((busy_cores(Setup::Direct, &direct) - 0.4).abs() < 1e-9);
+
+        let rows = vec![(Setup::Direct, direct), (Setup::Aidhub, hub)];
+        for table in [load_table(&rows), half_rate(10_000.0, &rows)] {
+            let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+            let cell = |setup: &str, name: &str| {
+                let column = header.iter().position(|h| *h == name).unwrap();
+                let row = table.lines().find(|l| l.starts_with(setup)).unwrap();
+                row.split_whitespace().nth(column).unwrap().to_owned()
+            };
+            assert_eq!(cell("direct ", "cores"), "0.40", "{table}");
+            assert_eq!(cell("aidhub ", "cores"), "1.00", "{table}");
+            assert_eq!(cell("aidhub ", "cpu_µs/req"), "60", "{table}");
+        }
     }
 
     #[test]
