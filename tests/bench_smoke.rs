@@ -136,6 +136,22 @@ fn every_setup_serves_the_mix_without_errors() {
         );
     }
 
+    // What the hypervisor took is printed apart from other processes, for every setup,
+    // and is no more than the machine's cores.
+    let steal = out
+        .lines()
+        .find(|l| l.contains("cores the hypervisor took from the machine"))
+        .unwrap_or_else(|| panic!("no line on the hypervisor's steal in:\n{out}"));
+    let figures = steal.split("): ").nth(1).unwrap_or_default();
+    for setup in &setups {
+        let taken: f64 = figures
+            .split(", ")
+            .find_map(|f| f.strip_prefix(&format!("{setup} ")))
+            .and_then(|f| f.parse().ok())
+            .unwrap_or_else(|| panic!("no steal figure for {setup} in: {steal}"));
+        assert!((0.0..=machine).contains(&taken), "{steal}");
+    }
+
     // The hub's serving threads are found among its threads and cost something; the last
     // six columns are user µs, kernel µs, waits and preemptions per request, then the time
     // they waited for a core per request and per run (where the kernel keeps `schedstat`).

@@ -108,6 +108,8 @@ pub enum Watch {
     Own(u32),
     /// The whole machine.
     Machine,
+    /// What the hypervisor took from the machine (steal time).
+    Steal,
 }
 
 /// What a run reads at the window's edges: the processes of each watched tree and of the
@@ -126,7 +128,7 @@ impl Sampled {
             .into_iter()
             .map(|w| match w {
                 Watch::Tree(pid) => (w, procfs::tree(pid)),
-                Watch::Own(_) | Watch::Machine => (w, Vec::new()),
+                Watch::Own(_) | Watch::Machine | Watch::Steal => (w, Vec::new()),
             })
             .collect();
         Sampled {
@@ -144,6 +146,7 @@ impl Sampled {
                 Watch::Tree(_) => procfs::cpu_time_of(pids, ticks),
                 Watch::Own(pid) => procfs::own_cpu_time(pid, ticks),
                 Watch::Machine => procfs::machine_busy(ticks),
+                Watch::Steal => procfs::machine_steal(ticks),
             })
             .collect();
         (cpu, procfs::threads_of(&self.threads, ticks))

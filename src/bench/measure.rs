@@ -158,6 +158,7 @@ pub async fn measure(
         load::Watch::Tree(world.sims.pid()),
         load::Watch::Own(std::process::id()),
         load::Watch::Machine,
+        load::Watch::Steal,
     ];
     // Started before the schedule: settling the meters' priority runs two commands each.
     let meter = stalls::Meter::start();
@@ -190,7 +191,14 @@ pub async fn measure(
     } else {
         cpu(0) + cpu(1) + cpu(2)
     };
-    let others = cpu(3).saturating_sub(ours).as_secs_f64() / measured.window.as_secs_f64();
+    let window = measured.window.as_secs_f64();
+    // The hypervisor's steal is in the machine's busy time but is no process's.
+    let others = cpu(3)
+        .saturating_sub(ours)
+        .saturating_sub(cpu(4))
+        .as_secs_f64()
+        / window;
+    let steal = cpu(4).as_secs_f64() / window;
     let mut figures = Figures {
         throughput: measured.requests as f64 / measured.window.as_secs_f64(),
         latency_ms: [
@@ -236,6 +244,7 @@ pub async fn measure(
             .map(|b| b as f64),
         idle_rss: idle_rss.map(|b| b as f64),
         other_cores: others,
+        steal_cores: steal,
         stalls,
         held: measured.held,
         ..Figures::default()

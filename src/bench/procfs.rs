@@ -71,20 +71,34 @@ fn ticks_to_time(stats: impl IntoIterator<Item = Stat>, ticks_per_sec: u64) -> D
 /// CPU time the whole machine has been busy (all cores: user, nice, system, irq, softirq,
 /// steal from the first line of `/proc/stat`), to tell how much other processes took.
 pub fn machine_busy(ticks_per_sec: u64) -> Duration {
+    let (busy, _) = machine_ticks(&read_machine_line());
+    Duration::from_micros(busy * 1_000_000 / ticks_per_sec.max(1))
+}
+
+/// CPU time the hypervisor has taken from this machine's virtual CPUs so far (steal, from
+/// the first line of `/proc/stat`): time a core wanted to run and the host ran something
+/// else. Counted in [`machine_busy`], and no process of the machine's own.
+pub fn machine_steal(ticks_per_sec: u64) -> Duration {
+    let (_, steal) = machine_ticks(&read_machine_line());
+    Duration::from_micros(steal * 1_000_000 / ticks_per_sec.max(1))
+}
+
+fn read_machine_line() -> String {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks = text.lines().next().map_or(0, |line| {
-        let fields: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|f| f.parse().ok())
-            .collect();
-        // user nice system idle iowait irq softirq steal: all but idle and iowait.
-        [0, 1, 2, 5, 6, 7]
-            .iter()
-            .filter_map(|&i| fields.get(i))
-            .sum()
-    });
-    Duration::from_micros(ticks * 1_000_000 / ticks_per_sec.max(1))
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The busy and the steal ticks of `/proc/stat`'s `cpu` line.
+fn machine_ticks(line: &str) -> (u64, u64) {
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let field = |i: usize| fields.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+    let busy = [0, 1, 2, 5, 6, 7].iter().map(|&i| field(i)).sum();
+    (busy, field(7))
 }
 
 /// The 1-minute load average.
@@ -331,6 +345,19 @@ mod tests {
         assert!(machine_busy(clock_ticks()) >= own_cpu_time(me, clock_ticks()));
         assert!(tree(me).contains(&me));
         assert!(alive(me));
+    }
+
+    #[test]
+    fn the_machine_line_counts_steal_as_busy_and_on_its_own() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let line = "cpu  140796 3 44755 128890 2481 7 17656 15889 0 0";
+        assert_eq!(
+            machine_ticks(line),
+            (140796 + 3 + 44755 + 7 + 17656 + 15889, 15889)
+        );
+        // A kernel too old to count steal: nothing taken.
+        assert_eq!(machine_ticks("cpu  10 0 5 100 1 0 2"), (17, 0));
+        assert!(machine_steal(clock_ticks()) <= machine_busy(clock_ticks()));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Figures {
     pub conn_errors: BTreeMap<String, u64>,
     /// Cores busy with processes other than the bench's during the window (noise).
     pub other_cores: f64,
+    /// Cores the hypervisor took from the machine during the window (steal time: noise
+    /// from outside the machine).
+    pub steal_cores: f64,
     /// How long the machine kept a core from a real-time thread during the window
     /// (`stalls.rs`: the hypervisor's or the kernel's share of the noise, which no process
     /// shows).
@@ -103,8 +106,9 @@ impl Figures {
             line += &format!(", {instructions:.0} instructions/req");
         }
         line + &format!(
-            "; other processes used {:.2} cores; {}",
+            "; other processes used {:.2} cores, the hypervisor took {:.2} (steal); {}",
             self.other_cores,
+            self.steal_cores,
             self.stalls.describe()
         )
     }
@@ -186,6 +190,7 @@ pub fn median(runs: &[Figures]) -> Figures {
         cpu_per_conn_us: opt(&|f| f.cpu_per_conn_us),
         conn_errors,
         other_cores: med(&|f| f.other_cores),
+        steal_cores: med(&|f| f.steal_cores),
         stalls: Stalls {
             longest_ms: med(&|f| f.stalls.longest_ms),
             long: med(&|f| f.stalls.long),
@@ -286,7 +291,7 @@ pub fn connections_table(rows: &[(Setup, Figures)]) -> String {
 }
 
 /// What disturbed the windows, per setup (medians over the runs): the cores other
-/// processes used and the machine's stalls (`stalls.rs`), from outside the setup; and the
+/// processes used, the cores the hypervisor took and the machine's stalls (`stalls.rs`), from outside the setup; and the
 /// longest stretch without an answer, which those make and so does a stall of the setup
 /// itself (the hub's disk among them: every lane waits behind a durable call then).
 pub fn noise_lines(rows: &[(Setup, Figures)]) -> String {
@@ -302,8 +307,9 @@ pub fn noise_lines(rows: &[(Setup, Figures)]) -> String {
         "a thread per core at normal priority, taskset or chrt being refused or missing, so that its lateness holds the wait behind the load too,"
     };
     format!(
-        "   cores used by other processes during the windows (median): {}\n   longest stall during the windows (median; {how} woke that late from a {} ms sleep; in brackets the stalls over {LONG_MS} ms): {}\n   longest stretch without an answer during the windows (median; a stall of the machine or of the setup itself): {}\n",
+        "   cores used by other processes during the windows (median): {}\n   cores the hypervisor took from the machine during the windows (steal time, median): {}\n   longest stall during the windows (median; {how} woke that late from a {} ms sleep; in brackets the stalls over {LONG_MS} ms): {}\n   longest stretch without an answer during the windows (median; a stall of the machine or of the setup itself): {}\n",
         each(&|f| format!("{:.2}", f.other_cores)),
+        each(&|f| format!("{:.2}", f.steal_cores)),
         super::stalls::TICK.as_millis(),
         each(&|f| format!("{:.1} ms ({:.0})", f.stalls.longest_ms, f.stalls.long)),
         each(&|f| format!("{:.0} ms", f.silence_ms)),
@@ -553,6 +559,37 @@ mod tests {
         let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
         let column = header.iter().position(|h| *h == "errors").unwrap();
         assert_eq!(row.split_whitespace().nth(column), Some("0"), "{table}");
+    }
+
+    #[test]
+    fn the_hypervisors_steal_is_printed_apart_from_other_processes() {
+        let hub = Figures {
+            other_cores: 0.05,
+            steal_cores: 0.35,
+            ..Figures::default()
+        };
+        let direct = Figures {
+            other_cores: 0.12,
+            ..Figures::default()
+        };
+        assert!(
+            hub.line()
+                .contains("; other processes used 0.05 cores, the hypervisor took 0.35 (steal); "),
+            "{}",
+            hub.line()
+        );
+        let lines = noise_lines(&[(Setup::Direct, direct), (Setup::Aidhub, hub)]);
+        let line = |start: &str| lines.lines().find(|l| l.trim_start().starts_with(start));
+        assert_eq!(
+            line("cores used by other processes"),
+            Some("   cores used by other processes during the windows (median): direct 0.12, aidhub 0.05"),
+            "{lines}"
+        );
+        assert_eq!(
+            line("cores the hypervisor took"),
+            Some("   cores the hypervisor took from the machine during the windows (steal time, median): direct 0.00, aidhub 0.35"),
+            "{lines}"
+        );
     }
 
     #[test]
