@@ -291,9 +291,10 @@ pub fn connections_table(rows: &[(Setup, Figures)]) -> String {
 }
 
 /// What disturbed the windows, per setup (medians over the runs): the cores other
-/// processes used, the cores the hypervisor took and the machine's stalls (`stalls.rs`), from outside the setup; and the
-/// longest stretch without an answer, which those make and so does a stall of the setup
-/// itself (the hub's disk among them: every lane waits behind a durable call then).
+/// processes used, the cores the hypervisor took and the machine's stalls (`stalls.rs`),
+/// from outside the setup; and the longest stretch without an answer, which those make and
+/// so does a stall of the setup itself (the hub's disk among them: every lane waits behind
+/// a durable call then).
 pub fn noise_lines(rows: &[(Setup, Figures)]) -> String {
     let each = |f: &dyn Fn(&Figures) -> String| {
         rows.iter()
