@@ -8,6 +8,11 @@
 //!
 //! It answers the question a disturbed run leaves: "other processes used 0.00 cores", yet
 //! every setup's maximum rose by tens of milliseconds.
+//!
+//! The hypervisor's share is also counted by the guest kernel as steal time, which each
+//! run's line prints beside other processes ([`super::procfs::machine_steal`]); the meters
+//! tell how long each pause was, which a total of steal does not, and they also see pauses
+//! steal does not count, such as the kernel running with preemption off.
 
 use super::child::succeeds;
 use std::path::Path;
