@@ -95,7 +95,7 @@ pub struct Measured {
     /// read).
     pub held: held::Held,
     /// The longest stretch of the window in which no request was answered, to the
-    /// millisecond ([`Answered`]).
+    /// millisecond (`Answered`).
     pub silence: Duration,
 }
 

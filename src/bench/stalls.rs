@@ -46,7 +46,7 @@ struct Late {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Stalls {
     /// How late the worst wake-up of any core's meter was, ms (0 when none was late by
-    /// [`NOTED`]).
+    /// `NOTED`).
     pub longest_ms: f64,
     /// Wake-ups later than [`LONG_MS`].
     pub long: f64,
