@@ -139,14 +139,16 @@ impl Sampled {
 
     /// The CPU time of each watch, and the threads by group.
     fn read(&self, ticks: u64) -> (Vec<Duration>, BTreeMap<String, procfs::ThreadTimes>) {
+        // One read for both machine watches, so that steal is never more than busy.
+        let machine = procfs::machine(ticks);
         let cpu = self
             .watch
             .iter()
             .map(|(w, pids)| match *w {
                 Watch::Tree(_) => procfs::cpu_time_of(pids, ticks),
                 Watch::Own(pid) => procfs::own_cpu_time(pid, ticks),
-                Watch::Machine => procfs::machine_busy(ticks),
-                Watch::Steal => procfs::machine_steal(ticks),
+                Watch::Machine => machine.busy,
+                Watch::Steal => machine.steal,
             })
             .collect();
         (cpu, procfs::threads_of(&self.threads, ticks))

@@ -68,19 +68,25 @@ fn ticks_to_time(stats: impl IntoIterator<Item = Stat>, ticks_per_sec: u64) -> D
     Duration::from_micros(ticks * 1_000_000 / ticks_per_sec.max(1))
 }
 
-/// CPU time the whole machine has been busy (all cores: user, nice, system, irq, softirq,
-/// steal from the first line of `/proc/stat`), to tell how much other processes took.
-pub fn machine_busy(ticks_per_sec: u64) -> Duration {
-    let (busy, _) = machine_ticks(&read_machine_line());
-    Duration::from_micros(busy * 1_000_000 / ticks_per_sec.max(1))
+/// What the whole machine's cores did so far, from the first line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Machine {
+    /// Busy time (all cores: user, nice, system, irq, softirq, steal), to tell how much
+    /// other processes took.
+    pub busy: Duration,
+    /// Time the hypervisor took from this machine's virtual CPUs (steal): a core wanted to
+    /// run and the host ran something else. Counted in `busy`, and no process's own.
+    pub steal: Duration,
 }
 
-/// CPU time the hypervisor has taken from this machine's virtual CPUs so far (steal, from
-/// the first line of `/proc/stat`): time a core wanted to run and the host ran something
-/// else. Counted in [`machine_busy`], and no process of the machine's own.
-pub fn machine_steal(ticks_per_sec: u64) -> Duration {
-    let (_, steal) = machine_ticks(&read_machine_line());
-    Duration::from_micros(steal * 1_000_000 / ticks_per_sec.max(1))
+/// The machine's busy and steal time so far, from one read of `/proc/stat`.
+pub fn machine(ticks_per_sec: u64) -> Machine {
+    let (busy, steal) = machine_ticks(&read_machine_line());
+    let time = |ticks: u64| Duration::from_micros(ticks * 1_000_000 / ticks_per_sec.max(1));
+    Machine {
+        busy: time(busy),
+        steal: time(steal),
+    }
 }
 
 fn read_machine_line() -> String {
@@ -342,7 +348,7 @@ mod tests {
         while busy.elapsed() < Duration::from_millis(30) {}
         assert!(cpu_time(me, clock_ticks()) > Duration::ZERO);
         assert!(own_cpu_time(me, clock_ticks()) > Duration::ZERO);
-        assert!(machine_busy(clock_ticks()) >= own_cpu_time(me, clock_ticks()));
+        assert!(machine(clock_ticks()).busy >= own_cpu_time(me, clock_ticks()));
         assert!(tree(me).contains(&me));
         assert!(alive(me));
     }
@@ -357,7 +363,8 @@ mod tests {
         );
         // A kernel too old to count steal: nothing taken.
         assert_eq!(machine_ticks("cpu  10 0 5 100 1 0 2"), (17, 0));
-        assert!(machine_steal(clock_ticks()) <= machine_busy(clock_ticks()));
+        let now = machine(clock_ticks());
+        assert!(now.steal <= now.busy);
     }
 
     #[test]

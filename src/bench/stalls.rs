@@ -10,7 +10,7 @@
 //! every setup's maximum rose by tens of milliseconds.
 //!
 //! The hypervisor's share is also counted by the guest kernel as steal time, which each
-//! run's line prints beside other processes ([`super::procfs::machine_steal`]); the meters
+//! run's line prints beside other processes ([`super::procfs::machine`]); the meters
 //! tell how long each pause was, which a total of steal does not, and they also see pauses
 //! steal does not count, such as the kernel running with preemption off.
 
