@@ -69,7 +69,7 @@ fn ticks_to_time(stats: impl IntoIterator<Item = Stat>, ticks_per_sec: u64) -> D
 }
 
 /// What the whole machine's cores did so far, from the first line of `/proc/stat`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Machine {
     /// Busy time (all cores: user, nice, system, irq, softirq, steal), to tell how much
     /// other processes took.
@@ -363,8 +363,6 @@ mod tests {
         );
         // A kernel too old to count steal: nothing taken.
         assert_eq!(machine_ticks("cpu  10 0 5 100 1 0 2"), (17, 0));
-        let now = machine(clock_ticks());
-        assert!(now.steal <= now.busy);
     }
 
     #[test]
