@@ -64,7 +64,14 @@ pub fn own_cpu_time(pid: u32, ticks_per_sec: u64) -> Duration {
 }
 
 fn ticks_to_time(stats: impl IntoIterator<Item = Stat>, ticks_per_sec: u64) -> Duration {
-    let ticks: u64 = stats.into_iter().map(|s| s.utime + s.stime).sum();
+    from_ticks(
+        stats.into_iter().map(|s| s.utime + s.stime).sum(),
+        ticks_per_sec,
+    )
+}
+
+/// Clock ticks (`/proc`'s unit of CPU time) as time.
+fn from_ticks(ticks: u64, ticks_per_sec: u64) -> Duration {
     Duration::from_micros(ticks * 1_000_000 / ticks_per_sec.max(1))
 }
 
@@ -82,7 +89,7 @@ pub struct Machine {
 /// The machine's busy and steal time so far, from one read of `/proc/stat`.
 pub fn machine(ticks_per_sec: u64) -> Machine {
     let (busy, steal) = machine_ticks(&read_machine_line());
-    let time = |ticks: u64| Duration::from_micros(ticks * 1_000_000 / ticks_per_sec.max(1));
+    let time = |ticks: u64| from_ticks(ticks, ticks_per_sec);
     Machine {
         busy: time(busy),
         steal: time(steal),
@@ -163,7 +170,7 @@ pub struct ThreadTimes {
 /// The threads of the processes `pids` (a [`tree`], say), grouped by name ([`thread_group`]).
 pub fn threads_of(pids: &[u32], ticks_per_sec: u64) -> BTreeMap<String, ThreadTimes> {
     let mut groups: BTreeMap<String, ThreadTimes> = BTreeMap::new();
-    let time = |ticks: u64| Duration::from_micros(ticks * 1_000_000 / ticks_per_sec.max(1));
+    let time = |ticks: u64| from_ticks(ticks, ticks_per_sec);
     for &process in pids {
         let dir = Path::new("/proc").join(process.to_string()).join("task");
         let Ok(tasks) = std::fs::read_dir(dir) else {
@@ -351,6 +358,12 @@ mod tests {
         assert!(machine(clock_ticks()).busy >= own_cpu_time(me, clock_ticks()));
         assert!(tree(me).contains(&me));
         assert!(alive(me));
+    }
+
+    #[test]
+    fn clock_ticks_become_time_and_a_clock_rate_of_zero_does_not_divide_by_it() {
+        assert_eq!(from_ticks(250, 100), Duration::from_millis(2500));
+        assert_eq!(from_ticks(3, 0), Duration::from_secs(3));
     }
 
     #[test]
