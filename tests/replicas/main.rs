@@ -159,13 +159,12 @@ async fn a_request_through_a_is_answered_through_b_and_withdrawn_through_c() {
         // On PostgreSQL a durable write is its commit, timed as the answer it held; the
         // embedded ledger's journal and checkpoint syncs have no counterpart to report.
         assert!(!metrics.contains("aidhub_ledger_sync_seconds"), "{metrics}");
+        if i == 0 {
+            // Replica a onboarded the one federation: its 201 was held for the commit.
+            let held = "aidhub_ledger_settle_seconds_count{function=\"send_msp_token\"} 1";
+            assert!(metrics.contains(held), "{metrics}");
+        }
     }
-    let (_, onboarding_replica) = cluster.admin_get(0, "/metrics").await.unwrap();
-    assert!(
-        onboarding_replica
-            .contains("aidhub_ledger_settle_seconds_count{function=\"send_msp_token\"} 1"),
-        "{onboarding_replica}"
-    );
     assert!(
         routes_hashes.windows(2).all(|w| w[0] == w[1]),
         "{routes_hashes:?}"
