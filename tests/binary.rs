@@ -1,5 +1,6 @@
 //! The `aidhub` binary as an operator runs it: `check`, `certs`, `serve` (with the shipped
-//! configuration, real signals) and `demo`.
+//! configuration, real signals; on PostgreSQL when `AIDHUB_TEST_POSTGRES_URL` is set, for its
+//! slow-commit warning) and `demo`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -318,6 +319,109 @@ async fn sighup_reloads_and_a_bad_edit_keeps_the_old_table() {
         wait_exit(&mut served.child, Duration::from_secs(15)),
         Some(0)
     );
+}
+
+/// On PostgreSQL a commit that stalls is named in the log, as a stalled journal sync is on
+/// sled: a deferred constraint trigger makes every commit that wrote a federation take
+/// 150 ms, and a stall of many such commits is one warning that counts the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_postgresql_commit_is_named_in_the_log() {
+    let Some(schema) = aidhub::stage::outside::TestSchema::new() else {
+        return;
+    };
+    let (dir, _) = shipped_copy();
+    let hub_toml = dir.path().join("config/hub.toml");
+    let text = std::fs::read_to_string(&hub_toml).unwrap();
+    assert!(text.contains("backend = \"sled\""));
+    let keys = schema.hub_toml_keys(4);
+    std::fs::write(
+        &hub_toml,
+        text.replace("backend = \"sled\"", keys.trim_end()),
+    )
+    .unwrap();
+    // The welcome line comes once the ledger is open: the schema and its tables exist.
+    let mut served = serve(dir.path(), &[]);
+    let db = schema.connect().await.unwrap();
+    db.batch_execute(
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(0.15); RETURN NULL; END $$; \
+         CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT OR UPDATE ON federations \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
+    )
+    .await
+    .unwrap();
+    let msp = client(dir.path(), "mspalpha", &served.addr);
+    let onboard = |msp: aidhub::client::HubClient| async move {
+        let body = serde_json::json!({
+            "msp_token": uuid::Uuid::new_v4().to_string(), "phoneNumber": "b3YsYkQq",
+            "subscriptionType": "private", "iv": "N1RnMnHh"
+        });
+        let path = format!(
+            "/cesim/msp/v1/users/{}",
+            account_id("cmpone-account-id-secret")
+        );
+        msp.call(
+            &caller("mspalpha", "alphaHubKey1"),
+            "cmpone",
+            http::Method::POST,
+            &path,
+            Some(&body),
+        )
+        .await
+        .unwrap()
+    };
+    let started = Instant::now();
+    let reply = onboard(msp.clone()).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "the trigger held the commit"
+    );
+    let first = wait_line(&served.lines, "PostgreSQL commit took");
+    assert!(first.contains("WARN"), "{first}");
+    assert!(
+        first.contains("the database or its disk stalled, and the answer waited for it"),
+        "{first}"
+    );
+    // Each onboarding commits twice to `federations` (the token reserved, then confirmed),
+    // so six of them make twelve slow commits. A stall names one a second at most and counts
+    // the rest in the next warning: by the end every commit but the last (less than a second
+    // after its warning, and no slow commit after it) is named or counted.
+    let burst: Vec<_> = (0..4).map(|_| tokio::spawn(onboard(msp.clone()))).collect();
+    for call in burst {
+        assert_eq!(call.await.unwrap().status, 201);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reply = onboard(msp).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let mut warnings = vec![first];
+    let mut told: u64 = slow_commits_told(&warnings[0]);
+    while told < 11 {
+        let line = wait_line(&served.lines, "PostgreSQL commit took");
+        told += slow_commits_told(&line);
+        warnings.push(line);
+    }
+    assert_eq!(told, 11, "{warnings:#?}");
+    assert!(
+        warnings[1..]
+            .iter()
+            .any(|w| w.contains("more slow commits since the last warning)")),
+        "{warnings:#?}"
+    );
+    signal(&served.child, "TERM");
+    assert_eq!(
+        wait_exit(&mut served.child, Duration::from_secs(15)),
+        Some(0)
+    );
+}
+
+/// How many slow commits a warning tells of: the one it names and those it counts.
+fn slow_commits_told(warning: &str) -> u64 {
+    let counted = warning
+        .split_once(" more slow commits")
+        .and_then(|(before, _)| before.rsplit('(').next())
+        .map(|n| n.parse::<u64>().expect("a count"));
+    1 + counted.unwrap_or(0)
 }
 
 fn wait_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {

@@ -9,6 +9,8 @@
 //!
 //! Durability: a mutating call returns after its `COMMIT` (with PostgreSQL's default
 //! `synchronous_commit = on`, on disk; what it read was committed, so durable, too).
+//! A commit that takes 100 ms or longer is named in the log, at most once a second
+//! (`slow.rs`), as a stalled journal sync is on sled.
 //! `flush` has nothing left to do.
 //!
 //! Connections come from a pool (deadpool, `ledger.pool_size` per replica) opened without
@@ -23,10 +25,12 @@ mod fault;
 mod reads;
 mod rows;
 mod schema;
+mod slow;
 mod sweep;
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -35,6 +39,7 @@ use uuid::Uuid;
 
 use self::fault::{db, Fault};
 use self::rows::{decode, profile_columns, refs, step, Table, UPSERT_PROFILE};
+use self::slow::SlowCommits;
 use super::rules::{self, Claimant, Step};
 use super::{
     AcRequest, Delivered, ExportSink, Federation, ImportReport, Ledger, LedgerError, LedgerStats,
@@ -52,6 +57,8 @@ pub struct PostgresLedger {
     pool: Pool,
     schema: String,
     timeout: Duration,
+    /// Commits slow enough to name in the log (`slow.rs`).
+    slow: Arc<SlowCommits>,
 }
 
 impl fmt::Debug for PostgresLedger {
@@ -93,6 +100,7 @@ impl PostgresLedger {
             pool,
             schema: settings.schema.clone(),
             timeout: settings.timeout,
+            slow: Arc::default(),
         };
         let applied = ledger
             .bounded(async {
@@ -161,7 +169,7 @@ impl PostgresLedger {
                 let tx = client.transaction().await.map_err(db);
                 let outcome = match tx {
                     Ok(tx) => match step(&tx, key, &rule).await {
-                        Ok(reply) => tx.commit().await.map(|()| reply).map_err(db),
+                        Ok(reply) => self.slow.commit(tx).await.map(|()| reply),
                         Err(fault) => Err(fault),
                     },
                     Err(fault) => Err(fault),
@@ -197,7 +205,7 @@ impl PostgresLedger {
             rules::open(fed.clone(), cur, req)
         })
         .await?;
-        tx.commit().await.map_err(db)?;
+        self.slow.commit(tx).await?;
         Ok(reply)
     }
 
@@ -209,7 +217,7 @@ impl PostgresLedger {
             let columns = profile_columns(profile)?;
             tx.execute(&upsert, &refs(&columns)).await.map_err(db)?;
         }
-        tx.commit().await.map_err(db)
+        self.slow.commit(tx).await
     }
 }
 

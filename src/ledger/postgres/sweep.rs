@@ -113,7 +113,7 @@ impl PostgresLedger {
         } else {
             0
         };
-        tx.commit().await.map_err(db)?;
+        self.slow.commit(tx).await?;
         Ok((swept, profiles))
     }
 }
