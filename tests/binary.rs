@@ -205,6 +205,27 @@ fn account_id(secret: &str) -> String {
     aidhub::account_id::sign(&claims, None, false, secret.as_bytes())
 }
 
+/// Send MSP Token from mspalpha for an account of the shipped cmpone: federates `token`.
+async fn onboard(msp: &aidhub::client::HubClient, token: uuid::Uuid) -> aidhub::client::Reply {
+    let body = serde_json::json!({
+        "msp_token": token.to_string(), "phoneNumber": "b3YsYkQq",
+        "subscriptionType": "private", "iv": "N1RnMnHh"
+    });
+    let path = format!(
+        "/cesim/msp/v1/users/{}",
+        account_id("cmpone-account-id-secret")
+    );
+    msp.call(
+        &caller("mspalpha", "alphaHubKey1"),
+        "cmpone",
+        http::Method::POST,
+        &path,
+        Some(&body),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_works_out_of_the_box_and_drains_on_sigterm() {
     let (dir, _) = shipped_copy();
@@ -215,24 +236,7 @@ async fn serve_works_out_of_the_box_and_drains_on_sigterm() {
     );
     let msp = client(dir.path(), "mspalpha", &served.addr);
     let token = uuid::Uuid::new_v4();
-    let body = serde_json::json!({
-        "msp_token": token.to_string(), "phoneNumber": "b3YsYkQq",
-        "subscriptionType": "private", "iv": "N1RnMnHh"
-    });
-    let path = format!(
-        "/cesim/msp/v1/users/{}",
-        account_id("cmpone-account-id-secret")
-    );
-    let reply = msp
-        .call(
-            &caller("mspalpha", "alphaHubKey1"),
-            "cmpone",
-            http::Method::POST,
-            &path,
-            Some(&body),
-        )
-        .await
-        .unwrap();
+    let reply = onboard(&msp, token).await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     // A slow request is in flight when SIGTERM arrives; it still completes.
     let cmp = client(dir.path(), "cmpone", &served.addr);
@@ -351,27 +355,8 @@ async fn a_slow_postgresql_commit_is_named_in_the_log() {
     .await
     .unwrap();
     let msp = client(dir.path(), "mspalpha", &served.addr);
-    let onboard = |msp: aidhub::client::HubClient| async move {
-        let body = serde_json::json!({
-            "msp_token": uuid::Uuid::new_v4().to_string(), "phoneNumber": "b3YsYkQq",
-            "subscriptionType": "private", "iv": "N1RnMnHh"
-        });
-        let path = format!(
-            "/cesim/msp/v1/users/{}",
-            account_id("cmpone-account-id-secret")
-        );
-        msp.call(
-            &caller("mspalpha", "alphaHubKey1"),
-            "cmpone",
-            http::Method::POST,
-            &path,
-            Some(&body),
-        )
-        .await
-        .unwrap()
-    };
     let started = Instant::now();
-    let reply = onboard(msp.clone()).await;
+    let reply = onboard(&msp, uuid::Uuid::new_v4()).await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     assert!(
         started.elapsed() >= Duration::from_millis(150),
@@ -387,12 +372,17 @@ async fn a_slow_postgresql_commit_is_named_in_the_log() {
     // so six of them make twelve slow commits. A stall names one a second at most and counts
     // the rest in the next warning: by the end every commit but the last (less than a second
     // after its warning, and no slow commit after it) is named or counted.
-    let burst: Vec<_> = (0..4).map(|_| tokio::spawn(onboard(msp.clone()))).collect();
+    let burst: Vec<_> = (0..4)
+        .map(|_| {
+            let msp = msp.clone();
+            tokio::spawn(async move { onboard(&msp, uuid::Uuid::new_v4()).await })
+        })
+        .collect();
     for call in burst {
         assert_eq!(call.await.unwrap().status, 201);
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let reply = onboard(msp).await;
+    let reply = onboard(&msp, uuid::Uuid::new_v4()).await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     let mut warnings = vec![first];
     let mut told: u64 = slow_commits_told(&warnings[0]);
