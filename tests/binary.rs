@@ -365,7 +365,9 @@ async fn a_slow_postgresql_commit_is_named_in_the_log() {
     let first = wait_line(&served.lines, "PostgreSQL commit took");
     assert!(first.contains("WARN"), "{first}");
     assert!(
-        first.contains("the database or its disk stalled, and the answer waited for it"),
+        first.contains(
+            "the database or its disk stalled, and the call that committed waited for it"
+        ),
         "{first}"
     );
     // Each onboarding commits twice to `federations` (the token reserved, then confirmed),

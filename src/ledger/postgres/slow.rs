@@ -1,8 +1,8 @@
 //! Commits slow enough to name in the log: the PostgreSQL counterpart of the sled backend's
 //! slow-sync warning. A commit waits for the server to write its WAL to disk
-//! (`synchronous_commit = on`), and the answer to the partner waits for the commit; when the
-//! server or its disk stalls, the log says so instead of leaving the operator to guess why
-//! answers were slow.
+//! (`synchronous_commit = on`), and the ledger call (a partner's answer, most often) waits
+//! for the commit; when the server or its disk stalls, the log says so instead of leaving
+//! the operator to guess why answers were slow.
 //!
 //! Many calls commit at once, so one stall would slow them all together: at most one warning
 //! per [`QUIET`], which counts the slow commits it did not name since the last one.
@@ -15,9 +15,9 @@ use deadpool_postgres::Transaction;
 use super::fault::{db, Fault};
 
 /// A commit that takes longer is logged as a warning (as a journal sync is on sled).
-pub(super) const SLOW_COMMIT: Duration = Duration::from_millis(100);
+const SLOW_COMMIT: Duration = Duration::from_millis(100);
 /// The least time between two warnings.
-pub(super) const QUIET: Duration = Duration::from_secs(1);
+const QUIET: Duration = Duration::from_secs(1);
 
 /// The slow commits of one ledger (its clones share it).
 #[derive(Debug, Default)]
@@ -38,7 +38,8 @@ impl SlowCommits {
     pub(super) async fn commit(&self, tx: Transaction<'_>) -> Result<(), Fault> {
         let started = Instant::now();
         let result = tx.commit().await.map_err(db);
-        if let Some(warning) = self.observe(started.elapsed(), Instant::now()) {
+        let now = Instant::now();
+        if let Some(warning) = self.observe(now.saturating_duration_since(started), now) {
             tracing::warn!("{warning}");
         }
         result
@@ -68,7 +69,7 @@ fn warning(took: Duration, unsaid: u64) -> String {
     let ms = took.as_millis();
     let mut text = format!(
         "ledger: a PostgreSQL commit took {ms} ms: the database or its disk stalled, and the \
-         answer waited for it"
+         call that committed waited for it"
     );
     if unsaid > 0 {
         text.push_str(&format!(
@@ -92,7 +93,7 @@ mod tests {
             slow.observe(Duration::from_micros(152_700), t0).as_deref(),
             Some(
                 "ledger: a PostgreSQL commit took 152 ms: the database or its disk stalled, \
-                 and the answer waited for it"
+                 and the call that committed waited for it"
             )
         );
     }
@@ -115,6 +116,9 @@ mod tests {
             "{next}"
         );
         let after = slow.observe(took, t0 + QUIET * 2).unwrap_or_default();
-        assert!(after.ends_with("the answer waited for it"), "{after}");
+        assert!(
+            after.ends_with("the call that committed waited for it"),
+            "{after}"
+        );
     }
 }
