@@ -97,7 +97,14 @@ pub struct Measured {
     /// The longest stretch of the window in which no request was answered, to the
     /// millisecond (`Answered`).
     pub silence: Duration,
+    /// The machine's other processes that used CPU around the window, busiest first, in
+    /// cores (`procfs::busiest`).
+    pub others: Vec<(String, f64)>,
 }
+
+/// How long before the window the census of other processes starts: time enough for its
+/// walk of every process to end before the window opens.
+const CENSUS_LEAD: Duration = Duration::from_millis(100);
 
 /// A process whose CPU time a run reads.
 #[derive(Debug, Clone, Copy)]
@@ -170,6 +177,11 @@ pub async fn run(
     let ticks = procfs::clock_ticks();
     let sampler = tokio::spawn(async move {
         let sampled = Sampled::list(watch, threads_of);
+        // The census walks every process: taken just before the window opens and once it
+        // has closed, it names the other processes without costing the window a core.
+        let ours = std::process::id();
+        tokio::time::sleep_until(from.checked_sub(CENSUS_LEAD).unwrap_or(from).into()).await;
+        let census = procfs::census(ours);
         tokio::time::sleep_until(from.into()).await;
         let (before, threads_before) = sampled.read(ticks);
         let held = held::Window::open(admin).await;
@@ -181,10 +193,12 @@ pub async fn run(
             .map(|(a, b)| a.saturating_sub(b))
             .collect::<Vec<_>>();
         let held = held.close().await;
+        let others = procfs::busiest(&census, &procfs::census(ours), ticks);
         (
             cpu,
             procfs::threads_since(&threads_after, &threads_before),
             held,
+            others,
         )
     });
     let count = lanes.len().max(1);
@@ -235,7 +249,7 @@ pub async fn run(
             Err(e) => *total.errors.entry(format!("lane failed: {e}")).or_default() += 1,
         }
     }
-    let (cpu, threads, held) = sampler.await.unwrap_or_default();
+    let (cpu, threads, held, others) = sampler.await.unwrap_or_default();
     Measured {
         requests: total.answered,
         window: plan.duration,
@@ -246,6 +260,7 @@ pub async fn run(
         threads,
         held,
         silence: total.answered_at.longest_silence(),
+        others,
     }
 }
 

@@ -244,6 +244,7 @@ pub async fn measure(
             .map(|b| b as f64),
         idle_rss: idle_rss.map(|b| b as f64),
         other_cores: others,
+        others: Some(measured.others),
         steal_cores: steal,
         stalls,
         held: measured.held,

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Clock ticks per second of `utime`/`stime` (`getconf CLK_TCK`; 100 on every Linux we know).
 pub fn clock_ticks() -> u64 {
@@ -24,14 +24,9 @@ pub fn clock_ticks() -> u64 {
 /// `pid` and every process below it.
 pub fn tree(pid: u32) -> Vec<u32> {
     let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-                continue;
-            };
-            if let Some(stat) = read_stat(child) {
-                parents.entry(stat.ppid).or_default().push(child);
-            }
+    for (child, text) in every_stat() {
+        if let Some(stat) = parse_stat(&text) {
+            parents.entry(stat.ppid).or_default().push(child);
         }
     }
     let mut out = vec![pid];
@@ -43,6 +38,19 @@ pub fn tree(pid: u32) -> Vec<u32> {
         next += 1;
     }
     out
+}
+
+/// Every process on the machine with its `stat` line (a process that ends during the walk
+/// is left out).
+fn every_stat() -> impl Iterator<Item = (u32, String)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flat_map(|entries| entries.flatten())
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let text = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            Some((pid, text))
+        })
 }
 
 /// CPU time used so far by `pid` and its descendants (all threads).
@@ -265,6 +273,9 @@ struct Stat {
     ppid: u32,
     utime: u64,
     stime: u64,
+    /// When the process started, in clock ticks after boot: with the pid, it names one
+    /// process, since a pid can be reused.
+    started: u64,
 }
 
 /// Whether `pid` still runs: it exists and is not a zombie (a zombie whose parent died
@@ -289,7 +300,79 @@ fn parse_stat(text: &str) -> Option<Stat> {
         ppid: fields.get(1)?.parse().ok()?,
         utime: fields.get(11)?.parse().ok()?,
         stime: fields.get(12)?.parse().ok()?,
+        started: fields.get(19)?.parse().ok()?,
     })
+}
+
+/// Every process on the machine but the bench's own, with the CPU time each used so far:
+/// taken before and after a window, it names the processes that "other processes used"
+/// stands for.
+pub struct Census {
+    at: Instant,
+    /// By pid: start time, command name, utime + stime ticks.
+    processes: HashMap<u32, (u64, String, u64)>,
+}
+
+/// Takes a [`Census`] of every process except `ours` and the processes below it. It walks
+/// every process on the machine (a millisecond or two with 80 processes), so the bench
+/// takes it outside its windows.
+pub fn census(ours: u32) -> Census {
+    let all: Vec<(u32, String, Stat)> = every_stat()
+        .filter_map(|(pid, text)| Some((pid, thread_name(&text)?.to_owned(), parse_stat(&text)?)))
+        .collect();
+    let parent: HashMap<u32, u32> = all.iter().map(|(pid, _, s)| (*pid, s.ppid)).collect();
+    let below_ours = |mut pid: u32| {
+        // Up the parents to init (pid 1) or the kernel (0); a loop cannot outlast the list.
+        for _ in 0..=parent.len() {
+            if pid == ours {
+                return true;
+            }
+            match parent.get(&pid) {
+                Some(&up) if up > 0 && up != pid => pid = up,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let processes = all
+        .into_iter()
+        .filter(|(pid, _, _)| !below_ours(*pid))
+        .map(|(pid, name, s)| (pid, (s.started, name, s.utime + s.stime)))
+        .collect();
+    Census {
+        at: Instant::now(),
+        processes,
+    }
+}
+
+/// The processes that used CPU between `before` and `after`, by command name (processes of
+/// one name summed), in cores over the time between the two, busiest first. A process that
+/// started in between counts all its time; one that ended in between took its time with it.
+pub fn busiest(before: &Census, after: &Census, ticks_per_sec: u64) -> Vec<(String, f64)> {
+    let span = after.at.duration_since(before.at).as_secs_f64();
+    if span <= 0.0 {
+        return Vec::new();
+    }
+    let mut by_name: BTreeMap<&str, u64> = BTreeMap::new();
+    for (pid, (started, name, ticks)) in &after.processes {
+        let earlier = match before.processes.get(pid) {
+            Some((s, _, t)) if s == started => *t,
+            _ => 0,
+        };
+        let used = ticks.saturating_sub(earlier);
+        if used > 0 {
+            *by_name.entry(name).or_default() += used;
+        }
+    }
+    let mut out: Vec<(String, f64)> = by_name
+        .into_iter()
+        .map(|(name, ticks)| {
+            let cores = from_ticks(ticks, ticks_per_sec).as_secs_f64() / span;
+            (name.to_owned(), cores)
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
 }
 
 #[cfg(test)]
@@ -299,10 +382,90 @@ mod tests {
     #[test]
     fn a_command_name_with_spaces_and_parentheses_does_not_shift_the_fields() {
         let line =
-            "4242 (nginx: worker (x)) S 4241 4241 4241 0 -1 4194624 1 0 0 0 37 12 0 0 20 0 1 0";
+            "4242 (nginx: worker (x)) S 4241 4241 4241 0 -1 4194624 1 0 0 0 37 12 0 0 20 0 1 0 9876 0";
         let stat = parse_stat(line).unwrap();
         assert_eq!((stat.state, stat.ppid), ('S', 4241));
         assert_eq!((stat.utime, stat.stime), (37, 12));
+        assert_eq!(stat.started, 9876);
+    }
+
+    fn census_of(at: Instant, processes: &[(u32, u64, &str, u64)]) -> Census {
+        Census {
+            at,
+            processes: processes
+                .iter()
+                .map(|&(pid, started, name, ticks)| (pid, (started, name.to_owned(), ticks)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_busiest_processes_come_first_by_name_and_a_reused_pid_is_a_new_process() {
+        let at = Instant::now();
+        let before = census_of(
+            at,
+            &[
+                (10, 1, "postgres", 100),
+                (11, 1, "postgres", 50),
+                (12, 1, "kworker/1:1H-kblockd", 7),
+                (13, 1, "idle", 40),
+                (14, 1, "gone", 5),
+                (15, 1, "old", 500),
+            ],
+        );
+        let after = census_of(
+            at + Duration::from_secs(2),
+            &[
+                (10, 1, "postgres", 120),
+                (11, 1, "postgres", 70),
+                // The workqueue it serves is part of a kworker's name and may change.
+                (12, 1, "kworker/1:1H", 107),
+                (13, 1, "idle", 40),
+                // Started in the window: all its time is the window's.
+                (16, 2, "sh", 30),
+                // Pid 15 ended and a new process took it: not 520 - 500.
+                (15, 9, "new", 20),
+            ],
+        );
+        let busiest = busiest(&before, &after, 100);
+        let rounded: Vec<(&str, f64)> = busiest
+            .iter()
+            .map(|(name, cores)| (name.as_str(), (cores * 1000.0).round() / 1000.0))
+            .collect();
+        assert_eq!(
+            rounded,
+            vec![
+                ("kworker/1:1H", 0.5),
+                ("postgres", 0.2),
+                ("sh", 0.15),
+                ("new", 0.1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_census_finds_a_busy_process_but_not_the_bench_or_its_children() {
+        let mut spin = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("sh");
+        let ticks = clock_ticks();
+        let anyone = census(u32::MAX);
+        let not_ours = census(std::process::id());
+        std::thread::sleep(Duration::from_millis(500));
+        let anyone = busiest(&anyone, &census(u32::MAX), ticks);
+        let not_ours = busiest(&not_ours, &census(std::process::id()), ticks);
+        spin.kill().ok();
+        spin.wait().ok();
+        let sh = anyone.iter().find(|(name, _)| name == "sh");
+        assert!(
+            sh.is_some_and(|&(_, cores)| cores > 0.2),
+            "a shell loop is busy for half a second: {anyone:?}"
+        );
+        assert!(
+            not_ours.iter().all(|(name, _)| name != "sh"),
+            "the bench's own children are not other processes: {not_ours:?}"
+        );
     }
 
     #[test]

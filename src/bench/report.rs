@@ -39,6 +39,9 @@ pub struct Figures {
     pub conn_errors: BTreeMap<String, u64>,
     /// Cores busy with processes other than the bench's during the window (noise).
     pub other_cores: f64,
+    /// Which other processes those were, busiest first, in cores (a census just before and
+    /// just after the window: `procfs::busiest`); `None` in a median.
+    pub others: Option<Vec<(String, f64)>>,
     /// Cores the hypervisor took from the machine during the window (steal time: noise
     /// from outside the machine).
     pub steal_cores: f64,
@@ -106,13 +109,54 @@ impl Figures {
             line += &format!(", {instructions:.0} instructions/req");
         }
         line + &format!(
-            "; other processes used {:.2} cores, the hypervisor took {:.2} (steal); {}",
+            "; other processes used {:.2} cores{}, the hypervisor took {:.2} (steal); {}",
             self.other_cores,
+            self.naming_others(),
             self.steal_cores,
             self.stalls.describe()
         )
     }
+
+    /// ` (busiest: kworker/1:1H 0.09, postgres 0.04; 0.06 in no process's time)`: the
+    /// busiest other processes that used a hundredth of a core or more (at most [`NAMED`]),
+    /// and what of `other_cores` no process was charged with (interrupt work a core did
+    /// while it idled, a process that ended during the window); empty when nothing is worth
+    /// naming or there was no census. The total comes from the machine's busy ticks less the
+    /// bench's processes' times, the names from each process's own time: the two can differ
+    /// by a few hundredths of a core.
+    fn naming_others(&self) -> String {
+        let Some(others) = &self.others else {
+            return String::new();
+        };
+        let named: Vec<String> = others
+            .iter()
+            .filter(|(_, cores)| *cores >= 0.005)
+            .take(NAMED)
+            .map(|(name, cores)| format!("{name} {cores:.2}"))
+            .collect();
+        let charged: f64 = others.iter().map(|(_, cores)| cores).sum();
+        let unnamed = self.other_cores - charged;
+        let mut parts = if named.is_empty() {
+            String::new()
+        } else {
+            format!("busiest: {}", named.join(", "))
+        };
+        if unnamed >= 0.02 {
+            if !parts.is_empty() {
+                parts += "; ";
+            }
+            parts += &format!("{unnamed:.2} in no process's time");
+        }
+        if parts.is_empty() {
+            parts
+        } else {
+            format!(" ({parts})")
+        }
+    }
 }
+
+/// How many of the other processes a run's line names at most.
+const NAMED: usize = 3;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -190,6 +234,7 @@ pub fn median(runs: &[Figures]) -> Figures {
         cpu_per_conn_us: opt(&|f| f.cpu_per_conn_us),
         conn_errors,
         other_cores: med(&|f| f.other_cores),
+        others: None,
         steal_cores: med(&|f| f.steal_cores),
         stalls: Stalls {
             longest_ms: med(&|f| f.stalls.longest_ms),
@@ -597,6 +642,35 @@ mod tests {
                 .contains("; other processes used 0.05 cores, the hypervisor took 0.35 (steal); "),
             "{}",
             hub.line()
+        );
+        let named = Figures {
+            other_cores: 0.19,
+            others: Some(vec![
+                ("kworker/1:1H".into(), 0.09),
+                ("postgres".into(), 0.04),
+                ("sshd".into(), 0.004),
+            ]),
+            ..Figures::default()
+        };
+        assert!(
+            named.line().contains(
+                "; other processes used 0.19 cores (busiest: kworker/1:1H 0.09, postgres 0.04; 0.06 in \
+                 no process's time), the hypervisor took 0.00 (steal); "
+            ),
+            "{}",
+            named.line()
+        );
+        let idle_interrupts = Figures {
+            other_cores: 0.03,
+            others: Some(Vec::new()),
+            ..Figures::default()
+        };
+        assert!(
+            idle_interrupts
+                .line()
+                .contains("; other processes used 0.03 cores (0.03 in no process's time), "),
+            "{}",
+            idle_interrupts.line()
         );
         let lines = noise_lines(&[(Setup::Direct, direct), (Setup::Aidhub, hub)]);
         let line = |start: &str| lines.lines().find(|l| l.trim_start().starts_with(start));
