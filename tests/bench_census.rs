@@ -3,8 +3,11 @@
 //! name, and the bench's own processes never do. A test binary of its own, so that no other
 //! bench test runs beside it and crowds the names.
 
+mod support;
+use support::wait_exit;
+
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aidhub");
 
@@ -45,17 +48,7 @@ fn a_busy_neighbour_is_named_on_the_runs_line_and_the_bench_is_not() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start aidhub bench");
-    let deadline = Instant::now() + WITHIN;
-    let status = loop {
-        if let Some(status) = bench.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = bench.kill();
-            panic!("the smoke bench hung");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut bench, WITHIN, "its start");
     drop(neighbour);
     let out = std::fs::read_to_string(&out_path).unwrap();
     assert!(status.success(), "exit code not 0:\n{out}");

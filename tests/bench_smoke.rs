@@ -5,8 +5,11 @@
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
+use support::wait_exit;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aidhub");
 
@@ -370,21 +373,6 @@ fn start_bench(tmp: &Path, args: &[&str]) -> Measuring {
         stderr,
         out,
         lines,
-    }
-}
-
-/// Waits up to `within` for `bench` to exit.
-fn wait_exit(bench: &mut std::process::Child, within: Duration, after: &str) -> ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = bench.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = bench.kill();
-            panic!("the bench did not stop within {within:?} of {after}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
