@@ -136,21 +136,17 @@ impl Figures {
             .collect();
         let charged: f64 = others.iter().map(|(_, cores)| cores).sum();
         let unnamed = self.other_cores - charged;
-        let mut parts = if named.is_empty() {
-            String::new()
-        } else {
-            format!("busiest: {}", named.join(", "))
-        };
+        let mut parts = Vec::new();
+        if !named.is_empty() {
+            parts.push(format!("busiest: {}", named.join(", ")));
+        }
         if unnamed >= 0.02 {
-            if !parts.is_empty() {
-                parts += "; ";
-            }
-            parts += &format!("{unnamed:.2} in no process's time");
+            parts.push(format!("{unnamed:.2} in no process's time"));
         }
         if parts.is_empty() {
-            parts
+            String::new()
         } else {
-            format!(" ({parts})")
+            format!(" ({})", parts.join("; "))
         }
     }
 }
