@@ -656,6 +656,26 @@ mod tests {
             "{}",
             named.line()
         );
+        // At most three names, the busiest (the census lists them busiest first); the rest
+        // still count as charged to a process.
+        let crowded = Figures {
+            other_cores: 0.24,
+            others: Some(vec![
+                ("kworker/1:1H".into(), 0.09),
+                ("postgres".into(), 0.04),
+                ("redis-server".into(), 0.03),
+                ("beam.smp".into(), 0.02),
+            ]),
+            ..Figures::default()
+        };
+        assert!(
+            crowded.line().contains(
+                "; other processes used 0.24 cores (busiest: kworker/1:1H 0.09, postgres 0.04, \
+                 redis-server 0.03; 0.06 in no process's time), "
+            ),
+            "{}",
+            crowded.line()
+        );
         let idle_interrupts = Figures {
             other_cores: 0.03,
             others: Some(Vec::new()),
