@@ -23,7 +23,7 @@
 mod ts43;
 
 use crate::hub::Hub;
-use crate::ledger::RequestFilter;
+use crate::ledger::{LedgerError, RequestFilter};
 use crate::limits::Mode;
 use crate::metrics::{counter, gauge, histograms, Histogram};
 use bytes::Bytes;
@@ -127,9 +127,8 @@ async fn handle(hub: &Hub, request: Request<Incoming>) -> Response<Full<Bytes>> 
     let query = request.uri().query().unwrap_or("").to_owned();
     match (request.method(), path.as_str()) {
         (&Method::GET, "/health") => reply(StatusCode::OK, json!({"status": "ok"})),
-        // A primary-key lookup, not `stats`: cheap on every backend, probed often.
-        (&Method::GET, "/ready") => match hub.ledger().federation(uuid::Uuid::nil()).await {
-            Ok(_) => reply(StatusCode::OK, json!({"ready": true})),
+        (&Method::GET, "/ready") => match ready(hub).await {
+            Ok(()) => reply(StatusCode::OK, json!({"ready": true})),
             Err(e) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"ready": false, "cause": e.to_string()}),
@@ -240,6 +239,17 @@ fn partners(hub: &Hub) -> Response<Full<Bytes>> {
     reply(StatusCode::OK, json!(list))
 }
 
+/// Whether the hub can serve partners: its ledger records changes (the embedded ledger stops
+/// for good after a storage failure, while its reads still answer) and answers a read.
+async fn ready(hub: &Hub) -> Result<(), LedgerError> {
+    let ledger = hub.ledger();
+    if let Some(failure) = ledger.failure() {
+        return Err(failure);
+    }
+    // A primary-key lookup, not `stats`: cheap on every backend, probed often.
+    ledger.federation(uuid::Uuid::nil()).await.map(drop)
+}
+
 async fn metrics(hub: &Hub) -> Response<Full<Bytes>> {
     let snap = hub.snapshot();
     let mut gauges = String::new();
@@ -304,6 +314,12 @@ async fn metrics(hub: &Hub) -> Response<Full<Bytes>> {
         "upstream_idle_connections",
         "Keep-alive connections to each upstream (partners and carriers) waiting for a request.",
         &idle,
+    );
+    gauge(
+        &mut gauges,
+        "ledger_writable",
+        "1 while the ledger can record changes; 0 once the embedded ledger stopped after a storage failure (restart the hub once storage is fixed).",
+        &[(String::new(), f64::from(u8::from(hub.ledger().failure().is_none())))],
     );
     if let Ok(stats) = hub.ledger().stats().await {
         gauge(

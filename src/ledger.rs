@@ -320,6 +320,14 @@ pub trait Ledger: Send + Sync + 'static {
     /// Make every write so far durable.
     async fn flush(&self) -> Result<(), LedgerError>;
 
+    /// Why this backend can record no change any more, if so: the embedded ledger's writer
+    /// stops for good after a storage failure (a full or failing disk) until the hub is
+    /// restarted. Cheap, for `/ready` and the metrics. A database backend's outages are
+    /// passing and show on its calls instead.
+    fn failure(&self) -> Option<LedgerError> {
+        None
+    }
+
     /// How long this backend's own syncs took, by kind, for `aidhub_ledger_sync_seconds`.
     /// None by default: a database backend's durability is its commit, which
     /// `aidhub_ledger_settle_seconds` already times.

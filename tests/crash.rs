@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{account_secret, bodies, credential, HUB_TOML, PARTNERS};
+use support::{account_secret, assert_metric, bodies, credential, Admin, HUB_TOML, PARTNERS};
 use uuid::Uuid;
 
 /// The pairs the burst federates (all permitted by the stage's agreements).
@@ -134,12 +134,16 @@ impl Site {
             .stderr(err)
             .spawn()
             .expect("aidhub starts");
-        let mut served = Served { child, addr: None };
+        let mut served = Served {
+            child,
+            addr: None,
+            admin: None,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
+        let (addr, admin) = loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(addr) = welcome_addr(&text) {
-                break addr;
+            if let Some(addrs) = welcome_addrs(&text) {
+                break addrs;
             }
             if let Ok(Some(status)) = served.child.try_wait() {
                 panic!("aidhub serve exited with {status}:\n{text}");
@@ -148,6 +152,7 @@ impl Site {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         served.addr = Some(addr);
+        served.admin = Some(admin);
         let probe = self.client(addr, "cmpone");
         let caller = self.callers["cmpone"].clone();
         let path = format!("/v1/statuses/{}", Uuid::new_v4());
@@ -209,11 +214,17 @@ fn journal_state(path: &Path) -> (u64, u32) {
 struct Served {
     child: Child,
     addr: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
 }
 
 impl Served {
     fn addr(&self) -> SocketAddr {
         self.addr.expect("started")
+    }
+
+    /// A client of its admin listener.
+    fn admin(&self) -> Admin {
+        Admin::at(self.admin.expect("started"))
     }
 
     /// SIGKILL (`Child::kill` on unix), then reap it.
@@ -231,9 +242,16 @@ impl Drop for Served {
     }
 }
 
-fn welcome_addr(log: &str) -> Option<SocketAddr> {
-    let rest = log.split("aidhub is serving AID1 on https://").nth(1)?;
-    rest.split_whitespace().next()?.parse().ok()
+/// The partner and admin addresses the welcome in `log` names, once it has both.
+fn welcome_addrs(log: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let after = |marker: &str| -> Option<SocketAddr> {
+        let rest = log.split(marker).nth(1)?;
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    Some((
+        after("aidhub is serving AID1 on https://")?,
+        after("admin API on http://")?,
+    ))
 }
 
 /// One `[[partner]]` of routes.toml for a stage partner whose upstream is `addr`.
@@ -540,10 +558,10 @@ async fn sigkill_mid_burst_loses_no_acknowledged_federation_or_open_request() {
     assert_eq!(stats.profiles as usize, profiles);
 }
 
-/// A disk that stalls on demand: a loop-mounted ext4 file system in the site's directory,
-/// frozen with `fsfreeze` (every write and sync on it waits until it is thawed). Thawed,
-/// unmounted and detached when dropped.
-struct StallingDisk {
+/// A disk of the test's own: a loop-mounted ext4 file system in the site's directory, which
+/// stalls on demand (frozen with `fsfreeze`: every write and sync on it waits until it is
+/// thawed) or fills up. Thawed, unmounted and detached when dropped.
+struct TestDisk {
     device: String,
     mount: PathBuf,
 }
@@ -566,17 +584,17 @@ fn run(program: &str, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-impl StallingDisk {
+impl TestDisk {
     /// Makes and mounts the file system under `dir`; why not, where this machine cannot
     /// (it takes root, a free loop device, mkfs.ext4 and fsfreeze).
-    fn new(dir: &Path) -> Result<StallingDisk, String> {
+    fn new(dir: &Path) -> Result<TestDisk, String> {
         let image = dir.join("disk.img");
         std::fs::File::create(&image)
             .and_then(|f| f.set_len(64 << 20))
             .map_err(|e| format!("{}: {e}", image.display()))?;
         let image = image.to_str().ok_or("a non-UTF-8 temporary path")?;
         let device = run("losetup", &["--find", "--show", image])?;
-        let mut disk = StallingDisk {
+        let mut disk = TestDisk {
             device,
             mount: PathBuf::new(),
         };
@@ -605,9 +623,39 @@ impl StallingDisk {
     fn thaw(&self) {
         run("fsfreeze", &["--unfreeze", self.mount()]).expect("the file system thaws");
     }
+
+    /// The file that [`TestDisk::fill`] writes.
+    fn filler(&self) -> PathBuf {
+        self.mount.join("filler")
+    }
+
+    /// Writes a file until the file system has no block left (`ENOSPC`), root's reserve
+    /// included; how many bytes it took.
+    fn fill(&self) -> u64 {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.filler()).expect("the filler file");
+        let chunk = vec![0xa5u8; 64 << 10];
+        let mut written = 0;
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(n) => written += n as u64,
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        // Blocks written behind are only allocated now; ENOSPC may come from here too.
+        let _ = file.sync_all();
+        written
+    }
+
+    /// Gives back the space [`TestDisk::fill`] took.
+    fn free(&self) {
+        std::fs::remove_file(self.filler()).expect("the filler file is removed");
+    }
 }
 
-impl Drop for StallingDisk {
+impl Drop for TestDisk {
     fn drop(&mut self) {
         if !self.mount.as_os_str().is_empty() {
             let _ = run("fsfreeze", &["--unfreeze", self.mount()]);
@@ -627,7 +675,7 @@ impl Drop for StallingDisk {
 async fn a_disk_stall_holds_the_durable_answer_and_is_named_in_the_log() {
     const FROZEN: Duration = Duration::from_millis(1500);
     let mut site = Site::new().await;
-    let disk = match StallingDisk::new(site.path()) {
+    let disk = match TestDisk::new(site.path()) {
         Ok(disk) => disk,
         Err(why) => {
             eprintln!("skipped: this test freezes a loop-mounted file system, and here {why}");
@@ -700,4 +748,131 @@ async fn a_disk_stall_holds_the_durable_answer_and_is_named_in_the_log() {
         "the stall of about {FROZEN:?} named: {warning}"
     );
     drop(served);
+}
+
+/// A full disk under the real binary: once the ledger cannot write, the calls that record
+/// something are refused with the spec's error body (503, code 216) rather than forwarded
+/// unrecorded; readiness turns 503 and names the disk as the cause, and so do the metrics and
+/// the log, while the reads still answer. Once the space is freed and the hub restarted,
+/// every onboarding it acknowledged is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_ledger_and_readiness_names_it() {
+    let mut site = Site::new().await;
+    let disk = match TestDisk::new(site.path()) {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: this test fills a loop-mounted file system, and here {why}");
+            return;
+        }
+    };
+    let hub_toml = site.path().join("hub.toml");
+    let text = std::fs::read_to_string(&hub_toml).expect("hub.toml");
+    // Checkpoints (sled's flush, which takes new blocks) every 50 ms: the full disk shows
+    // within the first calls after it filled.
+    let text = text
+        .replace(
+            "path = \"ledger\"",
+            &format!("path = \"{}/ledger\"", disk.mount()),
+        )
+        .replace("checkpoint_ms = 600000", "checkpoint_ms = 50");
+    std::fs::write(&hub_toml, text).expect("hub.toml");
+    let served = site.serve().await;
+    let partners = Partners::new(&site, served.addr());
+    let admin = served.admin();
+    let onboard = |token: Uuid| {
+        let partners = partners.clone();
+        async move {
+            let path = format!("/cesim/msp/v1/users/{}", account_id("cmpone"));
+            partners
+                .call(
+                    "mspalpha",
+                    "cmpone",
+                    Method::POST,
+                    &path,
+                    &bodies::msp_token(&token),
+                )
+                .await
+                .expect("an answer from the hub")
+        }
+    };
+    let mut acknowledged = Vec::new();
+    let first = Uuid::new_v4();
+    assert_eq!(onboard(first).await.status, 201, "an onboarding with room");
+    acknowledged.push(first);
+    assert_eq!(admin.get("/ready").await.status, 200);
+    assert_metric(&admin.metrics().await, "aidhub_ledger_writable", 1.0);
+
+    let filled = disk.fill();
+    assert!(filled > 0, "the filler took the free space");
+    // sled first reuses the room its own files have (about 200 onboardings' worth here).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let token = Uuid::new_v4();
+        let reply = onboard(token).await;
+        match reply.status.as_u16() {
+            201 => acknowledged.push(token),
+            503 => break reply,
+            other => panic!("an onboarding on the full disk: {other} {:?}", reply.body),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still acknowledged 30 s after the disk filled ({} onboardings)",
+            acknowledged.len()
+        );
+    };
+    assert_eq!(refused.code().as_deref(), Some("216"), "{refused:?}");
+    // From now on every change is refused, also a call the ledger never saw.
+    let later = onboard(Uuid::new_v4()).await;
+    assert_eq!(
+        (later.status.as_u16(), later.code().as_deref()),
+        (503, Some("216"))
+    );
+
+    let ready = admin.get("/ready").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    let body = ready.json();
+    assert_eq!(body["ready"], false, "{body}");
+    let cause = body["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("No space left on device") && cause.contains("restart the hub"),
+        "readiness names the disk and what to do: {cause}"
+    );
+    assert_metric(&admin.metrics().await, "aidhub_ledger_writable", 0.0);
+    let log = site.logs.last().expect("the serve log").clone();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("the ledger cannot write") && l.contains("No space left")),
+        "the log names the failure:\n{text}"
+    );
+
+    // The operator frees the space and restarts the hub: nothing acknowledged is lost.
+    drop(served);
+    disk.free();
+    let served = site.serve().await;
+    assert_eq!(served.admin().get("/ready").await.status, 200);
+    assert_metric(
+        &served.admin().metrics().await,
+        "aidhub_ledger_writable",
+        1.0,
+    );
+    let partners = Partners::new(&site, served.addr());
+    for token in &acknowledged {
+        let reply = partners
+            .call(
+                "cmpone",
+                "mspalpha",
+                Method::POST,
+                &format!("/v1/statuses/{token}"),
+                &bodies::csim_status("enabled"),
+            )
+            .await
+            .expect("an answer from the restarted hub");
+        assert!(
+            reply.status.is_success(),
+            "federation {token}, acknowledged before the disk filled up, after the restart: {} {:?}",
+            reply.status,
+            reply.body
+        );
+    }
 }

@@ -464,4 +464,8 @@ impl Ledger for SledLedger {
     fn sync_times(&self) -> Vec<(&'static str, &crate::metrics::Histogram)> {
         self.inner.store.sync_times()
     }
+
+    fn failure(&self) -> Option<LedgerError> {
+        self.inner.store.failure()
+    }
 }

@@ -46,7 +46,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -196,8 +196,8 @@ struct Shared {
     updates: AtomicU64,
     waiting: AtomicU64,
     paused: AtomicBool,
-    /// The writer stopped after a storage failure: changes are refused.
-    failed: AtomicBool,
+    /// Why the writer stopped after a storage failure, once it has: changes are refused.
+    failed: OnceLock<String>,
     /// Tests make the next round fail with this.
     #[cfg(test)]
     inject: Mutex<Option<String>>,
@@ -265,7 +265,7 @@ impl WriteBehind {
             updates: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
             paused: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
+            failed: OnceLock::new(),
             #[cfg(test)]
             inject: Mutex::default(),
             #[cfg(test)]
@@ -340,10 +340,8 @@ impl WriteBehind {
         rule: impl FnOnce(Option<&T>) -> Result<(Option<Change<T>>, R), LedgerError>,
     ) -> Result<R, LedgerError> {
         let shared = &*self.shared;
-        if shared.failed.load(Ordering::Relaxed) {
-            return Err(LedgerError::Storage(
-                "the ledger writer stopped after a storage failure; restart the hub".into(),
-            ));
+        if let Some(cause) = shared.failed.get() {
+            return Err(stopped_by(cause));
         }
         let key: Key = (tree, IVec::from(key));
         let (reply, durable, listed) = match shared.map.entry(key.clone()) {
@@ -454,6 +452,11 @@ impl WriteBehind {
             Ok(result) => result.map_err(LedgerError::Storage),
             Err(_) => Err(stopped()),
         }
+    }
+
+    /// Why the writer stopped for good after a storage failure, if it has.
+    pub(super) fn failure(&self) -> Option<LedgerError> {
+        self.shared.failed.get().map(|cause| stopped_by(cause))
     }
 
     /// How many times the writer has synced the journal for durable writes.
@@ -597,7 +600,7 @@ impl Shared {
                 let result = self.write_round(all, &mut journal, state, &mut durable);
                 if let Err(cause) = &result {
                     // Refuse changes before anyone hears of the failure.
-                    self.failed.store(true, Ordering::Relaxed);
+                    let _ = self.failed.set(cause.clone());
                     tracing::error!(
                         %cause,
                         "the ledger cannot write: durable writes fail from now on; \
@@ -944,6 +947,14 @@ fn slow_sync(sync: Synced, took: Duration) -> Option<String> {
              answers that came meanwhile waited for it"
         ),
     })
+}
+
+/// The refusal of every change once the writer stopped after the storage failure `cause`.
+fn stopped_by(cause: &str) -> LedgerError {
+    LedgerError::Storage(format!(
+        "the ledger writer stopped after a storage failure ({cause}); restart the hub once \
+         storage is fixed (the journal replays)"
+    ))
 }
 
 fn wake(waiting: &AtomicU64, waiters: Vec<Waiter>, result: Result<(), String>) {

@@ -561,6 +561,7 @@ async fn a_storage_failure_stops_writes_and_keeps_what_was_acknowledged() {
         .learn_federation(new_fed(before, &pair_a(), 1))
         .await
         .unwrap();
+    assert_eq!(ledger.failure(), None, "a working ledger");
     ledger.inner.store.fail_next_round("disk on fire");
     let during = ledger
         .learn_federation(new_fed(Uuid::new_v4(), &pair_a(), 2))
@@ -571,9 +572,12 @@ async fn a_storage_failure_stops_writes_and_keeps_what_was_acknowledged() {
         .reserve_federation(Uuid::new_v4(), &pair_a(), 3, STALE_MS)
         .await;
     assert!(
-        matches!(&after, Err(LedgerError::Storage(cause)) if cause.contains("restart the hub")),
+        matches!(&after, Err(LedgerError::Storage(cause))
+            if cause.contains("(disk on fire)") && cause.contains("restart the hub")),
         "{after:?}"
     );
+    // Readiness and the metrics ask the same question, and hear the same cause.
+    assert_eq!(ledger.failure(), after.err());
     assert!(ledger.federation(before).await.unwrap().is_some());
     drop(ledger);
     // The restarted ledger has what was acknowledged before the failure.
