@@ -173,6 +173,30 @@ impl Site {
         served
     }
 
+    /// Replaces `from` (which must be there) with `to` in the site's hub.toml.
+    fn edit_hub_toml(&self, from: &str, to: &str) {
+        let path = self.path().join("hub.toml");
+        let text = std::fs::read_to_string(&path).expect("hub.toml");
+        assert!(text.contains(from), "{from:?} is not in hub.toml:\n{text}");
+        std::fs::write(&path, text.replace(from, to)).expect("hub.toml");
+    }
+
+    /// Moves the ledger onto a [`TestDisk`] of its own; `None` where this machine cannot make
+    /// one, after saying that the test (which `does` things to the disk) skipped, and why.
+    fn ledger_on_disk(&self, does: &str) -> Option<TestDisk> {
+        match TestDisk::new(self.path()) {
+            Ok(disk) => {
+                let on_disk = format!("path = \"{}/ledger\"", disk.mount());
+                self.edit_hub_toml("path = \"ledger\"", &on_disk);
+                Some(disk)
+            }
+            Err(why) => {
+                eprintln!("skipped: this test {does} a loop-mounted file system, and here {why}");
+                None
+            }
+        }
+    }
+
     fn client(&self, addr: SocketAddr, id: &str) -> HubClient {
         let certs = support::certs(self.path());
         let (cert, key) = pki::partner_client(&certs, id);
@@ -675,20 +699,9 @@ impl Drop for TestDisk {
 async fn a_disk_stall_holds_the_durable_answer_and_is_named_in_the_log() {
     const FROZEN: Duration = Duration::from_millis(1500);
     let mut site = Site::new().await;
-    let disk = match TestDisk::new(site.path()) {
-        Ok(disk) => disk,
-        Err(why) => {
-            eprintln!("skipped: this test freezes a loop-mounted file system, and here {why}");
-            return;
-        }
+    let Some(disk) = site.ledger_on_disk("freezes") else {
+        return;
     };
-    let hub_toml = site.path().join("hub.toml");
-    let text = std::fs::read_to_string(&hub_toml).expect("hub.toml");
-    let text = text.replace(
-        "path = \"ledger\"",
-        &format!("path = \"{}/ledger\"", disk.mount()),
-    );
-    std::fs::write(&hub_toml, text).expect("hub.toml");
     let served = site.serve().await;
     let partners = Partners::new(&site, served.addr());
     let onboard = |partners: Partners| async move {
@@ -758,24 +771,12 @@ async fn a_disk_stall_holds_the_durable_answer_and_is_named_in_the_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_ledger_and_readiness_names_it() {
     let mut site = Site::new().await;
-    let disk = match TestDisk::new(site.path()) {
-        Ok(disk) => disk,
-        Err(why) => {
-            eprintln!("skipped: this test fills a loop-mounted file system, and here {why}");
-            return;
-        }
+    let Some(disk) = site.ledger_on_disk("fills") else {
+        return;
     };
-    let hub_toml = site.path().join("hub.toml");
-    let text = std::fs::read_to_string(&hub_toml).expect("hub.toml");
     // Checkpoints (sled's flush, which takes new blocks) every 50 ms: the full disk shows
     // within the first calls after it filled.
-    let text = text
-        .replace(
-            "path = \"ledger\"",
-            &format!("path = \"{}/ledger\"", disk.mount()),
-        )
-        .replace("checkpoint_ms = 600000", "checkpoint_ms = 50");
-    std::fs::write(&hub_toml, text).expect("hub.toml");
+    site.edit_hub_toml("checkpoint_ms = 600000", "checkpoint_ms = 50");
     let served = site.serve().await;
     let partners = Partners::new(&site, served.addr());
     let admin = served.admin();
