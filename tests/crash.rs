@@ -177,8 +177,7 @@ impl Site {
     fn edit_hub_toml(&self, from: &str, to: &str) {
         let path = self.path().join("hub.toml");
         let text = std::fs::read_to_string(&path).expect("hub.toml");
-        assert!(text.contains(from), "{from:?} is not in hub.toml:\n{text}");
-        std::fs::write(&path, text.replace(from, to)).expect("hub.toml");
+        std::fs::write(&path, support::edit(&text, from, to)).expect("hub.toml");
     }
 
     /// Moves the ledger onto a [`TestDisk`] of its own; `None` where this machine cannot make

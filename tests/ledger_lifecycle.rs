@@ -12,19 +12,13 @@ use http::Method;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{bodies, eventually, TestHub};
+use support::{bodies, edit, eventually, TestHub};
 use uuid::Uuid;
 
 /// A profile that a swap replaces (19 digits, like the simulated MSP's own ICCID).
 const OLD_ICCID: &str = "8944500805172032961";
 /// A profile named only by Send Profile Information.
 const OTHER_ICCID: &str = "8944500805172032979";
-
-/// `text` with `from` replaced by `to`; `from` must be there (a stage file changed shape).
-fn edit(text: &str, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "{from:?} is not in:\n{text}");
-    text.replace(from, to)
-}
 
 async fn stage() -> TestHub {
     TestHub::start().await.expect("the stage starts")

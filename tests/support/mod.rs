@@ -4,6 +4,12 @@
 #[allow(unused_imports)] // not every test binary that shares these helpers stages a hub
 pub use aidhub::stage::*;
 
+/// `text` with `from` replaced by `to`; `from` must be there (a stage file changed shape).
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} is not in:\n{text}");
+    text.replace(from, to)
+}
+
 /// Applies `edit` to the `[[partner]]` block of partner `id` in a routes.toml text.
 pub fn edit_partner(routes: &str, id: &str, edit: impl Fn(&str) -> String) -> String {
     let marker = format!("id = \"{id}\"\n");
