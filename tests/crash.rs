@@ -40,7 +40,7 @@ const KILL_AFTER: (usize, usize) = (150, 120);
 /// in this process, and the logs of the children started on it.
 struct Site {
     dir: tempfile::TempDir,
-    _partners: BTreeMap<String, SimPartner>,
+    partners: BTreeMap<String, SimPartner>,
     callers: BTreeMap<String, Caller>,
     logs: Vec<PathBuf>,
 }
@@ -98,7 +98,7 @@ impl Site {
             .collect();
         Site {
             dir,
-            _partners: partners,
+            partners,
             callers,
             logs: Vec::new(),
         }
@@ -821,11 +821,20 @@ async fn a_full_disk_stops_the_ledger_and_readiness_names_it() {
         );
     };
     assert_eq!(refused.code().as_deref(), Some("216"), "{refused:?}");
-    // From now on every change is refused, also a call the ledger never saw.
-    let later = onboard(Uuid::new_v4()).await;
+    // From now on every change is refused before it is forwarded: the CMP never sees it.
+    let unseen = Uuid::new_v4();
+    let later = onboard(unseen).await;
     assert_eq!(
         (later.status.as_u16(), later.code().as_deref()),
         (503, Some("216"))
+    );
+    let token = unseen.to_string();
+    assert!(
+        !site.partners["cmpone"]
+            .seen()
+            .iter()
+            .any(|seen| String::from_utf8_lossy(&seen.body).contains(&token)),
+        "the refused onboarding reached the CMP"
     );
 
     let ready = admin.get("/ready").await;
