@@ -317,9 +317,9 @@ async fn metrics(hub: &Hub) -> Response<Full<Bytes>> {
     );
     gauge(
         &mut gauges,
-        "ledger_writable",
-        "1 while the ledger can record changes; 0 once the embedded ledger stopped after a storage failure (restart the hub once storage is fixed).",
-        &[(String::new(), f64::from(u8::from(hub.ledger().failure().is_none())))],
+        "ledger_stopped",
+        "1 once the embedded ledger stopped for good after a storage failure (restart the hub once storage is fixed), else 0. A PostgreSQL outage passes by itself and shows in /ready instead.",
+        &[(String::new(), f64::from(u8::from(hub.ledger().failure().is_some())))],
     );
     if let Ok(stats) = hub.ledger().stats().await {
         gauge(

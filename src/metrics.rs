@@ -23,7 +23,7 @@
 //! | `in_flight` | target | requests waiting on each upstream now |
 //! | `upstream_idle_connections` | target | keep-alive connections to each upstream waiting for a request |
 //! | `ledger_federations` / `ledger_requests` / `ledger_profiles` | state | ledger sizes |
-//! | `ledger_writable` | | 1 while the ledger can record changes, 0 once the embedded ledger stopped after a storage failure |
+//! | `ledger_stopped` | | 1 once the embedded ledger stopped for good after a storage failure, else 0 |
 //! | `ledger_swept_total` | kind | requests expired and records purged by the sweeper |
 //! | `validation_notes_total` | what | accepted oddities: ICCIDs failing Luhn, EIDs failing MOD 97 |
 //! | `touchpoint_redirects_total` | from, to, kind, outcome | browser redirects of the touchpoint directory: `redirected` or the refusal |

@@ -800,7 +800,7 @@ async fn a_full_disk_stops_the_ledger_and_readiness_names_it() {
     assert_eq!(onboard(first).await.status, 201, "an onboarding with room");
     acknowledged.push(first);
     assert_eq!(admin.get("/ready").await.status, 200);
-    assert_metric(&admin.metrics().await, "aidhub_ledger_writable", 1.0);
+    assert_metric(&admin.metrics().await, "aidhub_ledger_stopped", 0.0);
 
     let filled = disk.fill();
     assert!(filled > 0, "the filler took the free space");
@@ -846,7 +846,7 @@ async fn a_full_disk_stops_the_ledger_and_readiness_names_it() {
         cause.contains("No space left on device") && cause.contains("restart the hub"),
         "readiness names the disk and what to do: {cause}"
     );
-    assert_metric(&admin.metrics().await, "aidhub_ledger_writable", 0.0);
+    assert_metric(&admin.metrics().await, "aidhub_ledger_stopped", 1.0);
     let log = site.logs.last().expect("the serve log").clone();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
@@ -862,8 +862,8 @@ async fn a_full_disk_stops_the_ledger_and_readiness_names_it() {
     assert_eq!(served.admin().get("/ready").await.status, 200);
     assert_metric(
         &served.admin().metrics().await,
-        "aidhub_ledger_writable",
-        1.0,
+        "aidhub_ledger_stopped",
+        0.0,
     );
     let partners = Partners::new(&site, served.addr());
     for token in &acknowledged {

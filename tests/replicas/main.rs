@@ -343,9 +343,12 @@ async fn a_database_outage_fails_fast_and_loses_no_acknowledged_write() {
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.cut();
-    // During the outage: fast refusals, and readiness says so.
+    // During the outage: fast refusals, and readiness says so. An outage passes by itself:
+    // it is not the embedded ledger's stop for good.
     let (status, _) = cluster.admin_get(1, "/ready").await.unwrap();
     assert_eq!(status, 503);
+    let (_, metrics) = cluster.admin_get(1, "/metrics").await.unwrap();
+    assert!(metrics.contains("\naidhub_ledger_stopped 0\n"), "{metrics}");
     let started = Instant::now();
     let (_, refused) = onboard(&cluster, 2).await;
     assert_eq!(
