@@ -237,7 +237,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     print!("{}", report::thread_table(&rows));
     if world.callgrind.is_some() {
         // Connections, ratios and targets would measure valgrind, not the hub.
-        return Ok(!args.smoke || smoke_verdict(&rows));
+        return Ok(verdict(args, &rows));
     }
     println!("\n== connections (new: full mutual-TLS handshake, no resumption, one request each; idle: {} keep-alive connections)", settings.idle);
     print!("{}", report::connections_table(&rows));
@@ -271,10 +271,17 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
         print!("{}", report::thread_table(&half));
         all.extend(half);
     }
+    Ok(verdict(args, &all))
+}
+
+/// Whether the bench succeeded: the smoke check's verdict, or else whether every request was
+/// answered (a measuring run with errors measured failures as well as the setup).
+fn verdict(args: &BenchArgs, rows: &[(Setup, Figures)]) -> bool {
     if args.smoke {
-        return Ok(smoke_verdict(&all));
+        smoke_verdict(rows)
+    } else {
+        measured_verdict(rows)
     }
-    Ok(true)
 }
 
 /// What the tables' `cores` column counts.
@@ -326,6 +333,32 @@ fn smoke_verdict(rows: &[(Setup, Figures)]) -> bool {
         println!("smoke: every setup served traffic without errors");
     }
     ok
+}
+
+/// A measuring run's check: figures taken while requests fail measure no setup. Says which
+/// setups failed how often and fails the bench, so that no script takes them for figures
+/// (they stay printed, with the errors' kinds).
+fn measured_verdict(rows: &[(Setup, Figures)]) -> bool {
+    let mut failed: Vec<(&str, u64)> = Vec::new();
+    for (setup, f) in rows.iter().filter(|(_, f)| f.error_count() > 0) {
+        match failed.iter_mut().find(|(name, _)| *name == setup.name()) {
+            Some((_, n)) => *n += f.error_count(),
+            None => failed.push((setup.name(), f.error_count())),
+        }
+    }
+    if failed.is_empty() {
+        return true;
+    }
+    let counts: Vec<String> = failed
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    println!(
+        "\nbench failed: requests failed ({}), and figures taken while requests fail measure \
+         no setup; the errors column and the errors table above say which",
+        counts.join(", ")
+    );
+    false
 }
 
 async fn measure_all(

@@ -481,6 +481,72 @@ fn sigkill_of_the_bench_still_stops_its_children() {
     assert!(out.contains(&said), "{out}");
 }
 
+/// The simulated partners' process, as the bench's header names it.
+fn partners_pid(out: &str) -> String {
+    out.split("simulated partners in process ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no partners' process named:\n{out}"))
+        .to_owned()
+}
+
+/// A measuring run in which requests failed is no measurement: with direct's server (the
+/// simulated partners) killed inside the window, the bench still prints its report, then
+/// says that it failed and why, and exits 1; a script running it never takes those figures.
+#[test]
+fn a_measuring_run_whose_requests_fail_fails_the_bench_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Measuring {
+        mut bench,
+        mut out,
+        lines,
+        stderr,
+        ..
+    } = start_bench(
+        tmp.path(),
+        &[
+            "--setups",
+            "direct",
+            "--duration-secs",
+            "2",
+            "--handshake-secs",
+            "0",
+        ],
+    );
+    let pid = partners_pid(&out);
+    // The window opens after the 1 s warm-up: kill the partners half a second into it.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let killed = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    assert!(killed.success(), "kill -KILL {pid}");
+    let status = wait_exit(&mut bench, WITHIN, "the window");
+    for line in lines.iter() {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let err = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    // The report is whole: the load table and the errors by kind, then the verdict last.
+    let (header, rows) = table(&out, "== load");
+    let column = header.iter().position(|h| *h == "errors").unwrap();
+    let direct = rows
+        .iter()
+        .find(|row| row[0] == "direct")
+        .unwrap_or_else(|| panic!("no direct row:\n{out}"));
+    let errors: u64 = direct[column].parse().unwrap();
+    assert!(errors > 0, "{out}");
+    assert!(out.contains("connect: connection refused"), "{out}");
+    let verdict = out.lines().last().unwrap_or_default();
+    assert!(
+        verdict.starts_with(&format!(
+            "bench failed: requests failed (direct {errors}), and figures taken while requests \
+             fail measure no setup"
+        )),
+        "{out}"
+    );
+    // It failed on its verdict, not on an error of its own.
+    assert!(!err.contains("aidhub bench:"), "{err}");
+}
+
 /// Which process a test stops for 300 ms inside the window.
 enum Stopped {
     /// The bench itself: as a hypervisor taking both cores would stop everything.
@@ -513,12 +579,7 @@ fn stopped_for_300_ms(which: Stopped) -> (String, f64, f64, String) {
     );
     let pid = match which {
         Stopped::Bench => bench.id().to_string(),
-        Stopped::Partners => out
-            .split("simulated partners in process ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no partners' process named:\n{out}"))
-            .to_owned(),
+        Stopped::Partners => partners_pid(&out),
     };
     // The window opens after the 1 s warm-up and lasts 3 s: stop half a second in.
     std::thread::sleep(Duration::from_millis(1_500));
