@@ -490,11 +490,29 @@ fn partners_pid(out: &str) -> String {
         .to_owned()
 }
 
-/// A measuring run in which requests failed is no measurement: with direct's server (the
-/// simulated partners) killed inside the window, the bench still prints its report, then
-/// says that it failed and why, and exits 1; a script running it never takes those figures.
-#[test]
-fn a_measuring_run_whose_requests_fail_fails_the_bench_and_says_why() {
+/// Which process a test signals inside the window.
+enum Signalled {
+    /// The bench itself: as a hypervisor taking both cores would stop everything.
+    Bench,
+    /// The process under test (`--setups direct`: the simulated partners), as a server
+    /// stalled on its disk would stop answering while the machine runs on.
+    Partners,
+}
+
+/// Sends `kill <signal> <pid>`.
+fn signal(signal: &str, pid: &str) {
+    let sent = Command::new("kill").args([signal, pid]).status().unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
+}
+
+/// Runs a short direct bench whose window lasts `window_secs`, hands `which`'s pid to `act`
+/// half a second into the window, and returns the bench's exit status, its whole output and
+/// its stderr.
+fn direct_bench_signalling(
+    window_secs: &str,
+    which: Signalled,
+    act: impl FnOnce(&str),
+) -> (std::process::ExitStatus, String, String) {
     let tmp = tempfile::tempdir().unwrap();
     let Measuring {
         mut bench,
@@ -508,22 +526,33 @@ fn a_measuring_run_whose_requests_fail_fails_the_bench_and_says_why() {
             "--setups",
             "direct",
             "--duration-secs",
-            "2",
+            window_secs,
             "--handshake-secs",
             "0",
         ],
     );
-    let pid = partners_pid(&out);
-    // The window opens after the 1 s warm-up: kill the partners half a second into it.
+    let pid = match which {
+        Signalled::Bench => bench.id().to_string(),
+        Signalled::Partners => partners_pid(&out),
+    };
+    // The window opens after the 1 s warm-up: act half a second into it.
     std::thread::sleep(Duration::from_millis(1_500));
-    let killed = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
-    assert!(killed.success(), "kill -KILL {pid}");
+    act(&pid);
     let status = wait_exit(&mut bench, WITHIN, "the window");
     for line in lines.iter() {
         out.push_str(&line);
         out.push('\n');
     }
-    let err = stderr.join().unwrap();
+    (status, out, stderr.join().unwrap())
+}
+
+/// A measuring run in which requests failed is no measurement: with direct's server (the
+/// simulated partners) killed inside the window, the bench still prints its report, then
+/// says that it failed and why, and exits 1; a script running it never takes those figures.
+#[test]
+fn a_measuring_run_whose_requests_fail_fails_the_bench_and_says_why() {
+    let (status, out, err) =
+        direct_bench_signalling("2", Signalled::Partners, |pid| signal("-KILL", pid));
     assert_eq!(status.code(), Some(1), "{out}\n{err}");
     // The report is whole: the load table and the errors by kind, then the verdict last.
     let (header, rows) = table(&out, "== load");
@@ -547,54 +576,15 @@ fn a_measuring_run_whose_requests_fail_fails_the_bench_and_says_why() {
     assert!(!err.contains("aidhub bench:"), "{err}");
 }
 
-/// Which process a test stops for 300 ms inside the window.
-enum Stopped {
-    /// The bench itself: as a hypervisor taking both cores would stop everything.
-    Bench,
-    /// The process under test (`--setups direct`: the simulated partners), as a server
-    /// stalled on its disk would stop answering while the machine runs on.
-    Partners,
-}
-
 /// Runs a short direct bench, stops `which` for 300 ms half a second into its window, and
 /// returns its first run's line, its longest stall and its longest stretch without an answer
 /// (ms), and the whole output.
-fn stopped_for_300_ms(which: Stopped) -> (String, f64, f64, String) {
-    let tmp = tempfile::tempdir().unwrap();
-    let Measuring {
-        mut bench,
-        mut out,
-        lines,
-        ..
-    } = start_bench(
-        tmp.path(),
-        &[
-            "--setups",
-            "direct",
-            "--duration-secs",
-            "3",
-            "--handshake-secs",
-            "0",
-        ],
-    );
-    let pid = match which {
-        Stopped::Bench => bench.id().to_string(),
-        Stopped::Partners => partners_pid(&out),
-    };
-    // The window opens after the 1 s warm-up and lasts 3 s: stop half a second in.
-    std::thread::sleep(Duration::from_millis(1_500));
-    let signal = |name: &str| {
-        let sent = Command::new("kill").args([name, &pid]).status().unwrap();
-        assert!(sent.success(), "kill {name} {pid}");
-    };
-    signal("-STOP");
-    std::thread::sleep(Duration::from_millis(300));
-    signal("-CONT");
-    let status = wait_exit(&mut bench, WITHIN, "the window");
-    for line in lines.iter() {
-        out.push_str(&line);
-        out.push('\n');
-    }
+fn stopped_for_300_ms(which: Signalled) -> (String, f64, f64, String) {
+    let (status, out, _) = direct_bench_signalling("3", which, |pid| {
+        signal("-STOP", pid);
+        std::thread::sleep(Duration::from_millis(300));
+        signal("-CONT", pid);
+    });
     assert!(status.success(), "{out}");
 
     let line = out
@@ -620,7 +610,7 @@ fn stopped_for_300_ms(which: Stopped) -> (String, f64, f64, String) {
 /// time either.
 #[test]
 fn a_stall_inside_the_window_is_reported_on_the_runs_line() {
-    let (line, stall, silence, out) = stopped_for_300_ms(Stopped::Bench);
+    let (line, stall, silence, out) = stopped_for_300_ms(Signalled::Bench);
     assert!(stall >= 250.0, "the 300 ms stop not seen: {line}");
     assert!(
         silence >= 250.0,
@@ -649,7 +639,7 @@ fn a_stall_inside_the_window_is_reported_on_the_runs_line() {
 /// long, while the meters, which the stop does not touch, see no such stall.
 #[test]
 fn a_stall_of_the_server_alone_shows_as_silence_not_as_a_machine_stall() {
-    let (line, stall, silence, _) = stopped_for_300_ms(Stopped::Partners);
+    let (line, stall, silence, _) = stopped_for_300_ms(Signalled::Partners);
     assert!(
         silence >= 250.0,
         "the 300 ms without answers not seen: {line}"
