@@ -348,7 +348,7 @@ pub fn noise_lines(rows: &[(Setup, Figures)]) -> String {
         each(&|f| format!("{:.2}", f.other_cores)),
         each(&|f| format!("{:.2}", f.steal_cores)),
         super::stalls::TICK.as_millis(),
-        each(&|f| format!("{:.1} ms ({:.0})", f.stalls.longest_ms, f.stalls.long)),
+        each(&|f| format!("{} ({:.0})", f.stalls.longest(), f.stalls.long)),
         each(&|f| format!("{:.0} ms", f.silence_ms)),
     )
 }
