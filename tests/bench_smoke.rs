@@ -174,6 +174,21 @@ fn every_setup_serves_the_mix_without_errors() {
         assert_eq!([last(2), last(1)], ["-", "-"], "{out}");
     }
 
+    // The hub's own view of its requests' time inside it, read from its metrics over the
+    // window: every function's together, each request counted once.
+    let inside = out
+        .lines()
+        .find(|l| l.contains("requests inside the hub, from the head read to the answer made"))
+        .unwrap_or_else(|| panic!("no line on the requests inside the hub in:\n{out}"));
+    let counted: u64 = inside
+        .split(": all functions ")
+        .nth(1)
+        .and_then(|rest| rest.rsplit_once(" ("))
+        .and_then(|(_, count)| count.strip_suffix(" requests)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of requests: {inside}"));
+    assert!(counted > 0 && inside.contains(" ms mean, "), "{inside}");
+
     // The hub's own view of its ledger's hold on answers, read from its metrics over the
     // window: Send MSP Token's 201 waits for a durable write on every onboarding.
     let held = out

@@ -1,7 +1,9 @@
 //! The hub's own view of what its ledger adds, read from the admin listener of the hub
 //! under test at the start and at the end of the window: `aidhub_ledger_settle_seconds`
 //! (how long each function's answers were held while the ledger recorded them) and
-//! `aidhub_ledger_sync_seconds` (the embedded ledger's own syncs, by kind).
+//! `aidhub_ledger_sync_seconds` (the embedded ledger's own syncs, by kind); and, around
+//! both, `aidhub_request_duration_seconds` (each request's time inside the hub, from its
+//! head read to its answer made, all functions together).
 //!
 //! The load generator sees a durable call's whole latency; the first says how much of it
 //! the hub held the partner's answer while the ledger recorded it (for a durable write, the
@@ -18,6 +20,10 @@ use std::time::Duration;
 const HELD: (&str, &str) = ("aidhub_ledger_settle_seconds_", "function");
 /// The ledger's syncs, by `kind`.
 const SYNCS: (&str, &str) = ("aidhub_ledger_sync_seconds_", "kind");
+/// Requests inside the hub, by `function` (summed over them: [`ALL`]).
+const REQUESTS: (&str, &str) = ("aidhub_request_duration_seconds_", "function");
+/// The name of the requests' one series, every function together.
+const ALL: &str = "all functions";
 /// How long one read of the metrics may take.
 const WITHIN: Duration = Duration::from_secs(2);
 /// What counts as a stall: a bucket bound of the hub's histograms, so that the count is
@@ -33,11 +39,12 @@ pub struct Series {
     sum: f64,
 }
 
-/// Both histograms in one scrape, each by its label's value.
+/// The histograms in one scrape, each by its label's value.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scrape {
     held: BTreeMap<String, Series>,
     syncs: BTreeMap<String, Series>,
+    requests: BTreeMap<String, Series>,
 }
 
 /// One series over the window: the answers of one function, or the syncs of one kind.
@@ -88,6 +95,10 @@ impl Timing {
 /// What the hub's ledger did over a window (empty: no hub, or its metrics could not be read).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Held {
+    /// The requests' time inside the hub, all functions together (one series, [`ALL`]): a
+    /// tail the load generator saw and this did not was spent outside the hub's handling
+    /// (in a socket's queue, TLS, the write of the answer, or the load generator).
+    pub requests: Vec<Timing>,
     /// Answers held for the ledger, by function, the slowest first.
     pub answers: Vec<Timing>,
     /// The embedded ledger's syncs, by kind, the slowest first (none for a database).
@@ -107,6 +118,12 @@ impl Held {
             })
         };
         [
+            line(
+                &self.requests,
+                "requests inside the hub, from the head read to the answer made",
+                "aidhub_request_duration_seconds",
+                ("request", "requests"),
+            ),
             line(
                 &self.answers,
                 "answers held for the ledger",
@@ -173,7 +190,7 @@ impl Window {
     }
 }
 
-/// The two histograms' series of a Prometheus text exposition.
+/// The histograms' series of a Prometheus text exposition.
 pub fn parse(text: &str) -> Scrape {
     let mut scrape = Scrape::default();
     for line in text.lines() {
@@ -181,6 +198,8 @@ pub fn parse(text: &str) -> Scrape {
             (&mut scrape.held, HELD)
         } else if line.starts_with(SYNCS.0) {
             (&mut scrape.syncs, SYNCS)
+        } else if line.starts_with(REQUESTS.0) {
+            (&mut scrape.requests, REQUESTS)
         } else {
             continue;
         };
@@ -220,9 +239,32 @@ pub fn parse(text: &str) -> Scrape {
 /// What changed between two scrapes.
 pub fn since(after: &Scrape, before: &Scrape) -> Held {
     Held {
+        requests: family_since(&summed(&after.requests), &summed(&before.requests)),
         answers: family_since(&after.held, &before.held),
         syncs: family_since(&after.syncs, &before.syncs),
     }
+}
+
+/// Every series of a family added up into one, [`ALL`] (none when the family has none),
+/// bucket by bucket: the hub gives all of a family's series the same bounds.
+fn summed(family: &BTreeMap<String, Series>) -> BTreeMap<String, Series> {
+    let Some(first) = family.values().next() else {
+        return BTreeMap::new();
+    };
+    let mut all = Series {
+        buckets: first.buckets.iter().map(|(le, _)| (*le, 0.0)).collect(),
+        ..Series::default()
+    };
+    for series in family.values() {
+        all.count += series.count;
+        all.sum += series.sum;
+        for (le, n) in &series.buckets {
+            if let Some((_, total)) = all.buckets.iter_mut().find(|(bound, _)| bound == le) {
+                *total += n;
+            }
+        }
+    }
+    BTreeMap::from([(ALL.to_owned(), all)])
 }
 
 /// One histogram's change between two scrapes, the slowest series first; series with
@@ -283,11 +325,13 @@ fn family_since(
 /// bound), the slowest first; of an even number of runs the lower middle one, so that the
 /// bound is one a run had. A series only some runs had gets the median of those runs.
 pub fn median(runs: &[&Held]) -> Held {
-    let answers: Vec<&[Timing]> = runs.iter().map(|r| r.answers.as_slice()).collect();
-    let syncs: Vec<&[Timing]> = runs.iter().map(|r| r.syncs.as_slice()).collect();
+    let of = |family: fn(&Held) -> &[Timing]| {
+        family_median(&runs.iter().map(|r| family(r)).collect::<Vec<_>>())
+    };
     Held {
-        answers: family_median(&answers),
-        syncs: family_median(&syncs),
+        requests: of(|r| &r.requests),
+        answers: of(|r| &r.answers),
+        syncs: of(|r| &r.syncs),
     }
 }
 
@@ -492,7 +536,7 @@ mod tests {
     fn medians_take_each_series_over_the_runs_that_had_it() {
         let answers = |timings: Vec<Timing>| Held {
             answers: timings,
-            syncs: Vec::new(),
+            ..Held::default()
         };
         let runs = [
             answers(vec![
@@ -535,12 +579,12 @@ mod tests {
     #[test]
     fn the_slowest_stalls_bound_is_a_median_too() {
         let journal = |slow: u64, slowest_within_ms: Option<f64>| Held {
-            answers: Vec::new(),
             syncs: vec![Timing {
                 slow,
                 slowest_within_ms,
                 ..timing("journal", 1000, 0.2, Some(1.0))
             }],
+            ..Held::default()
         };
         let runs = [
             journal(3, Some(500.0)),
@@ -555,5 +599,71 @@ mod tests {
             "journal 0.20 ms mean, 99% within 1 ms, 3 over 10 ms, the slowest within 500 ms \
              (1000 syncs)"
         );
+    }
+
+    /// The requests' series of every function are added up, and only what came in the
+    /// window counts: a tail the load generator saw that this line does not have was
+    /// spent outside the hub's handling.
+    #[test]
+    fn requests_inside_the_hub_are_summed_over_the_functions() {
+        let requests = |function: &str, buckets: &[(&str, u64)], sum: f64| {
+            let mut text = String::new();
+            for (le, n) in buckets {
+                text += &format!(
+                    "aidhub_request_duration_seconds_bucket{{function=\"{function}\",le=\"{le}\"}} {n}\n"
+                );
+            }
+            let count = buckets.last().map_or(0, |(_, n)| *n);
+            text + &format!(
+                "aidhub_request_duration_seconds_sum{{function=\"{function}\"}} {sum}\n\
+                 aidhub_request_duration_seconds_count{{function=\"{function}\"}} {count}\n"
+            )
+        };
+        let before = requests(
+            "send_msp_token",
+            &[("0.001", 40), ("0.01", 50), ("0.02", 50), ("+Inf", 50)],
+            0.05,
+        ) + &requests(
+            "send_csim_status",
+            &[("0.001", 100), ("0.01", 100), ("0.02", 100), ("+Inf", 100)],
+            0.02,
+        );
+        // In the window: 60 more Send MSP Token, 3 of them over 10 ms; 940 more Send CSIM
+        // Status, all within 1 ms.
+        let after = requests(
+            "send_msp_token",
+            &[("0.001", 80), ("0.01", 107), ("0.02", 110), ("+Inf", 110)],
+            0.11,
+        ) + &requests(
+            "send_csim_status",
+            &[
+                ("0.001", 1040),
+                ("0.01", 1040),
+                ("0.02", 1040),
+                ("+Inf", 1040),
+            ],
+            0.21,
+        );
+        let held = since(&parse(&after), &parse(&before));
+        let [all] = &held.requests[..] else {
+            panic!("{held:?}")
+        };
+        assert_eq!(all.name, ALL);
+        assert_eq!(all.count, 1000);
+        assert!((all.mean_ms - 0.25).abs() < 1e-9, "{all:?}");
+        // 980 of the 1000 within 1 ms, 997 within 10 ms: the 99% bound is 10 ms.
+        assert_eq!(all.p99_within_ms, Some(10.0));
+        assert_eq!(all.slow, 3);
+        assert_eq!(all.slowest_within_ms, Some(20.0));
+        assert_eq!(
+            held.lines("the window"),
+            vec![
+                "   requests inside the hub, from the head read to the answer made (the hub's \
+                 aidhub_request_duration_seconds over the window): all functions 0.25 ms mean, \
+                 99% within 10 ms, 3 over 10 ms, the slowest within 20 ms (1000 requests)"
+                    .to_owned()
+            ]
+        );
+        assert!(since(&parse(""), &parse("")).requests.is_empty());
     }
 }
