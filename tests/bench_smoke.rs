@@ -174,6 +174,27 @@ fn every_setup_serves_the_mix_without_errors() {
         assert_eq!([last(2), last(1)], ["-", "-"], "{out}");
     }
 
+    // The load generator's own wait for a core, charged to each setup as latency.
+    let generator = out
+        .lines()
+        .find(|l| l.contains("the load generator's own wait for a core during the windows"))
+        .unwrap_or_else(|| panic!("no line on the load generator's wait in:\n{out}"));
+    for setup in &setups {
+        let figure = generator
+            .split(&format!(" {setup} "))
+            .nth(1)
+            .and_then(|rest| rest.split(" µs (").next())
+            .unwrap_or_else(|| panic!("no figure for {setup}: {generator}"));
+        if std::path::Path::new("/proc/thread-self/schedstat").exists() {
+            let us: f64 = figure
+                .parse()
+                .unwrap_or_else(|_| panic!("{setup}: {generator}"));
+            assert!(us >= 0.0, "{generator}");
+        } else {
+            assert!(figure.starts_with('-'), "{generator}");
+        }
+    }
+
     // The hub's own view of its requests' time inside it, read from its metrics over the
     // window: every function's together, each request counted once.
     let inside = out

@@ -11,6 +11,7 @@
 use super::held;
 use super::mix::{self, Op, Rng};
 use super::procfs;
+use super::stalls;
 use super::wire::Conn;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -100,6 +101,10 @@ pub struct Measured {
     /// The machine's other processes that used CPU around the window, busiest first, in
     /// cores (`procfs::busiest`).
     pub others: Vec<(String, f64)>,
+    /// This load generator's own threads over the window, all together but the stall
+    /// meters (`stalls.rs`, real-time threads of their own): how long they waited for a
+    /// core is latency the bench charges to the setup.
+    pub generator: procfs::ThreadTimes,
 }
 
 /// How long before the window the census of other processes starts: time enough for its
@@ -184,9 +189,11 @@ pub async fn run(
         let census = procfs::census(ours);
         tokio::time::sleep_until(from.into()).await;
         let (before, threads_before) = sampled.read(ticks);
+        let generator_before = own_threads(ours, ticks);
         let held = held::Window::open(admin).await;
         tokio::time::sleep_until(end.into()).await;
         let (after, threads_after) = sampled.read(ticks);
+        let generator = procfs::since(&own_threads(ours, ticks), &generator_before);
         let cpu = after
             .into_iter()
             .zip(before)
@@ -199,6 +206,7 @@ pub async fn run(
             procfs::threads_since(&threads_after, &threads_before),
             held,
             others,
+            generator,
         )
     });
     let count = lanes.len().max(1);
@@ -249,7 +257,7 @@ pub async fn run(
             Err(e) => *total.errors.entry(format!("lane failed: {e}")).or_default() += 1,
         }
     }
-    let (cpu, threads, held, others) = sampler.await.unwrap_or_default();
+    let (cpu, threads, held, others, generator) = sampler.await.unwrap_or_default();
     Measured {
         requests: total.answered,
         window: plan.duration,
@@ -261,7 +269,21 @@ pub async fn run(
         held,
         silence: total.answered_at.longest_silence(),
         others,
+        generator,
     }
+}
+
+/// The threads of the load generator (the process `ours`) added up, the stall meters left
+/// out.
+fn own_threads(ours: u32, ticks: u64) -> procfs::ThreadTimes {
+    let none = procfs::ThreadTimes {
+        queued: Some(Duration::ZERO),
+        ..procfs::ThreadTimes::default()
+    };
+    procfs::threads_of(&[ours], ticks)
+        .into_iter()
+        .filter(|(group, _)| group != stalls::GROUP)
+        .fold(none, |sum, (_, t)| procfs::add(&sum, &t))
 }
 
 /// An open-loop lane's schedule as it would have run had every operation left at its

@@ -247,6 +247,13 @@ pub async fn measure(
         others: Some(measured.others),
         steal_cores: steal,
         stalls,
+        loadgen_queued_us: measured
+            .generator
+            .queued
+            .map_or(f64::NAN, |q| per_request(Some(&q))),
+        loadgen_queued_per_run_us: measured.generator.queued.map_or(f64::NAN, |q| {
+            q.as_secs_f64() * 1e6 / measured.generator.runs.max(1) as f64
+        }),
         held: measured.held,
         ..Figures::default()
     };

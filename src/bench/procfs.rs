@@ -224,20 +224,37 @@ pub fn threads_since(
         .iter()
         .map(|(name, a)| {
             let b = before.get(name).copied().unwrap_or_default();
-            let delta = ThreadTimes {
-                threads: a.threads,
-                user: a.user.saturating_sub(b.user),
-                system: a.system.saturating_sub(b.system),
-                voluntary: a.voluntary.saturating_sub(b.voluntary),
-                involuntary: a.involuntary.saturating_sub(b.involuntary),
-                queued: a
-                    .queued
-                    .map(|q| q.saturating_sub(b.queued.unwrap_or_default())),
-                runs: a.runs.saturating_sub(b.runs),
-            };
-            (name.clone(), delta)
+            (name.clone(), since(a, &b))
         })
         .collect()
+}
+
+/// What one group's threads did between two reads (`threads` is the later count).
+pub fn since(a: &ThreadTimes, b: &ThreadTimes) -> ThreadTimes {
+    ThreadTimes {
+        threads: a.threads,
+        user: a.user.saturating_sub(b.user),
+        system: a.system.saturating_sub(b.system),
+        voluntary: a.voluntary.saturating_sub(b.voluntary),
+        involuntary: a.involuntary.saturating_sub(b.involuntary),
+        queued: a
+            .queued
+            .map(|q| q.saturating_sub(b.queued.unwrap_or_default())),
+        runs: a.runs.saturating_sub(b.runs),
+    }
+}
+
+/// Two groups' threads together (`queued` only where both have it).
+pub fn add(a: &ThreadTimes, b: &ThreadTimes) -> ThreadTimes {
+    ThreadTimes {
+        threads: a.threads + b.threads,
+        user: a.user + b.user,
+        system: a.system + b.system,
+        voluntary: a.voluntary + b.voluntary,
+        involuntary: a.involuntary + b.involuntary,
+        queued: a.queued.zip(b.queued).map(|(x, y)| x + y),
+        runs: a.runs + b.runs,
+    }
 }
 
 /// The time a thread waited on a run queue and the times it ran, from its `schedstat`: the
@@ -539,6 +556,33 @@ mod tests {
         );
         // A kernel too old to count steal: nothing taken.
         assert_eq!(machine_ticks("cpu  10 0 5 100 1 0 2"), (17, 0));
+    }
+
+    #[test]
+    fn groups_add_up_and_a_wait_is_summed_only_where_every_group_has_one() {
+        let ms = Duration::from_millis;
+        let group = |threads, queued: Option<u64>, runs| ThreadTimes {
+            threads,
+            user: ms(10),
+            system: ms(5),
+            voluntary: 7,
+            involuntary: 2,
+            queued: queued.map(ms),
+            runs,
+        };
+        let both = add(&group(2, Some(3), 40), &group(1, Some(1), 10));
+        assert_eq!(both.threads, 3);
+        assert_eq!((both.user, both.system), (ms(20), ms(10)));
+        assert_eq!((both.voluntary, both.involuntary), (14, 4));
+        assert_eq!((both.queued, both.runs), (Some(ms(4)), 50));
+        // A kernel without schedstat: no wait to sum, not a wait of zero.
+        assert_eq!(add(&both, &group(1, None, 0)).queued, None);
+        // And over a window, the later count of threads with what the counters gained.
+        let later = add(&both, &group(1, Some(6), 30));
+        let window = since(&later, &both);
+        assert_eq!(window.threads, 4);
+        assert_eq!((window.queued, window.runs), (Some(ms(6)), 30));
+        assert_eq!(window.voluntary, 7);
     }
 
     #[test]

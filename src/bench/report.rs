@@ -51,6 +51,12 @@ pub struct Figures {
     pub stalls: Stalls,
     /// The process under test's threads by group (`procfs::thread_group`), per request.
     pub threads: BTreeMap<String, ThreadShare>,
+    /// How long the load generator's own threads waited for a core, µs per request (NaN:
+    /// the kernel keeps no `schedstat`): latency the bench charged to the setup although no
+    /// server held it.
+    pub loadgen_queued_us: f64,
+    /// The same per time one of them was put on a core, µs.
+    pub loadgen_queued_per_run_us: f64,
     /// The hub's own view of how long it held answers for its ledger, and of its ledger's
     /// syncs (of the medians: each series' median over the runs, `held::median`).
     pub held: super::held::Held,
@@ -238,6 +244,8 @@ pub fn median(runs: &[Figures]) -> Figures {
             realtime: runs.iter().all(|f| f.stalls.realtime),
         },
         threads,
+        loadgen_queued_us: med(&|f| f.loadgen_queued_us),
+        loadgen_queued_per_run_us: med(&|f| f.loadgen_queued_per_run_us),
         held: super::held::median(&runs.iter().map(|r| &r.held).collect::<Vec<_>>()),
         instructions: opt(&|f| f.instructions),
     }
@@ -350,6 +358,16 @@ pub fn noise_lines(rows: &[(Setup, Figures)]) -> String {
         super::stalls::TICK.as_millis(),
         each(&|f| format!("{} ({:.0})", f.stalls.longest(), f.stalls.long)),
         each(&|f| format!("{:.0} ms", f.silence_ms)),
+    ) + &format!(
+        "   the load generator's own wait for a core during the windows (median; its threads but the stall meters, from schedstat: µs per request, and per time one of them was put on a core; charged to the setup as latency): {}\n",
+        each(&|f| if f.loadgen_queued_us.is_nan() {
+            "-".to_owned()
+        } else {
+            format!(
+                "{:.1} µs ({:.1} per run)",
+                f.loadgen_queued_us, f.loadgen_queued_per_run_us
+            )
+        }),
     )
 }
 

@@ -27,6 +27,8 @@ pub const TICK: Duration = Duration::from_millis(2);
 const NOTED: Duration = Duration::from_micros(500);
 /// A stall the bench counts on its own.
 pub const LONG_MS: f64 = 5.0;
+/// The meters' thread group (`procfs::thread_group` of `stall-meter-0`).
+pub const GROUP: &str = "stall-meter";
 
 /// The meters of one run.
 pub struct Meter {
@@ -97,7 +99,7 @@ impl Meter {
                 let stop = stop.clone();
                 let ready = ready.clone();
                 std::thread::Builder::new()
-                    .name(format!("stall-meter-{core}"))
+                    .name(format!("{GROUP}-{core}"))
                     .spawn(move || {
                         let _ = ready.send(settle(core));
                         watch(&stop)
