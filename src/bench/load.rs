@@ -276,14 +276,14 @@ pub async fn run(
 /// The threads of the load generator (the process `ours`) added up, the stall meters left
 /// out.
 fn own_threads(ours: u32, ticks: u64) -> procfs::ThreadTimes {
-    let none = procfs::ThreadTimes {
+    let zero = procfs::ThreadTimes {
         queued: Some(Duration::ZERO),
         ..procfs::ThreadTimes::default()
     };
     procfs::threads_of(&[ours], ticks)
         .into_iter()
         .filter(|(group, _)| group != stalls::GROUP)
-        .fold(none, |sum, (_, t)| procfs::add(&sum, &t))
+        .fold(zero, |sum, (_, t)| procfs::add(&sum, &t))
 }
 
 /// An open-loop lane's schedule as it would have run had every operation left at its
