@@ -606,44 +606,27 @@ mod tests {
     /// spent outside the hub's handling.
     #[test]
     fn requests_inside_the_hub_are_summed_over_the_functions() {
-        let requests = |function: &str, buckets: &[(&str, u64)], sum: f64| {
+        // One function's series, counted in the buckets of `BOUNDS` (cumulative).
+        const BOUNDS: [&str; 4] = ["0.001", "0.01", "0.02", "+Inf"];
+        let requests = |function: &str, counts: [u64; 4], sum: f64| {
             let mut text = String::new();
-            for (le, n) in buckets {
+            for (le, n) in BOUNDS.iter().zip(counts) {
                 text += &format!(
                     "aidhub_request_duration_seconds_bucket{{function=\"{function}\",le=\"{le}\"}} {n}\n"
                 );
             }
-            let count = buckets.last().map_or(0, |(_, n)| *n);
             text + &format!(
                 "aidhub_request_duration_seconds_sum{{function=\"{function}\"}} {sum}\n\
-                 aidhub_request_duration_seconds_count{{function=\"{function}\"}} {count}\n"
+                 aidhub_request_duration_seconds_count{{function=\"{function}\"}} {}\n",
+                counts[3]
             )
         };
-        let before = requests(
-            "send_msp_token",
-            &[("0.001", 40), ("0.01", 50), ("0.02", 50), ("+Inf", 50)],
-            0.05,
-        ) + &requests(
-            "send_csim_status",
-            &[("0.001", 100), ("0.01", 100), ("0.02", 100), ("+Inf", 100)],
-            0.02,
-        );
+        let before = requests("send_msp_token", [40, 50, 50, 50], 0.05)
+            + &requests("send_csim_status", [100, 100, 100, 100], 0.02);
         // In the window: 60 more Send MSP Token, 3 of them over 10 ms; 940 more Send CSIM
         // Status, all within 1 ms.
-        let after = requests(
-            "send_msp_token",
-            &[("0.001", 80), ("0.01", 107), ("0.02", 110), ("+Inf", 110)],
-            0.11,
-        ) + &requests(
-            "send_csim_status",
-            &[
-                ("0.001", 1040),
-                ("0.01", 1040),
-                ("0.02", 1040),
-                ("+Inf", 1040),
-            ],
-            0.21,
-        );
+        let after = requests("send_msp_token", [80, 107, 110, 110], 0.11)
+            + &requests("send_csim_status", [1040, 1040, 1040, 1040], 0.21);
         let held = since(&parse(&after), &parse(&before));
         let [all] = &held.requests[..] else {
             panic!("{held:?}")
