@@ -92,7 +92,8 @@ impl Timing {
     }
 }
 
-/// What the hub's ledger did over a window (empty: no hub, or its metrics could not be read).
+/// The hub's own view of a window: its requests' time inside it, and what its ledger did
+/// (empty: no hub, or its metrics could not be read).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Held {
     /// The requests' time inside the hub, all functions together (one series, [`ALL`]): a
