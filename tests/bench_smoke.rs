@@ -265,10 +265,18 @@ fn callgrind_counts_the_hubs_instructions_per_request_in_the_window() {
     // On VM 14 beside the other smoke tests, 20 requests a second fell more than the
     // generator's 2 s grace behind in one run of three; at 8, answers were 1.3 s late at
     // the median.
-    let (ok, out, err) = run_in(
-        dir.path(),
-        &["bench", "--callgrind", "--smoke", "--rate", "5"],
-    );
+    let args = ["bench", "--callgrind", "--smoke", "--rate", "5"];
+    let (mut ok, mut out, mut err) = run_in(dir.path(), &args);
+    // Once, in the CI run after VM 40's session, the bench's native client refused the TLS
+    // handshake of the hub under valgrind while onboarding: `tls: invalid peer certificate:
+    // BadSignature`. That signature is the hub's (ring's ECDSA, run by valgrind's emulator).
+    // No native run of the bench has failed a handshake so, and on VM 41 some 5 000
+    // handshakes of the hub under valgrind did not repeat it. So the emulator gets one more
+    // try, said here; any other failure, or this one twice, fails the test.
+    if !ok && format!("{out}{err}").contains("BadSignature") {
+        println!("first try refused a handshake of the hub under valgrind, tried again:\n{err}");
+        (ok, out, err) = run_in(dir.path(), &args);
+    }
     assert!(ok, "exit code not 0:\n{out}\n{err}");
     assert!(
         out.contains("measuring aidhub alone, not direct, nginx"),
