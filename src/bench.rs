@@ -320,11 +320,17 @@ fn smoke_verdict(rows: &[(Setup, Figures)]) -> bool {
     let mut ok = true;
     for (setup, f) in rows {
         if f.throughput <= 0.0 || f.error_count() > 0 || f.conns_per_s.is_some_and(|c| c <= 0.0) {
+            let kinds = report::error_kinds([f]);
             println!(
-                "smoke: {} failed ({} errors, {:.0} req/s)",
+                "smoke: {} failed ({} errors, {:.0} req/s){}",
                 setup.name(),
                 f.error_count(),
-                f.throughput
+                f.throughput,
+                if kinds.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {kinds}")
+                }
             );
             ok = false;
         }
@@ -336,14 +342,14 @@ fn smoke_verdict(rows: &[(Setup, Figures)]) -> bool {
 }
 
 /// A measuring run's check: figures taken while requests fail measure no setup. Says which
-/// setups failed how often and fails the bench, so that no script takes them for figures
-/// (they stay printed, with the errors' kinds).
+/// setups failed how often and of what, and fails the bench, so that no script takes them
+/// for figures (they stay printed).
 fn measured_verdict(rows: &[(Setup, Figures)]) -> bool {
-    let mut failed: Vec<(&str, u64)> = Vec::new();
+    let mut failed: Vec<(Setup, u64)> = Vec::new();
     for (setup, f) in rows.iter().filter(|(_, f)| f.error_count() > 0) {
-        match failed.iter_mut().find(|(name, _)| *name == setup.name()) {
+        match failed.iter_mut().find(|(s, _)| s == setup) {
             Some((_, n)) => *n += f.error_count(),
-            None => failed.push((setup.name(), f.error_count())),
+            None => failed.push((*setup, f.error_count())),
         }
     }
     if failed.is_empty() {
@@ -351,12 +357,20 @@ fn measured_verdict(rows: &[(Setup, Figures)]) -> bool {
     }
     let counts: Vec<String> = failed
         .iter()
-        .map(|(name, n)| format!("{name} {n}"))
+        .map(|(setup, n)| format!("{} {n}", setup.name()))
+        .collect();
+    let kinds: Vec<String> = failed
+        .iter()
+        .map(|(setup, _)| {
+            let of_setup = rows.iter().filter(|(s, _)| s == setup).map(|(_, f)| f);
+            format!("{}: {}", setup.name(), report::error_kinds(of_setup))
+        })
         .collect();
     println!(
         "\nbench failed: requests failed ({}), and figures taken while requests fail measure \
-         no setup; the errors column and the errors table above say which",
-        counts.join(", ")
+         no setup; by kind: {}",
+        counts.join(", "),
+        kinds.join("; ")
     );
     false
 }

@@ -616,6 +616,13 @@ fn a_measuring_run_whose_requests_fail_fails_the_bench_and_says_why() {
         )),
         "{out}"
     );
+    // The verdict names what failed, so that a run that prints no errors table (under
+    // callgrind, or at half rate) still says why.
+    assert!(
+        verdict.contains("; by kind: direct: ")
+            && verdict.contains("connect: connection refused ×"),
+        "{verdict}"
+    );
     // It failed on its verdict, not on an error of its own.
     assert!(!err.contains("aidhub bench:"), "{err}");
 }

@@ -382,6 +382,26 @@ pub fn error_lines(rows: &[(Setup, Figures)]) -> String {
     out
 }
 
+/// The errors of `figures` by kind, summed (a setup's measurements at the maximum and at
+/// half rate), the most frequent first: `connect: connection refused ×57, …` (empty when
+/// there are none). A verdict names them, so that a failed bench says why even where no
+/// errors table was printed (`--callgrind`, half rate).
+pub fn error_kinds<'a>(figures: impl IntoIterator<Item = &'a Figures>) -> String {
+    let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in figures {
+        for (kind, n) in f.errors.iter().chain(&f.conn_errors) {
+            *kinds.entry(kind).or_default() += n;
+        }
+    }
+    let mut kinds: Vec<(&str, u64)> = kinds.into_iter().collect();
+    kinds.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    kinds
+        .iter()
+        .map(|(kind, n)| format!("{kind} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// aidhub against the other setups: throughput, CPU per request and p99.
 pub fn ratios(rows: &[(Setup, Figures)]) -> String {
     let find = |s: Setup| rows.iter().find(|(setup, _)| *setup == s).map(|(_, f)| f);
@@ -625,6 +645,27 @@ mod tests {
         assert_eq!(m.throughput, 2.0);
         assert_eq!(m.errors["x"], 3);
         assert_eq!(m.idle_rss, Some(2.5));
+    }
+
+    #[test]
+    fn error_kinds_are_summed_over_the_measurements_the_most_frequent_first() {
+        let failed = |errors: &[(&str, u64)], conn_errors: &[(&str, u64)]| Figures {
+            errors: errors.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            conn_errors: conn_errors
+                .iter()
+                .map(|(k, n)| (k.to_string(), *n))
+                .collect(),
+            ..Figures::default()
+        };
+        // One setup at the maximum, then at half rate with a failed handshake too.
+        let max = failed(&[("timeout", 1), ("status 503", 2)], &[]);
+        let half = failed(&[("timeout", 4)], &[("tls: BadSignature", 1)]);
+        assert_eq!(
+            error_kinds([&max, &half]),
+            "timeout ×5, status 503 ×2, tls: BadSignature ×1"
+        );
+        assert_eq!(error_kinds([&max]), "status 503 ×2, timeout ×1");
+        assert_eq!(error_kinds([&Figures::default()]), "");
     }
 
     #[test]
