@@ -549,14 +549,28 @@ fn signal(signal: &str, pid: &str) {
     assert!(sent.success(), "kill {signal} {pid}");
 }
 
-/// Runs a short direct bench whose window lasts `window_secs`, hands `which`'s pid to `act`
-/// half a second into the window, and returns the bench's exit status, its whole output and
-/// its stderr.
+/// How a short direct bench runs, and when a test acts on it.
+enum Run {
+    /// A measuring run whose window lasts this many seconds, acted on half a second into
+    /// the window (after the 1 s warm-up).
+    Window(&'static str),
+    /// A `--smoke` run (300 ms of warm-up, a 1 s window), acted on as soon as it starts
+    /// measuring: its lanes fail from the warm-up on, whatever the machine's pace.
+    Smoke,
+}
+
+/// Runs a short direct bench, hands `which`'s pid to `act` when `run` says, and returns the
+/// bench's exit status, its whole output and its stderr.
 fn direct_bench_signalling(
-    window_secs: &str,
+    run: Run,
     which: Signalled,
     act: impl FnOnce(&str),
 ) -> (std::process::ExitStatus, String, String) {
+    let (mut args, after) = match run {
+        Run::Window(secs) => (vec!["--duration-secs", secs], Duration::from_millis(1_500)),
+        Run::Smoke => (vec!["--smoke"], Duration::ZERO),
+    };
+    args.extend(["--setups", "direct", "--handshake-secs", "0"]);
     let tmp = tempfile::tempdir().unwrap();
     let Measuring {
         mut bench,
@@ -564,23 +578,12 @@ fn direct_bench_signalling(
         lines,
         stderr,
         ..
-    } = start_bench(
-        tmp.path(),
-        &[
-            "--setups",
-            "direct",
-            "--duration-secs",
-            window_secs,
-            "--handshake-secs",
-            "0",
-        ],
-    );
+    } = start_bench(tmp.path(), &args);
     let pid = match which {
         Signalled::Bench => bench.id().to_string(),
         Signalled::Partners => partners_pid(&out),
     };
-    // The window opens after the 1 s warm-up: act half a second into it.
-    std::thread::sleep(Duration::from_millis(1_500));
+    std::thread::sleep(after);
     act(&pid);
     let status = wait_exit(&mut bench, WITHIN, "the window");
     for line in lines.iter() {
@@ -596,7 +599,9 @@ fn direct_bench_signalling(
 #[test]
 fn a_measuring_run_whose_requests_fail_fails_the_bench_and_says_why() {
     let (status, out, err) =
-        direct_bench_signalling("2", Signalled::Partners, |pid| signal("-KILL", pid));
+        direct_bench_signalling(Run::Window("2"), Signalled::Partners, |pid| {
+            signal("-KILL", pid)
+        });
     assert_eq!(status.code(), Some(1), "{out}\n{err}");
     // The report is whole: the load table and the errors by kind, then the verdict last.
     let (header, rows) = table(&out, "== load");
@@ -627,11 +632,30 @@ fn a_measuring_run_whose_requests_fail_fails_the_bench_and_says_why() {
     assert!(!err.contains("aidhub bench:"), "{err}");
 }
 
+/// A smoke run whose requests fail says so on its `smoke:` line, with the errors' kinds
+/// (under `--callgrind` no errors table is printed, so the line is all a reader gets), and
+/// exits 1.
+#[test]
+fn a_failed_smoke_run_names_its_errors_kinds() {
+    let (status, out, err) =
+        direct_bench_signalling(Run::Smoke, Signalled::Partners, |pid| signal("-KILL", pid));
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("smoke: direct failed ("))
+        .unwrap_or_else(|| panic!("no smoke verdict for direct in:\n{out}"));
+    assert!(
+        line.contains(" errors, ") && line.contains("): ") && line.contains("connection refused ×"),
+        "{line}"
+    );
+    assert!(!out.contains("smoke: every setup served traffic"), "{out}");
+}
+
 /// Runs a short direct bench, stops `which` for 300 ms half a second into its window, and
 /// returns its first run's line, its longest stall and its longest stretch without an answer
 /// (ms), and the whole output.
 fn stopped_for_300_ms(which: Signalled) -> (String, f64, f64, String) {
-    let (status, out, _) = direct_bench_signalling("3", which, |pid| {
+    let (status, out, _) = direct_bench_signalling(Run::Window("3"), which, |pid| {
         signal("-STOP", pid);
         std::thread::sleep(Duration::from_millis(300));
         signal("-CONT", pid);
