@@ -227,6 +227,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     };
     println!("\n== load ({what}; median of {} runs)", settings.runs);
     print!("{}", report::load_table(&rows));
+    print!("{}", report::own_line(&rows));
     println!();
     print!("{}", report::label_table(&rows));
     println!("   cpu_µs/req: the process under test (direct: the simulated partners); partners_µs and loadgen_µs: the simulated partners and this load generator, per request");
@@ -262,6 +263,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
         );
         let half = measure_all(&world, &settings, &setups, Some(rate), false).await?;
         print!("{}", report::half_rate(rate, &half));
+        print!("{}", report::own_line(&half));
         print_cores_legend();
         print!("{}", report::noise_lines(&half));
         println!();

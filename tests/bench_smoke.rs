@@ -107,6 +107,8 @@ fn every_setup_serves_the_mix_without_errors() {
         out.contains("smoke: every setup served traffic without errors"),
         "{out}"
     );
+    // A closed loop's latency is the operations' own time already: no second figure.
+    assert!(!out.contains("own time"), "{out}");
 
     let (header, rows) = table(&out, "== load");
     let errors = header
@@ -316,6 +318,43 @@ fn callgrind_counts_the_hubs_instructions_per_request_in_the_window() {
     // Handshakes, memory and the targets would be valgrind's figures: not printed.
     assert!(!out.contains("== connections"), "{out}");
     assert!(!out.contains("== targets"), "{out}");
+}
+
+/// An open loop prints each operation's own time (send to last answer) beside its latency,
+/// on every run's line and as a median per setup, so that queueing behind a lane's earlier
+/// operations shows as the gap between the two; a closed loop has no such figure.
+#[test]
+fn an_open_loop_prints_each_operations_own_time_beside_its_latency() {
+    let (ok, out, err) = run(&[
+        "bench",
+        "--smoke",
+        "--setups",
+        "direct,aidhub",
+        "--rate",
+        "200",
+    ]);
+    assert!(ok, "exit code not 0:\n{out}\n{err}");
+    let median = out
+        .lines()
+        .find(|l| l.contains("each operation's own time, from its send to its last answer"))
+        .unwrap_or_else(|| panic!("no own-time line in:\n{out}"));
+    for setup in ["direct", "aidhub"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("-- {setup} run 1: ")))
+            .unwrap_or_else(|| panic!("no run line for {setup}:\n{out}"));
+        let own: f64 = line
+            .split(", own time p99 ")
+            .nth(1)
+            .and_then(|rest| rest.split(" ms").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no own time on: {line}"));
+        assert!(own > 0.0, "{line}");
+        assert!(
+            median.contains(&format!(" {setup} p99 {own:.2} ms, max ")),
+            "{median}\n{line}"
+        );
+    }
 }
 
 #[test]

@@ -85,6 +85,12 @@ pub struct Measured {
     pub latency: Histogram<u64>,
     /// The same by the mix's labels (see [`mix::Call::label`]).
     pub by_label: BTreeMap<&'static str, Histogram<u64>>,
+    /// Open loop: each operation begun in the window, from its send to its last answer, µs,
+    /// without the wait `latency` charges for its lane's earlier operations ([`Backlog`]);
+    /// empty in a closed loop, whose latency is that time already. Where the latency's
+    /// tail is far beyond this one's, it is queueing behind the lane's own earlier
+    /// operations (a connection serves one at a time), not any one slow answer.
+    pub own: Histogram<u64>,
     /// Failed exchanges by kind, over warm-up and window.
     pub errors: BTreeMap<String, u64>,
     /// CPU time of each watched process over the window.
@@ -243,7 +249,9 @@ pub async fn run(
                         let sent = Instant::now();
                         let op = mix::pick(&mut lane.rng);
                         lane.play(op, backlog.since(intended, sent), &mut rec).await;
-                        backlog.done(sent, Instant::now());
+                        let finished = Instant::now();
+                        rec.own_time(sent, finished);
+                        backlog.done(sent, finished);
                     }
                 }
             }
@@ -263,6 +271,7 @@ pub async fn run(
         window: plan.duration,
         latency: total.latency,
         by_label: total.by_label,
+        own: total.own,
         errors: total.errors,
         cpu,
         threads,
@@ -375,6 +384,8 @@ pub struct Recorder {
     end: Instant,
     latency: Histogram<u64>,
     by_label: BTreeMap<&'static str, Histogram<u64>>,
+    /// Open loop: the operations' own time ([`Measured::own`]).
+    own: Histogram<u64>,
     /// Answered as expected between `from` and `end`.
     answered: u64,
     /// The window's milliseconds in which an answer came.
@@ -398,6 +409,7 @@ impl Recorder {
             // load generator there (on VM 29, 60–950 requests of the window's first 100 ms
             // took over 5 ms, the slowest 12–65 ms, direct's included).
             by_label: mix::LABELS.iter().map(|&l| (l, histogram())).collect(),
+            own: histogram(),
             answered: 0,
             answered_at: Answered::new(end.saturating_duration_since(from)),
             errors: BTreeMap::new(),
@@ -445,8 +457,18 @@ impl Recorder {
         true
     }
 
+    /// Records the own time of an open loop's operation sent at `sent` and finished at
+    /// `finished` (failed or not), when it was sent at or after `from`, as latency counts.
+    fn own_time(&mut self, sent: Instant, finished: Instant) {
+        if sent >= self.from {
+            let micros = finished.saturating_duration_since(sent).as_micros();
+            let _ = self.own.record(micros.clamp(1, 60_000_000) as u64);
+        }
+    }
+
     fn merge(&mut self, other: Recorder) {
         let _ = self.latency.add(&other.latency);
+        let _ = self.own.add(&other.own);
         for (label, h) in other.by_label {
             let _ = self.by_label.entry(label).or_insert_with(histogram).add(&h);
         }
@@ -565,6 +587,23 @@ mod tests {
         let mut listed = mix::LABELS.to_vec();
         listed.sort_unstable();
         assert_eq!(kinds, listed);
+    }
+
+    #[test]
+    fn an_operations_own_time_counts_from_the_window_and_merges() {
+        let t0 = Instant::now();
+        let at = |millis: u64| t0 + Duration::from_millis(millis);
+        let mut lane = Recorder::new(at(100), at(1100));
+        // Sent in the warm-up: not counted; sent in the window, or late after it: counted.
+        lane.own_time(at(90), at(95));
+        lane.own_time(at(100), at(103));
+        lane.own_time(at(1200), at(1220));
+        let mut total = Recorder::new(at(100), at(1100));
+        total.own_time(at(500), at(501));
+        total.merge(lane);
+        assert_eq!(total.own.len(), 3);
+        assert_eq!(total.own.max() / 1000, 20);
+        assert_eq!(total.own.min() / 100, 10);
     }
 
     #[test]

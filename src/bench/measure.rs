@@ -209,6 +209,13 @@ pub async fn measure(
             measured.latency.max() as f64 / 1000.0,
         ],
         silence_ms: measured.silence.as_secs_f64() * 1000.0,
+        own_ms: (!measured.own.is_empty()).then(|| {
+            let ms = |us: u64| us as f64 / 1000.0;
+            [
+                ms(measured.own.value_at_quantile(0.99)),
+                ms(measured.own.max()),
+            ]
+        }),
         by_label: measured
             .by_label
             .iter()

@@ -15,6 +15,10 @@ pub struct Figures {
     pub latency_ms: [f64; 5],
     /// The longest stretch of the window in which no request was answered, ms.
     pub silence_ms: f64,
+    /// Open loop: the p99 and maximum of each operation's own time, from its send to its
+    /// last answer, without the wait charged for its lane's earlier operations, ms
+    /// (`load::Measured::own`); `None` in a closed loop.
+    pub own_ms: Option<[f64; 2]>,
     /// By the mix's labels: share of the requests (0..1), p50 and p99 latency in ms.
     pub by_label: BTreeMap<&'static str, [f64; 3]>,
     /// Failed exchanges by kind (onboarding excluded: it stops the bench).
@@ -91,9 +95,12 @@ impl Figures {
 
     /// One line as a measurement finishes.
     pub fn line(&self) -> String {
+        let own = self.own_ms.map_or(String::new(), |[p99, max]| {
+            format!(", own time p99 {p99:.2} ms, max {max:.1} ms")
+        });
         let mut line = format!(
-            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, no answer for up to {:.0} \
-             ms, {} errors, CPU {:.0} µs/req",
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms{own}, no answer for up to \
+             {:.0} ms, {} errors, CPU {:.0} µs/req",
             self.throughput,
             self.latency_ms[0],
             self.latency_ms[2],
@@ -224,6 +231,9 @@ pub fn median(runs: &[Figures]) -> Figures {
         throughput: med(&|f| f.throughput),
         latency_ms: [0, 1, 2, 3, 4].map(|i| med(&|f| f.latency_ms[i])),
         silence_ms: med(&|f| f.silence_ms),
+        own_ms: opt(&|f| f.own_ms.map(|[p99, _]| p99))
+            .zip(opt(&|f| f.own_ms.map(|[_, max]| max)))
+            .map(|(p99, max)| [p99, max]),
         by_label,
         errors,
         cpu_us: med(&|f| f.cpu_us),
@@ -400,6 +410,29 @@ pub fn error_kinds<'a>(figures: impl IntoIterator<Item = &'a Figures>) -> String
         .map(|(kind, n)| format!("{kind} ×{n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Open loop: each setup's operations' own time beside its latency (median of the runs;
+/// empty in a closed loop).
+pub fn own_line(rows: &[(Setup, Figures)]) -> String {
+    let each: Vec<String> = rows
+        .iter()
+        .filter_map(|(setup, f)| {
+            let [p99, max] = f.own_ms?;
+            Some(format!(
+                "{} p99 {p99:.2} ms, max {max:.1} (latency p99 {:.2})",
+                setup.name(),
+                f.latency_ms[2]
+            ))
+        })
+        .collect();
+    if each.is_empty() {
+        return String::new();
+    }
+    format!(
+        "   each operation's own time, from its send to its last answer, without the wait charged for its lane's earlier operations (a connection serves one at a time; a latency tail far beyond it is that queueing; median): {}\n",
+        each.join("; ")
+    )
 }
 
 /// aidhub against the other setups: throughput, CPU per request and p99.
@@ -645,6 +678,34 @@ mod tests {
         assert_eq!(m.throughput, 2.0);
         assert_eq!(m.errors["x"], 3);
         assert_eq!(m.idle_rss, Some(2.5));
+    }
+
+    #[test]
+    fn the_own_time_is_a_median_beside_the_latency_and_absent_in_a_closed_loop() {
+        let run = |p99: f64, own: Option<[f64; 2]>| Figures {
+            latency_ms: [0.5, 1.0, p99, p99, p99],
+            own_ms: own,
+            ..Figures::default()
+        };
+        let open = median(&[
+            run(120.0, Some([9.0, 20.0])),
+            run(5.0, Some([3.0, 15.0])),
+            run(20.0, Some([4.0, 25.0])),
+        ]);
+        assert_eq!(open.own_ms, Some([4.0, 20.0]));
+        let closed = median(&[run(2.0, None), run(3.0, None)]);
+        assert_eq!(closed.own_ms, None);
+        assert_eq!(
+            open.line().split(", no answer").next(),
+            Some("0 req/s, p50 0.50 ms, p99 20.00 ms, max 20.0 ms, own time p99 4.00 ms, max 20.0 ms")
+        );
+        assert!(!closed.line().contains("own time"), "{}", closed.line());
+        let line = own_line(&[(Setup::Direct, closed), (Setup::Aidhub, open)]);
+        assert!(
+            line.ends_with("(a connection serves one at a time; a latency tail far beyond it is that queueing; median): aidhub p99 4.00 ms, max 20.0 (latency p99 20.00)\n"),
+            "{line}"
+        );
+        assert_eq!(own_line(&[(Setup::Direct, median(&[run(2.0, None)]))]), "");
     }
 
     #[test]
