@@ -75,6 +75,15 @@ fn run_command(mut command: Command) -> (bool, String, String) {
     (status.is_some_and(|s| s.success()), out, err)
 }
 
+/// The milliseconds that follow `label` on a run's `line` (`…, no answer for up to 3 ms`).
+fn ms_after(line: &str, label: &str) -> f64 {
+    line.split(label)
+        .nth(1)
+        .and_then(|rest| rest.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no \"{label}\" on the run line: {line}"))
+}
+
 /// The rows of the table that follows the line starting with `heading`, by setup name.
 fn table<'a>(text: &'a str, heading: &str) -> (Vec<&'a str>, Vec<Vec<&'a str>>) {
     let mut lines = text.lines().skip_while(|l| !l.starts_with(heading)).skip(1);
@@ -343,12 +352,7 @@ fn an_open_loop_prints_each_operations_own_time_beside_its_latency() {
             .lines()
             .find(|l| l.starts_with(&format!("-- {setup} run 1: ")))
             .unwrap_or_else(|| panic!("no run line for {setup}:\n{out}"));
-        let own: f64 = line
-            .split(", own time p99 ")
-            .nth(1)
-            .and_then(|rest| rest.split(" ms").next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no own time on: {line}"));
+        let own = ms_after(line, ", own time p99 ");
         assert!(own > 0.0, "{line}");
         assert!(
             median.contains(&format!(" {setup} p99 {own:.2} ms, max ")),
@@ -707,20 +711,13 @@ fn stopped_for_300_ms(which: Signalled) -> (String, f64, f64, String) {
         .unwrap_or_else(|| panic!("no run line:\n{out}"))
         .to_owned();
     println!("{line}");
-    let ms_after = |label: &str| -> f64 {
-        line.split(label)
-            .nth(1)
-            .and_then(|rest| rest.split(" ms").next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no \"{label}\" on the run line: {line}"))
-    };
     // A window in which no meter woke 0.5 ms late says `stalls under 0.5 ms`.
     let stall = if line.contains("; stalls under ") {
-        ms_after("; stalls under ")
+        ms_after(&line, "; stalls under ")
     } else {
-        ms_after("; stalls up to ")
+        ms_after(&line, "; stalls up to ")
     };
-    let silence = ms_after(", no answer for up to ");
+    let silence = ms_after(&line, ", no answer for up to ");
     (line, stall, silence, out)
 }
 
