@@ -23,7 +23,7 @@
 mod ts43;
 
 use crate::hub::Hub;
-use crate::ledger::{LedgerError, RequestFilter};
+use crate::ledger::RequestFilter;
 use crate::limits::Mode;
 use crate::metrics::{counter, gauge, histograms, Histogram};
 use bytes::Bytes;
@@ -127,7 +127,7 @@ async fn handle(hub: &Hub, request: Request<Incoming>) -> Response<Full<Bytes>> 
     let query = request.uri().query().unwrap_or("").to_owned();
     match (request.method(), path.as_str()) {
         (&Method::GET, "/health") => reply(StatusCode::OK, json!({"status": "ok"})),
-        (&Method::GET, "/ready") => match ready(hub).await {
+        (&Method::GET, "/ready") => match hub.ledger().ready().await {
             Ok(()) => reply(StatusCode::OK, json!({"ready": true})),
             Err(e) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -237,17 +237,6 @@ fn partners(hub: &Hub) -> Response<Full<Bytes>> {
         })
         .collect();
     reply(StatusCode::OK, json!(list))
-}
-
-/// Whether the hub can serve partners: its ledger records changes (the embedded ledger stops
-/// for good after a storage failure, while its reads still answer) and answers a read.
-async fn ready(hub: &Hub) -> Result<(), LedgerError> {
-    let ledger = hub.ledger();
-    if let Some(failure) = ledger.failure() {
-        return Err(failure);
-    }
-    // A primary-key lookup, not `stats`: cheap on every backend, probed often.
-    ledger.federation(uuid::Uuid::nil()).await.map(drop)
 }
 
 async fn metrics(hub: &Hub) -> Response<Full<Bytes>> {

@@ -328,6 +328,17 @@ pub trait Ledger: Send + Sync + 'static {
         None
     }
 
+    /// Whether this backend can serve the request path now, for `/ready`: it can still
+    /// record changes ([`Ledger::failure`]) and answers a lookup — a primary-key lookup, not
+    /// `stats`: cheap on every backend, probed often. A database backend also asks whether
+    /// the server takes writes at all.
+    async fn ready(&self) -> Result<(), LedgerError> {
+        if let Some(failure) = self.failure() {
+            return Err(failure);
+        }
+        self.federation(Uuid::nil()).await.map(drop)
+    }
+
     /// How long this backend's own syncs took, by kind, for `aidhub_ledger_sync_seconds`.
     /// None by default: a database backend's durability is its commit, which
     /// `aidhub_ledger_settle_seconds` already times.

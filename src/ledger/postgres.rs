@@ -142,6 +142,33 @@ impl PostgresLedger {
         self.pool.get().await.map_err(fault::pool)
     }
 
+    /// Whether the server takes writes. A standby (the old primary after a failover, say)
+    /// or sessions made read-only (`default_transaction_read_only`) still answer every
+    /// lookup, while every call that records something is refused (SQLSTATE 25006: 503
+    /// code 216), so a lookup alone would call such a replica ready.
+    async fn takes_writes(&self) -> Result<(), LedgerError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT current_setting('transaction_read_only') = 'on'",
+                    &[],
+                )
+                .await
+                .map_err(|e| Fault::Db(e).into_ledger())?;
+            let read_only: bool = row.try_get(0).map_err(|e| Fault::Db(e).into_ledger())?;
+            if read_only {
+                return Err(LedgerError::Unavailable(
+                    "PostgreSQL takes no writes: transaction_read_only is on (a standby, or \
+                     sessions made read-only by default_transaction_read_only)"
+                        .into(),
+                ));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs one ledger call within the configured time; past it the call is unavailable.
     async fn bounded<R>(
         &self,
@@ -244,6 +271,11 @@ fn retry<R>(
 impl Ledger for PostgresLedger {
     async fn federation(&self, token: Uuid) -> Result<Option<Federation>, LedgerError> {
         self.get_federation(token).await
+    }
+
+    async fn ready(&self) -> Result<(), LedgerError> {
+        self.takes_writes().await?;
+        self.get_federation(Uuid::nil()).await.map(drop)
     }
 
     async fn reserve_federation(

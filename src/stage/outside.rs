@@ -35,13 +35,16 @@ pub fn redis_prefix() -> String {
 }
 
 /// A schema of the test PostgreSQL that exists for one test: dropped (with everything in
-/// it) when this value is dropped, even when the test panicked.
+/// it, and the role [`TestSchema::own_role`] made) when this value is dropped, even when the
+/// test panicked.
 #[derive(Debug)]
 pub struct TestSchema {
     /// The server's URL.
     pub url: String,
     /// The schema's name (`aidhub_t_<random>`); the hub creates it on start.
     pub name: String,
+    /// The login role made for this test, if any.
+    role: Option<String>,
 }
 
 impl TestSchema {
@@ -49,7 +52,35 @@ impl TestSchema {
     pub fn new() -> Option<TestSchema> {
         let url = from_env(POSTGRES_ENV)?;
         let name = format!("aidhub_t_{}", uuid::Uuid::new_v4().simple());
-        Some(TestSchema { url, name })
+        Some(TestSchema {
+            url,
+            name,
+            role: None,
+        })
+    }
+
+    /// Makes a login role of this test's own (named like the schema, a superuser with the
+    /// URL's password), for a test that changes a role's session defaults (`ALTER ROLE … SET`)
+    /// without touching any other test's connections. The URL's user must be a superuser.
+    pub async fn own_role(&mut self) -> Result<String, String> {
+        let config = check_postgres_url(&Secret::literal(&self.url))?;
+        let password = config
+            .get_password()
+            .map(|p| {
+                format!(
+                    " PASSWORD '{}'",
+                    String::from_utf8_lossy(p).replace('\'', "''")
+                )
+            })
+            .unwrap_or_default();
+        let role = self.name.clone();
+        self.connect()
+            .await?
+            .batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN SUPERUSER{password}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.role = Some(role.clone());
+        Ok(role)
     }
 
     /// Ledger settings on this schema with `pool_size` connections.
@@ -89,6 +120,9 @@ impl TestSchema {
 impl Drop for TestSchema {
     fn drop(&mut self) {
         let (url, name) = (self.url.clone(), self.name.clone());
+        let drop_role = self.role.as_ref().map_or(String::new(), |role| {
+            format!("; DROP ROLE IF EXISTS \"{role}\"")
+        });
         // A thread with its own runtime: this may run inside (or after) the test's runtime.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -103,7 +137,9 @@ impl Drop for TestSchema {
                     .map_err(|e| e.to_string())?;
                 tokio::spawn(connection);
                 client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                    .batch_execute(&format!(
+                        "DROP SCHEMA IF EXISTS \"{name}\" CASCADE{drop_role}"
+                    ))
                     .await
                     .map_err(|e| e.to_string())
             })

@@ -3,7 +3,8 @@
 //! says so, one Redis (`AIDHUB_TEST_REDIS_URL`), in front of the stage's simulated partners.
 //! They must behave as one hub: an answer through one replica matches a request through
 //! another, a withdrawal anywhere holds everywhere, a partner's rate limit is counted across
-//! them, and an outage of the database fails fast and loses no acknowledged write.
+//! them, an outage of the database fails fast and loses no acknowledged write, and a database
+//! that takes no writes leaves a replica unready.
 //! Each test skips (and passes) when the servers it needs are not configured.
 
 mod proxy;
@@ -285,8 +286,94 @@ async fn without_redis_each_replica_admits_its_local_share() {
     cluster.stop().await.unwrap();
 }
 
-/// The PostgreSQL server behind the test URL, and the URL rewritten to go through `via`.
-async fn through(schema: &TestSchema, via: Option<SocketAddr>) -> (SocketAddr, String) {
+/// Replica `i`'s `/ready` (status and body) once `want` holds of it, or after 10 s.
+async fn ready_when(
+    cluster: &Cluster,
+    i: usize,
+    want: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = cluster.admin_get(i, "/ready").await.unwrap_or_default();
+        if want(status, &body) || Instant::now() > deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Makes the sessions of `role` read-only, or writable again: a role's defaults apply as a
+/// session starts, so the sessions it has (the hub's pool) are ended, and the pool opens new
+/// ones.
+async fn read_only(admin: &tokio_postgres::Client, role: &str, on: bool) {
+    let change = if on {
+        "SET default_transaction_read_only = on"
+    } else {
+        "RESET default_transaction_read_only"
+    };
+    admin
+        .batch_execute(&format!("ALTER ROLE \"{role}\" {change}"))
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            &[&role],
+        )
+        .await
+        .unwrap();
+}
+
+/// A database that takes no writes (a standby after a failover, or sessions made read-only)
+/// still answers lookups, so a lookup alone would call the replica ready while it refuses
+/// every call that records something. It is not ready until the database takes writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_takes_no_writes_leaves_the_replica_unready() {
+    let Some(mut schema) = TestSchema::new() else {
+        return;
+    };
+    let role = schema.own_role().await.unwrap();
+    let (_, url) = through(&schema, None, Some(&role)).await;
+    let mut cluster = Cluster::start(1, shared(&schema, Some(&url), ""))
+        .await
+        .unwrap();
+    let (_, reply) = onboard(&cluster, 0).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.json());
+    assert_eq!(cluster.admin_get(0, "/ready").await.unwrap().0, 200);
+
+    let admin = schema.connect().await.unwrap();
+    read_only(&admin, &role, true).await;
+    let (status, body) = ready_when(&cluster, 0, |_, body| body.contains("takes no writes")).await;
+    assert_eq!(status, 503, "{body}");
+    let cause: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        cause["cause"],
+        "ledger unavailable: PostgreSQL takes no writes: transaction_read_only is on (a \
+         standby, or sessions made read-only by default_transaction_read_only)"
+    );
+    let (_, refused) = onboard(&cluster, 0).await;
+    assert_eq!(
+        (refused.status.as_u16(), code(&refused)),
+        (503, "216".into()),
+        "{:?}",
+        refused.json()
+    );
+
+    read_only(&admin, &role, false).await;
+    let (status, body) = ready_when(&cluster, 0, |status, _| status == 200).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, again) = onboard(&cluster, 0).await;
+    assert_eq!(again.status, 201, "{:?}", again.json());
+    cluster.stop().await.unwrap();
+}
+
+/// The PostgreSQL server behind the test URL, and the URL rewritten to go through `via`,
+/// logging in as `role` when given (with the URL's password).
+async fn through(
+    schema: &TestSchema,
+    via: Option<SocketAddr>,
+    role: Option<&str>,
+) -> (SocketAddr, String) {
     let config: tokio_postgres::Config = schema.url.parse().unwrap();
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -298,7 +385,7 @@ async fn through(schema: &TestSchema, via: Option<SocketAddr>) -> (SocketAddr, S
         .unwrap()
         .find(SocketAddr::is_ipv4)
         .unwrap();
-    let user = config.get_user().unwrap_or("postgres");
+    let user = role.or(config.get_user()).unwrap_or("postgres");
     let password = config
         .get_password()
         .map(|p| format!(":{}", String::from_utf8_lossy(p)))
@@ -313,9 +400,9 @@ async fn a_database_outage_fails_fast_and_loses_no_acknowledged_write() {
     let Some(schema) = TestSchema::new() else {
         return;
     };
-    let (server, _) = through(&schema, None).await;
+    let (server, _) = through(&schema, None, None).await;
     let proxy = proxy::Proxy::start(server).await;
-    let (_, url) = through(&schema, Some(proxy.addr)).await;
+    let (_, url) = through(&schema, Some(proxy.addr), None).await;
     let cluster = Cluster::start(3, shared(&schema, Some(&url), ""))
         .await
         .unwrap();
@@ -362,17 +449,8 @@ async fn a_database_outage_fails_fast_and_loses_no_acknowledged_write() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.restore();
-    let ready = async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if matches!(cluster.admin_get(1, "/ready").await, Ok((200, _))) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    };
-    assert!(ready.await, "the replica recovers by itself");
+    let (status, body) = ready_when(&cluster, 1, |status, _| status == 200).await;
+    assert_eq!(status, 200, "the replica recovers by itself: {body}");
 
     let (mut acknowledged, mut unavailable) = (Vec::new(), 0);
     for w in workers {
