@@ -76,17 +76,25 @@ impl Site {
         }
         std::fs::write(dir.path().join("routes.toml"), &routes).expect("routes.toml");
         // Generous upstream timeouts: this test is about durability, and a busy CI machine
-        // must not turn a slow in-process partner into a 504. No checkpoint during the test:
-        // what the crash leaves is in sled's unflushed state and the journal of durable writes.
+        // must not turn a slow in-process partner into a 504, nor its slow handshake into a
+        // 502 (the checks after the restart open a few hundred calls at once on a hub with no
+        // upstream connection yet: one CI run had a handshake over the stage's 500 ms). No
+        // checkpoint during the test: what the crash leaves is in sled's unflushed state and
+        // the journal of durable writes.
         let hub_toml = format!(
             "{}\n[timeouts.functions]\nrequest_activation_code = 15000\n\
              [listen]\npartners = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n",
             HUB_TOML
+                .replace("connect_ms = 500", "connect_ms = 10000")
                 .replace("default_ms = 2000", "default_ms = 15000")
                 .replace(
                     "early_answer_wait_ms = 3000",
                     "early_answer_wait_ms = 3000\ncheckpoint_ms = 600000"
                 )
+        );
+        assert!(
+            hub_toml.contains("connect_ms = 10000") && hub_toml.contains("default_ms = 15000"),
+            "the generous timeouts took: {hub_toml}"
         );
         std::fs::write(dir.path().join("hub.toml"), hub_toml).expect("hub.toml");
         let table = Routes::load(&dir.path().join("routes.toml"), dir.path())
