@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
+pub use pool::MAX_OPENING;
 use pool::{Conn, Pool};
 use std::fmt;
 use std::path::Path;
@@ -333,7 +334,7 @@ impl Upstream {
                 None => {
                     connects += 1;
                     // Boxed: connecting is rare, and its state need not sit in every exchange.
-                    match Box::pin(self.pool.connect()).await {
+                    match Box::pin(self.pool.open()).await {
                         Ok(conn) => conn,
                         Err(fault) if fault.never_sent() && connects < CONNECT_ATTEMPTS => continue,
                         Err(fault) => return Err(fault),

@@ -6,15 +6,24 @@
 //! wake-up on that thread. A request takes the most recently used connection (the warmest),
 //! after checking that the partner has not closed it meanwhile; a connection idle for longer
 //! than the idle timeout is closed instead of reused.
+//!
+//! At most [`MAX_OPENING`] connections to one upstream are opening at once. A burst of calls
+//! on a cold hub (just started, or its idle connections closed by the partner) would
+//! otherwise open one connection per call at the same moment: a full handshake each at the
+//! partner, and as many connections kept afterwards. A call beyond that waits for whichever
+//! comes first: a connection another call brings back (from any thread's list; it returns to
+//! the list of the thread that opened it) or its turn to open one.
 
 use super::UpstreamFault;
 use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -24,6 +33,9 @@ const MAX_IDLE_PER_THREAD: usize = 256;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle lists (a power of two); threads beyond it share.
 const SHARDS: usize = 16;
+/// How many connections to one upstream may be opening (TCP connect and TLS handshake) at
+/// once.
+pub const MAX_OPENING: usize = 8;
 
 /// An open connection to the upstream.
 pub(super) struct Conn {
@@ -34,6 +46,9 @@ pub(super) struct Conn {
     pub write: Vec<u8>,
     /// Whether it carried a request before this one.
     pub reused: bool,
+    /// The idle list of the thread that opened it, whose runtime its socket is registered
+    /// with.
+    home: usize,
 }
 
 /// Connections move between the pool and requests boxed: a TLS connection is over a
@@ -53,6 +68,17 @@ pub(super) struct Pool {
     port: u16,
     connect_timeout: Duration,
     shards: Box<[Mutex<VecDeque<Idle>>]>,
+    /// Turns to open a connection ([`MAX_OPENING`]).
+    opening: Semaphore,
+    /// Calls waiting for a connection or a turn, and the signal that one was brought back.
+    waiting: AtomicUsize,
+    returned: Notify,
+}
+
+/// What a call waiting in [`Pool::open`] got first.
+enum Turn<'a> {
+    Returned(Boxed),
+    Open(SemaphorePermit<'a>),
 }
 
 impl Pool {
@@ -71,18 +97,24 @@ impl Pool {
             port,
             connect_timeout,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            opening: Semaphore::new(MAX_OPENING),
+            waiting: AtomicUsize::new(0),
+            returned: Notify::new(),
         }
     }
 
-    fn shard(&self) -> MutexGuard<'_, VecDeque<Idle>> {
-        let shard = &self.shards[crate::workers::index() % SHARDS];
+    fn shard(&self, index: usize) -> MutexGuard<'_, VecDeque<Idle>> {
         // The list holds plain connections: a panic elsewhere cannot leave it inconsistent.
-        shard.lock().unwrap_or_else(|p| p.into_inner())
+        self.shards[index].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A live idle connection of this thread, if there is one.
     pub fn checkout(&self) -> Option<Boxed> {
-        let mut idle = self.shard();
+        self.checkout_from(crate::workers::index() % SHARDS)
+    }
+
+    fn checkout_from(&self, index: usize) -> Option<Boxed> {
+        let mut idle = self.shard(index);
         while let Some(Idle { mut conn, since }) = idle.pop_back() {
             if since.elapsed() < IDLE_TIMEOUT && still_open(&conn.io) {
                 conn.reused = true;
@@ -92,23 +124,87 @@ impl Pool {
         None
     }
 
-    /// Keeps `conn` for the next request of this thread.
+    /// A live idle connection of any thread, this thread's first.
+    fn checkout_any(&self) -> Option<Boxed> {
+        let own = crate::workers::index() % SHARDS;
+        (0..SHARDS).find_map(|i| self.checkout_from((own + i) % SHARDS))
+    }
+
+    /// Keeps `conn` for the next request of the thread that opened it.
     pub fn checkin(&self, conn: Boxed) {
-        let mut idle = self.shard();
+        let mut idle = self.shard(conn.home);
         expire(&mut idle);
         if idle.len() < MAX_IDLE_PER_THREAD {
             idle.push_back(Idle {
                 conn,
                 since: Instant::now(),
             });
+            drop(idle);
+            // Read after the list's lock: a call that counted itself waiting before looking
+            // at this list either found this connection or is woken now.
+            if self.waiting.load(Ordering::SeqCst) > 0 {
+                self.returned.notify_one();
+            }
         }
+    }
+
+    /// A connection for a call that found no idle one: a new one, opened now when fewer than
+    /// [`MAX_OPENING`] are opening, else the first of a connection brought back or a turn.
+    pub async fn open(&self) -> Result<Boxed, UpstreamFault> {
+        let _turn = match self.opening.try_acquire() {
+            Ok(turn) => turn,
+            Err(_) => match self.wait().await? {
+                Turn::Returned(conn) => return Ok(conn),
+                Turn::Open(turn) => turn,
+            },
+        };
+        self.connect().await
+    }
+
+    /// Waits, at most the connect timeout, for a connection brought back or a turn to open
+    /// one.
+    async fn wait(&self) -> Result<Turn<'_>, UpstreamFault> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        let first = async {
+            loop {
+                let returned = self.returned.notified();
+                tokio::pin!(returned);
+                // Registered before looking, so that a connection brought back after the
+                // look wakes this call.
+                returned.as_mut().enable();
+                if let Some(conn) = self.checkout_any() {
+                    return Turn::Returned(conn);
+                }
+                tokio::select! {
+                    turn = self.opening.acquire() => {
+                        return Turn::Open(turn.expect("the pool never closes its turns"));
+                    }
+                    () = &mut returned => {}
+                }
+            }
+        };
+        tokio::time::timeout(self.connect_timeout, first)
+            .await
+            .map_err(|_| {
+                UpstreamFault::Connect(format!(
+                    "no connection within {} ms: {MAX_OPENING} were already opening",
+                    self.connect_timeout.as_millis()
+                ))
+            })
     }
 
     /// Closes connections idle for too long (called now and then, so that a quiet
     /// upstream does not keep sockets its partner has long closed).
     pub fn prune(&self) {
-        for shard in self.shards.iter() {
-            let mut idle = shard.lock().unwrap_or_else(|p| p.into_inner());
+        for index in 0..SHARDS {
+            let mut idle = self.shard(index);
             expire(&mut idle);
             idle.retain(|i| still_open(&i.conn.io));
         }
@@ -116,12 +212,11 @@ impl Pool {
 
     /// How many idle connections the pool keeps, all threads together.
     pub fn idle(&self) -> usize {
-        let len = |s: &Mutex<VecDeque<Idle>>| s.lock().unwrap_or_else(|p| p.into_inner()).len();
-        self.shards.iter().map(len).sum()
+        (0..SHARDS).map(|index| self.shard(index).len()).sum()
     }
 
     /// Opens a new connection: resolve, connect (each address in turn), TLS handshake.
-    pub async fn connect(&self) -> Result<Boxed, UpstreamFault> {
+    async fn connect(&self) -> Result<Boxed, UpstreamFault> {
         let tcp = tokio::time::timeout(self.connect_timeout, self.tcp())
             .await
             .map_err(|_| {
@@ -147,6 +242,7 @@ impl Pool {
             read: BytesMut::with_capacity(8 * 1024),
             write: Vec::with_capacity(1024),
             reused: false,
+            home: crate::workers::index() % SHARDS,
         }))
     }
 

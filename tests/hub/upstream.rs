@@ -418,3 +418,79 @@ async fn an_idle_connection_the_partner_closed_is_pruned_and_not_reused() {
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     assert_eq!(connections.load(Ordering::SeqCst), 2, "a new connection");
 }
+
+/// Reads one request (head and body, by its `content-length`) from `tls` into `buffer`;
+/// false when the connection ended first.
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(tls: &mut S, buffer: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |n| n.trim().parse().expect("a numeric content-length"));
+            if buffer.len() >= end + 4 + length {
+                buffer.drain(..end + 4 + length);
+                return true;
+            }
+        }
+        match tls.read(&mut chunk).await {
+            Ok(n @ 1..) => buffer.extend_from_slice(&chunk[..n]),
+            _ => return false,
+        }
+    }
+}
+
+/// A burst of calls on a cold hub opens only a few connections to the partner at a time
+/// (a slow handshake here, so that every call of the burst finds none idle); the calls
+/// beyond wait for one another brings back, or for a turn to open one, and all are answered.
+#[tokio::test]
+async fn a_burst_on_a_cold_hub_opens_a_few_upstream_connections_at_a_time() {
+    const BURST: usize = 32;
+    let (hub, listener, acceptor) = stage_with_hand_made_cmpone().await;
+    let opening = Arc::new(AtomicUsize::new(0));
+    let most_opening = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (counts, most, all) = (opening.clone(), most_opening.clone(), accepted.clone());
+    // Takes 150 ms over each handshake, then answers every request with a keep-alive 201.
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            all.fetch_add(1, Ordering::SeqCst);
+            let now = counts.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            let (acceptor, counts) = (acceptor.clone(), counts.clone());
+            tokio::spawn(async move {
+                // Counted while the hub waits for the handshake's answer (from the hub's
+                // side, a connection is opening until a little after that).
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                counts.fetch_sub(1, Ordering::SeqCst);
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buffer = Vec::new();
+                while read_request(&mut tls, &mut buffer).await {
+                    let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
+                    if tls.write_all(answer).await.is_err() || tls.flush().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let calls = (0..BURST).map(|_| send_msp_token(&hub, Version::Http1));
+    for reply in futures_util::future::join_all(calls).await {
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+    }
+    let most = most_opening.load(Ordering::SeqCst);
+    assert!(
+        (2..=aidhub::upstream::MAX_OPENING).contains(&most),
+        "{most} connections were opening at once (a cap of {})",
+        aidhub::upstream::MAX_OPENING
+    );
+    let accepted = accepted.load(Ordering::SeqCst);
+    assert!(
+        accepted < BURST,
+        "{accepted} connections for {BURST} calls: the waiting calls took none brought back"
+    );
+}
