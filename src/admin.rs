@@ -25,7 +25,8 @@ mod ts43;
 use crate::hub::Hub;
 use crate::ledger::RequestFilter;
 use crate::limits::Mode;
-use crate::metrics::{counter, gauge, histograms, Histogram};
+use crate::metrics::{counter, counters, gauge, histograms, Histogram};
+use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
@@ -289,20 +290,28 @@ async fn metrics(hub: &Hub) -> Response<Full<Bytes>> {
         "Requests in flight towards each upstream.",
         &in_flight,
     );
-    let idle: Vec<(String, f64)> = snap
-        .upstreams()
-        .map(|(id, upstream)| {
-            (
-                format!("target=\"{id}\""),
-                upstream.idle_connections() as f64,
-            )
-        })
-        .collect();
+    let per_upstream = |count: fn(&Upstream) -> u64| -> Vec<(String, u64)> {
+        snap.upstreams()
+            .map(|(id, upstream)| (format!("target=\"{id}\""), count(upstream)))
+            .collect()
+    };
     gauge(
         &mut gauges,
         "upstream_idle_connections",
         "Keep-alive connections to each upstream (partners and carriers) waiting for a request.",
-        &idle,
+        &per_upstream(|upstream| upstream.idle_connections() as u64),
+    );
+    counters(
+        &mut gauges,
+        "upstream_connections_opened_total",
+        "Connections opened to each upstream (TCP connect and TLS handshake), since its pool was built.",
+        &per_upstream(Upstream::connections_opened),
+    );
+    counters(
+        &mut gauges,
+        "upstream_connection_waits_total",
+        "Calls that found no idle connection to the upstream while the most allowed were already opening, and waited.",
+        &per_upstream(Upstream::connection_waits),
     );
     gauge(
         &mut gauges,

@@ -22,6 +22,8 @@
 //! | `ledger_degraded_total` | function | calls forwarded unchecked while the ledger was unavailable |
 //! | `in_flight` | target | requests waiting on each upstream now |
 //! | `upstream_idle_connections` | target | keep-alive connections to each upstream waiting for a request |
+//! | `upstream_connections_opened_total` | target | connections opened to each upstream (TCP and TLS handshake) |
+//! | `upstream_connection_waits_total` | target | calls that waited for a connection because 8 were already opening |
 //! | `ledger_federations` / `ledger_requests` / `ledger_profiles` | state | ledger sizes |
 //! | `ledger_stopped` | | 1 once the embedded ledger stopped for good after a storage failure, else 0 |
 //! | `ledger_swept_total` | kind | requests expired and records purged by the sweeper |
@@ -405,8 +407,24 @@ pub fn counter(out: &mut String, name: &str, help: &str, value: u64) {
 }
 
 /// Formats one gauge header and its lines for [`Metrics::render`].
-pub fn gauge(out: &mut String, name: &str, help: &str, values: &[(String, f64)]) {
+pub fn gauge<V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    values: &[(String, V)],
+) {
     header(out, name, "gauge", help);
+    lines(out, name, values);
+}
+
+/// Formats one labelled counter kept outside [`Metrics`] (the upstream pools' own) for
+/// [`Metrics::render`].
+pub fn counters(out: &mut String, name: &str, help: &str, values: &[(String, u64)]) {
+    header(out, name, "counter", help);
+    lines(out, name, values);
+}
+
+fn lines<V: std::fmt::Display>(out: &mut String, name: &str, values: &[(String, V)]) {
     for (labels, value) in values {
         if labels.is_empty() {
             let _ = writeln!(out, "aidhub_{name} {value}");

@@ -234,6 +234,17 @@ impl Upstream {
     pub fn idle_connections(&self) -> usize {
         self.pool.idle()
     }
+
+    /// Connections opened to this upstream since its pool was built (a reload that keeps
+    /// the upstream's settings keeps its pool).
+    pub fn connections_opened(&self) -> u64 {
+        self.pool.opened()
+    }
+
+    /// Calls that waited for a connection because [`MAX_OPENING`] were already opening.
+    pub fn connection_waits(&self) -> u64 {
+        self.pool.waited()
+    }
 }
 
 /// How often idle upstream connections are checked (a request checks the one it takes).

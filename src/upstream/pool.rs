@@ -19,7 +19,7 @@ use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -73,6 +73,9 @@ pub(super) struct Pool {
     /// Calls waiting for a connection or a turn, and the signal that one was brought back.
     waiting: AtomicUsize,
     returned: Notify,
+    /// Connections opened, and calls that waited for one, since the pool was built.
+    opened: AtomicU64,
+    waited: AtomicU64,
 }
 
 /// What a call waiting in [`Pool::open`] got first.
@@ -100,6 +103,8 @@ impl Pool {
             opening: Semaphore::new(MAX_OPENING),
             waiting: AtomicUsize::new(0),
             returned: Notify::new(),
+            opened: AtomicU64::new(0),
+            waited: AtomicU64::new(0),
         }
     }
 
@@ -153,12 +158,27 @@ impl Pool {
     pub async fn open(&self) -> Result<Boxed, UpstreamFault> {
         let _turn = match self.opening.try_acquire() {
             Ok(turn) => turn,
-            Err(_) => match self.wait().await? {
-                Turn::Returned(conn) => return Ok(conn),
-                Turn::Open(turn) => turn,
-            },
+            Err(_) => {
+                self.waited.fetch_add(1, Ordering::Relaxed);
+                match self.wait().await? {
+                    Turn::Returned(conn) => return Ok(conn),
+                    Turn::Open(turn) => turn,
+                }
+            }
         };
-        self.connect().await
+        let conn = self.connect().await?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(conn)
+    }
+
+    /// Connections opened (TCP connect and TLS handshake done) since the pool was built.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Calls that found no idle connection and [`MAX_OPENING`] already opening, and waited.
+    pub fn waited(&self) -> u64 {
+        self.waited.load(Ordering::Relaxed)
     }
 
     /// Waits, at most the connect timeout, for a connection brought back or a turn to open

@@ -478,6 +478,8 @@ async fn a_burst_on_a_cold_hub_opens_a_few_upstream_connections_at_a_time() {
             });
         }
     });
+    let snap = hub.running.as_ref().expect("running").hub.snapshot();
+    let upstream = snap.upstream("cmpone").expect("cmpone's upstream").clone();
     let calls = (0..BURST).map(|_| send_msp_token(&hub, Version::Http1));
     for reply in futures_util::future::join_all(calls).await {
         assert_eq!(reply.status, 201, "{:?}", reply.body);
@@ -493,4 +495,7 @@ async fn a_burst_on_a_cold_hub_opens_a_few_upstream_connections_at_a_time() {
         accepted < BURST,
         "{accepted} connections for {BURST} calls: the waiting calls took none brought back"
     );
+    // What the metrics report (`aidhub_upstream_connections_opened_total`, `…_waits_total`).
+    assert_eq!(upstream.connections_opened(), accepted as u64);
+    assert!(upstream.connection_waits() >= 1, "no call waited");
 }

@@ -240,6 +240,30 @@ async fn metrics_and_admin_views_match_the_traffic_sent() {
         "aidhub_upstream_idle_connections{target=\"cmptwo\"}",
         0.0,
     );
+    // The calls came one at a time: none waited for a connection. Every connection kept was
+    // opened (a partner closing its connections makes this count climb past the kept ones).
+    assert!(
+        text.contains("# TYPE aidhub_upstream_connections_opened_total counter"),
+        "{text}"
+    );
+    let opened = metric(
+        &text,
+        "aidhub_upstream_connections_opened_total{target=\"mspalpha\"}",
+    );
+    assert!(
+        opened.is_some_and(|n| n >= idle.unwrap_or(1.0)),
+        "{opened:?}\n{text}"
+    );
+    assert_metric(
+        &text,
+        "aidhub_upstream_connections_opened_total{target=\"cmptwo\"}",
+        0.0,
+    );
+    assert_metric(
+        &text,
+        "aidhub_upstream_connection_waits_total{target=\"mspalpha\"}",
+        0.0,
+    );
     let snap = hub.running.as_ref().expect("running").hub.snapshot();
     assert_metric(
         &text,
