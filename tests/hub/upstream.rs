@@ -319,21 +319,31 @@ async fn stage_with_cmpone_on(port: u16) -> TestHub {
         .expect("the stage starts")
 }
 
-/// Reads one request head from `tls`; false when the connection ended first.
-async fn read_head<S: tokio::io::AsyncRead + Unpin>(tls: &mut S) -> bool {
-    let mut read = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n @ 1..) = tls.read(&mut buf).await {
-        read.extend_from_slice(&buf[..n]);
-        if read.windows(4).any(|w| w == b"\r\n\r\n") {
-            return true;
+/// Reads one request (head and body, by its `content-length`) from `tls` into `buffer`;
+/// false when the connection ended first.
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(tls: &mut S, buffer: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |n| n.trim().parse().expect("a numeric content-length"));
+            if buffer.len() >= end + 4 + length {
+                buffer.drain(..end + 4 + length);
+                return true;
+            }
+        }
+        match tls.read(&mut chunk).await {
+            Ok(n @ 1..) => buffer.extend_from_slice(&chunk[..n]),
+            _ => return false,
         }
     }
-    false
 }
 
 /// A partner that speaks only HTTP/1.1 and closes the connection as soon as it has read a
-/// request head, without answering; counts the heads it read.
+/// request, without answering; counts the requests it read.
 fn start_hang_up_partner(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
@@ -348,7 +358,7 @@ fn start_hang_up_partner(
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                if read_head(&mut tls).await {
+                if read_request(&mut tls, &mut Vec::new()).await {
                     counted.fetch_add(1, Ordering::SeqCst);
                 }
                 let _ = tls.shutdown().await;
@@ -389,7 +399,7 @@ async fn an_idle_connection_the_partner_closed_is_pruned_and_not_reused() {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                if read_head(&mut tls).await {
+                if read_request(&mut tls, &mut Vec::new()).await {
                     let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
                     let _ = tls.write_all(answer).await;
                     let _ = tls.flush().await;
@@ -417,29 +427,6 @@ async fn an_idle_connection_the_partner_closed_is_pruned_and_not_reused() {
     let reply = send_msp_token(&hub, Version::Http1).await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     assert_eq!(connections.load(Ordering::SeqCst), 2, "a new connection");
-}
-
-/// Reads one request (head and body, by its `content-length`) from `tls` into `buffer`;
-/// false when the connection ended first.
-async fn read_request<S: tokio::io::AsyncRead + Unpin>(tls: &mut S, buffer: &mut Vec<u8>) -> bool {
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|line| line.strip_prefix("content-length:"))
-                .map_or(0, |n| n.trim().parse().expect("a numeric content-length"));
-            if buffer.len() >= end + 4 + length {
-                buffer.drain(..end + 4 + length);
-                return true;
-            }
-        }
-        match tls.read(&mut chunk).await {
-            Ok(n @ 1..) => buffer.extend_from_slice(&chunk[..n]),
-            _ => return false,
-        }
-    }
 }
 
 /// A burst of calls on a cold hub opens only a few connections to the partner at a time
