@@ -40,7 +40,7 @@
 //!   in memory, written behind by one thread, durable writes through a journal) and
 //!   PostgreSQL (shared by replicas) backends, one conformance suite.
 //! * [`upstream`] — per partner, HTTP/1.1 over mutual TLS on the request's own task, idle
-//!   connections kept per serving thread; fault classification.
+//!   connections kept per serving thread, a few opening at once; fault classification.
 //! * [`error`] — [`error::HubError`] and its one mapping to status + spec error body.
 //! * [`access`] — the access log line; [`metrics`] — Prometheus counters and histograms.
 //! * [`limits`] — per-partner rate limits (local, or in Redis for all replicas) and upstream
