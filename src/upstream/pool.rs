@@ -313,3 +313,44 @@ fn handshake_fault(error: &std::io::Error) -> UpstreamFault {
         None => UpstreamFault::Tls(error.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool for a port nothing is asked of: the test holds every turn itself.
+    fn pool(connect_timeout: Duration) -> Pool {
+        let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_protocol_versions(crate::tls::VERSIONS)
+            .expect("protocol versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let name = ServerName::try_from("partner.test").expect("a server name");
+        Pool::new(config, name, "127.0.0.1".into(), 9, connect_timeout)
+    }
+
+    #[tokio::test]
+    async fn a_call_that_gets_neither_a_connection_nor_a_turn_in_time_fails_to_connect() {
+        let pool = pool(Duration::from_millis(50));
+        let _all_turns = pool
+            .opening
+            .try_acquire_many(MAX_OPENING as u32)
+            .expect("every turn free");
+        let started = Instant::now();
+        let open = tokio::time::timeout(Duration::from_secs(5), pool.open());
+        let fault = open
+            .await
+            .expect("the wait is bounded by the connect timeout")
+            .err()
+            .expect("no connection");
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(fault.kind(), "connect");
+        assert!(fault.never_sent(), "tried once more, as any failed connect");
+        assert_eq!(
+            fault.to_string(),
+            "cannot connect: no connection within 50 ms: 8 were already opening"
+        );
+        assert_eq!((pool.waited(), pool.opened()), (1, 0));
+        assert_eq!(pool.waiting.load(Ordering::SeqCst), 0, "no longer counted");
+    }
+}
