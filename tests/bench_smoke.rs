@@ -240,6 +240,21 @@ fn every_setup_serves_the_mix_without_errors() {
         syncs.contains(": journal ") || syncs.contains("; journal "),
         "{syncs}"
     );
+    // And of the connections it opened to the partners in the window (whether its pools
+    // stayed warm), read from its counters.
+    let upstream = out
+        .lines()
+        .find(|l| l.contains("upstream connections (the hub's aidhub_upstream_connections"))
+        .unwrap_or_else(|| panic!("no line on the hub's upstream connections in:\n{out}"));
+    let counts = upstream
+        .rsplit_once("): ")
+        .and_then(|(_, counts)| counts.strip_suffix(" waited for one"))
+        .and_then(|counts| counts.split_once(" opened, "))
+        .and_then(|(opened, waits)| {
+            let waits = waits.split_once(' ')?.0;
+            Some((opened.parse::<u64>().ok()?, waits.parse::<u64>().ok()?))
+        });
+    assert!(counts.is_some(), "{upstream}");
 
     let (header, rows) = table(&out, "== connections");
     let errors = header

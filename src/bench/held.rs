@@ -3,7 +3,9 @@
 //! (how long each function's answers were held while the ledger recorded them) and
 //! `aidhub_ledger_sync_seconds` (the embedded ledger's own syncs, by kind); and, around
 //! both, `aidhub_request_duration_seconds` (each request's time inside the hub, from its
-//! head read to its answer made, all functions together).
+//! head read to its answer made, all functions together); and the connections it opened to
+//! its upstreams (`aidhub_upstream_connections_opened_total`, every partner together) and
+//! the calls that waited for one (`aidhub_upstream_connection_waits_total`).
 //!
 //! The load generator sees a durable call's whole latency; the first says how much of it
 //! the hub held the partner's answer while the ledger recorded it (for a durable write, the
@@ -24,6 +26,10 @@ const SYNCS: (&str, &str) = ("aidhub_ledger_sync_seconds_", "kind");
 const REQUESTS: (&str, &str) = ("aidhub_request_duration_seconds_", "function");
 /// The name of the requests' one series, every function together.
 const ALL: &str = "all functions";
+/// Connections opened to the upstreams, one counter per target.
+const OPENED: &str = "aidhub_upstream_connections_opened_total{";
+/// Calls that waited for an upstream connection, one counter per target.
+const WAITS: &str = "aidhub_upstream_connection_waits_total{";
 /// How long one read of the metrics may take.
 const WITHIN: Duration = Duration::from_secs(2);
 /// What counts as a stall: a bucket bound of the hub's histograms, so that the count is
@@ -39,12 +45,35 @@ pub struct Series {
     sum: f64,
 }
 
-/// The histograms in one scrape, each by its label's value.
+/// The histograms in one scrape, each by its label's value, and the upstream counters.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scrape {
     held: BTreeMap<String, Series>,
     syncs: BTreeMap<String, Series>,
     requests: BTreeMap<String, Series>,
+    /// The upstream connection counters, by their labels (the target).
+    upstream: BTreeMap<String, Connections>,
+}
+
+/// What the hub's pools of upstream connections did: connections opened (each a TCP
+/// connect and a TLS handshake with a partner) and calls that waited for one.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Connections {
+    /// Connections opened.
+    pub opened: u64,
+    /// Calls that waited because the most allowed were already opening.
+    pub waits: u64,
+}
+
+impl Connections {
+    /// `0 opened, 0 calls waited for one`.
+    fn describe(&self) -> String {
+        let calls = if self.waits == 1 { "call" } else { "calls" };
+        format!(
+            "{} opened, {} {calls} waited for one",
+            self.opened, self.waits
+        )
+    }
 }
 
 /// One series over the window: the answers of one function, or the syncs of one kind.
@@ -104,6 +133,9 @@ pub struct Held {
     pub answers: Vec<Timing>,
     /// The embedded ledger's syncs, by kind, the slowest first (none for a database).
     pub syncs: Vec<Timing>,
+    /// The upstream connections opened in the window, each a handshake with a partner, and
+    /// the calls that waited for one.
+    pub upstream: Option<Connections>,
 }
 
 impl Held {
@@ -137,6 +169,13 @@ impl Held {
                 "aidhub_ledger_sync_seconds",
                 ("sync", "syncs"),
             ),
+            self.upstream.map(|connections| {
+                format!(
+                    "   upstream connections (the hub's aidhub_upstream_connections_opened_total \
+                     and aidhub_upstream_connection_waits_total over {over}): {}",
+                    connections.describe()
+                )
+            }),
         ]
         .into_iter()
         .flatten()
@@ -191,10 +230,26 @@ impl Window {
     }
 }
 
-/// The histograms' series of a Prometheus text exposition.
+/// The histograms' series and the upstream connection counters of a Prometheus text
+/// exposition.
 pub fn parse(text: &str) -> Scrape {
     let mut scrape = Scrape::default();
     for line in text.lines() {
+        if let Some(counter) = [OPENED, WAITS].into_iter().find(|c| line.starts_with(c)) {
+            let Some((labels, value)) = line[counter.len()..].rsplit_once("} ") else {
+                continue;
+            };
+            if let Ok(value) = value.trim().parse::<f64>() {
+                let counts = scrape.upstream.entry(labels.to_owned()).or_default();
+                let count = if counter == OPENED {
+                    &mut counts.opened
+                } else {
+                    &mut counts.waits
+                };
+                *count = value as u64;
+            }
+            continue;
+        }
         let (family, (prefix, label)) = if line.starts_with(HELD.0) {
             (&mut scrape.held, HELD)
         } else if line.starts_with(SYNCS.0) {
@@ -243,6 +298,19 @@ pub fn since(after: &Scrape, before: &Scrape) -> Held {
         requests: family_since(&summed(&after.requests), &summed(&before.requests)),
         answers: family_since(&after.held, &before.held),
         syncs: family_since(&after.syncs, &before.syncs),
+        // None when the hub exposes no such counters.
+        upstream: (!after.upstream.is_empty()).then(|| {
+            // A reload that changes an upstream's settings builds it a new pool, whose
+            // counts start again from 0: a count that went down counts from there.
+            let increase = |a: u64, b: u64| if a >= b { a - b } else { a };
+            let mut total = Connections::default();
+            for (target, a) in &after.upstream {
+                let b = before.upstream.get(target).copied().unwrap_or_default();
+                total.opened += increase(a.opened, b.opened);
+                total.waits += increase(a.waits, b.waits);
+            }
+            total
+        }),
     }
 }
 
@@ -333,7 +401,23 @@ pub fn median(runs: &[&Held]) -> Held {
         requests: of(|r| &r.requests),
         answers: of(|r| &r.answers),
         syncs: of(|r| &r.syncs),
+        upstream: connections_median(runs),
     }
+}
+
+/// The median of each count over the runs that read them; of an even number the lower
+/// middle one.
+fn connections_median(runs: &[&Held]) -> Option<Connections> {
+    let counted: Vec<Connections> = runs.iter().filter_map(|r| r.upstream).collect();
+    let of = |count: fn(&Connections) -> u64| {
+        let mut values: Vec<u64> = counted.iter().map(count).collect();
+        values.sort_unstable();
+        values[(values.len() - 1) / 2]
+    };
+    (!counted.is_empty()).then(|| Connections {
+        opened: of(|c| c.opened),
+        waits: of(|c| c.waits),
+    })
 }
 
 fn family_median(runs: &[&[Timing]]) -> Vec<Timing> {
@@ -649,5 +733,64 @@ mod tests {
             ]
         );
         assert!(since(&parse(""), &parse("")).requests.is_empty());
+    }
+
+    /// The counters of every upstream are added up, only what the window added counts, and
+    /// the medians are each count's own.
+    #[test]
+    fn upstream_connections_are_counted_over_the_window() {
+        let counters = |alpha: u64, two: u64, waits: u64| {
+            format!(
+                "# TYPE aidhub_upstream_connections_opened_total counter\n\
+                 aidhub_upstream_connections_opened_total{{target=\"mspalpha\"}} {alpha}\n\
+                 aidhub_upstream_connections_opened_total{{target=\"cmptwo\"}} {two}\n\
+                 aidhub_upstream_connection_waits_total{{target=\"mspalpha\"}} {waits}\n\
+                 aidhub_upstream_connection_waits_total{{target=\"cmptwo\"}} 0\n"
+            )
+        };
+        let before = parse(&counters(32, 8, 24));
+        let after = parse(&counters(35, 9, 25));
+        let held = since(&after, &before);
+        assert_eq!(
+            held.upstream,
+            Some(Connections {
+                opened: 4,
+                waits: 1
+            })
+        );
+        assert_eq!(
+            held.lines("the window"),
+            vec![
+                "   upstream connections (the hub's aidhub_upstream_connections_opened_total and \
+                 aidhub_upstream_connection_waits_total over the window): 4 opened, 1 call \
+                 waited for one"
+                    .to_owned()
+            ]
+        );
+        // Nothing opened: still said.
+        let warm = since(&after, &after);
+        assert_eq!(warm.upstream, Some(Connections::default()));
+        assert!(warm.lines("the window")[0].ends_with(": 0 opened, 0 calls waited for one"));
+        // mspalpha's pool built anew counts from 0 again (1 opened since), cmptwo's one
+        // more; a hub without the counters has no line.
+        let rebuilt = since(&parse(&counters(1, 9, 0)), &before);
+        assert_eq!(rebuilt.upstream.map(|c| (c.opened, c.waits)), Some((2, 0)));
+        assert_eq!(since(&parse(""), &before).upstream, None);
+        let runs: Vec<Held> = [(0, 5), (7, 0), (2, 1), (9, 9)]
+            .into_iter()
+            .map(|(opened, waits)| Held {
+                upstream: Some(Connections { opened, waits }),
+                ..Held::default()
+            })
+            .chain([Held::default()])
+            .collect();
+        // Four runs read them (the fifth could not): the lower middle of each count.
+        assert_eq!(
+            median(&runs.iter().collect::<Vec<_>>()).upstream,
+            Some(Connections {
+                opened: 2,
+                waits: 1
+            })
+        );
     }
 }
