@@ -310,10 +310,8 @@ fn print_held(rows: &[(Setup, Figures)], runs: usize) {
 /// The median instruction count of a `--callgrind` bench.
 fn print_instructions(rows: &[(Setup, Figures)], runs: usize) {
     let hub = rows.iter().find(|(setup, _)| *setup == Setup::Aidhub);
-    if let Some(per_request) = hub.and_then(|(_, f)| f.instructions) {
-        println!(
-            "   callgrind: {per_request:.0} instructions per request (the hub's user space, all threads, in the window; median of {runs} runs); read a dump with `callgrind_annotate --inclusive=yes <dump>`"
-        );
+    if let Some(line) = hub.and_then(|(_, f)| report::instructions_line(f, runs)) {
+        println!("{line}");
     }
 }
 

@@ -328,6 +328,12 @@ fn callgrind_counts_the_hubs_instructions_per_request_in_the_window() {
         (10_000.0..100_000_000.0).contains(&per_request),
         "{per_request} instructions per request:\n{out}"
     );
+    // Whether its window's count holds a handshake with a partner, from the hub's counters.
+    assert!(
+        line.contains("no window opened an upstream connection")
+            || line.contains("every window opened an upstream connection"),
+        "{line}"
+    );
 
     // The dump is left where the bench was started, and holds the window's whole count.
     let dump = out

@@ -66,6 +66,12 @@ pub struct Figures {
     pub held: super::held::Held,
     /// Instructions the hub executed per request in the window, under `--callgrind`.
     pub instructions: Option<f64>,
+    /// Under `--callgrind`, of the medians only: how many runs' windows opened no upstream
+    /// connection, and those runs' median instructions per request (`None` inside: there
+    /// were none). A handshake is about a million instructions, some 500 per request of a
+    /// 2 000-request window, so builds compare best on these. `None`: the hub's counters
+    /// were not read in every run.
+    pub instructions_warm: Option<(usize, Option<f64>)>,
 }
 
 /// What one group of threads of the process under test cost, per request.
@@ -258,7 +264,46 @@ pub fn median(runs: &[Figures]) -> Figures {
         loadgen_queued_per_run_us: med(&|f| f.loadgen_queued_per_run_us),
         held: super::held::median(&runs.iter().map(|r| &r.held).collect::<Vec<_>>()),
         instructions: opt(&|f| f.instructions),
+        instructions_warm: instructions_warm(runs),
     }
+}
+
+/// The runs whose window opened no upstream connection, and their median count.
+fn instructions_warm(runs: &[Figures]) -> Option<(usize, Option<f64>)> {
+    let counted: Vec<&Figures> = runs.iter().filter(|f| f.instructions.is_some()).collect();
+    if counted.is_empty() || counted.iter().any(|f| f.held.upstream.is_none()) {
+        return None;
+    }
+    let warm: Vec<f64> = counted
+        .iter()
+        .filter(|f| f.held.upstream.is_some_and(|c| c.opened == 0))
+        .filter_map(|f| f.instructions)
+        .collect();
+    Some((warm.len(), (!warm.is_empty()).then(|| middle(warm))))
+}
+
+/// The line of a `--callgrind` bench's median count (`None`: no count), with the count of
+/// the runs that opened no upstream connection beside it when some did.
+pub fn instructions_line(f: &Figures, runs: usize) -> Option<String> {
+    let per_request = f.instructions?;
+    let warm = match f.instructions_warm {
+        Some((n, _)) if n == runs => "; no window opened an upstream connection".to_owned(),
+        Some((n, Some(warm))) => format!(
+            "; {warm:.0} over the {n} of {runs} runs whose window opened no upstream \
+             connection: a handshake in a window is about a million instructions, so compare \
+             builds on these"
+        ),
+        Some((_, None)) => {
+            "; every window opened an upstream connection, and its handshake is in the count"
+                .to_owned()
+        }
+        None => String::new(),
+    };
+    Some(format!(
+        "   callgrind: {per_request:.0} instructions per request (the hub's user space, all \
+         threads, in the window; median of {runs} runs){warm}; read a dump with \
+         `callgrind_annotate --inclusive=yes <dump>`"
+    ))
 }
 
 fn middle(mut values: Vec<f64>) -> f64 {
@@ -678,6 +723,48 @@ mod tests {
         assert_eq!(m.throughput, 2.0);
         assert_eq!(m.errors["x"], 3);
         assert_eq!(m.idle_rss, Some(2.5));
+    }
+
+    /// VM 45's callgrind bench: two of three windows opened one upstream connection each,
+    /// and their counts were some 550 instructions per request over the third's.
+    #[test]
+    fn callgrind_counts_are_also_given_over_the_windows_that_opened_no_connection() {
+        use super::super::held::{Connections, Held};
+        let run = |instructions: f64, opened: Option<u64>| Figures {
+            instructions: Some(instructions),
+            held: Held {
+                upstream: opened.map(|opened| Connections { opened, waits: 0 }),
+                ..Held::default()
+            },
+            ..Figures::default()
+        };
+        let line = |runs: &[Figures]| instructions_line(&median(runs), runs.len()).unwrap();
+        let vm45 = [
+            run(78_191.0, Some(0)),
+            run(78_744.0, Some(1)),
+            run(78_738.0, Some(1)),
+        ];
+        assert_eq!(median(&vm45).instructions, Some(78_738.0));
+        assert_eq!(median(&vm45).instructions_warm, Some((1, Some(78_191.0))));
+        assert_eq!(
+            line(&vm45),
+            "   callgrind: 78738 instructions per request (the hub's user space, all threads, \
+             in the window; median of 3 runs); 78191 over the 1 of 3 runs whose window opened \
+             no upstream connection: a handshake in a window is about a million instructions, \
+             so compare builds on these; read a dump with `callgrind_annotate --inclusive=yes \
+             <dump>`"
+        );
+        let warm = [run(78_000.0, Some(0)), run(78_100.0, Some(0))];
+        assert!(line(&warm).contains("runs); no window opened an upstream connection; read"));
+        let cold = [run(79_000.0, Some(2)), run(78_900.0, Some(1))];
+        assert_eq!(median(&cold).instructions_warm, Some((0, None)));
+        assert!(line(&cold).contains("every window opened an upstream connection"));
+        // A run whose counters could not be read: nothing is said of connections.
+        let unread = [run(78_000.0, Some(0)), run(78_500.0, None)];
+        assert_eq!(median(&unread).instructions_warm, None);
+        assert!(line(&unread).contains("median of 2 runs); read a dump"));
+        // Not a callgrind bench: no line.
+        assert_eq!(instructions_line(&Figures::default(), 3), None);
     }
 
     #[test]
