@@ -99,6 +99,9 @@ pub struct HubConfig {
     pub simulate_partners: bool,
     /// Default cap of requests in flight towards one upstream.
     pub max_in_flight_per_upstream: usize,
+    /// How many connections to one upstream may be opening (TCP connect and TLS handshake)
+    /// at once.
+    pub max_opening_per_upstream: usize,
     /// Rate limits shared by several replicas (Redis, the local share).
     pub shared_limits: SharedLimits,
     /// The admin listener.
@@ -197,8 +200,10 @@ pub struct LedgerSettings {
 /// Upstream timeouts.
 #[derive(Debug, Clone)]
 pub struct Timeouts {
-    /// TCP connect.
+    /// TCP connect, and the TLS handshake after it.
     pub connect: Duration,
+    /// How long an idle upstream connection is kept for reuse.
+    pub upstream_idle: Duration,
     /// Per function, for the whole upstream exchange.
     pub functions: FastMap<Function, Duration>,
 }
@@ -307,6 +312,18 @@ impl HubConfig {
         if !(10..=3_600_000).contains(&checkpoint_ms) {
             errors.push(name, "ledger.checkpoint_ms", "must be 10..=3600000");
         }
+        let connect_ms = raw.timeouts.connect_ms.unwrap_or(2000);
+        if !(1..=600_000).contains(&connect_ms) {
+            errors.push(name, "timeouts.connect_ms", "must be 1..=600000");
+        }
+        let upstream_idle_ms = raw.timeouts.upstream_idle_ms.unwrap_or(90_000);
+        if !(1..=3_600_000).contains(&upstream_idle_ms) {
+            errors.push(name, "timeouts.upstream_idle_ms", "must be 1..=3600000");
+        }
+        let max_opening = raw.limits.max_opening_per_upstream.unwrap_or(8);
+        if !(1..=1024).contains(&max_opening) {
+            errors.push(name, "limits.max_opening_per_upstream", "must be 1..=1024");
+        }
         let serving_threads = match raw.listen.threads {
             None | Some(0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             Some(n) if n > 1024 => {
@@ -371,7 +388,8 @@ impl HubConfig {
             },
             max_body_bytes: max_body as usize,
             timeouts: Timeouts {
-                connect: Duration::from_millis(raw.timeouts.connect_ms.unwrap_or(2000)),
+                connect: Duration::from_millis(connect_ms),
+                upstream_idle: Duration::from_millis(upstream_idle_ms),
                 functions,
             },
             rules: Rules {
@@ -384,6 +402,7 @@ impl HubConfig {
             simulate_partners: raw.dev.simulate_partners,
             max_in_flight_per_upstream: raw.limits.max_in_flight_per_upstream.unwrap_or(256).max(1)
                 as usize,
+            max_opening_per_upstream: max_opening as usize,
             shared_limits: cluster::shared_limits(&raw.limits, base, name, &mut errors),
             admin: AdminSettings {
                 addr: raw

@@ -9,7 +9,7 @@
 use crate::config::{Carrier, ConfigError, HubConfig, Partner, PartnerId, Routes};
 use crate::identity::{CertIdentities, IdentityIndex, Resolved};
 use crate::tls;
-use crate::upstream::Upstream;
+use crate::upstream::{PoolSettings, Upstream};
 use crate::FastMap;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -46,15 +46,24 @@ pub struct Snapshot {
     upstream_keys: FastMap<PartnerId, [u8; 32]>,
 }
 
+/// How every upstream pool opens and keeps its connections.
+fn pool_settings(config: &HubConfig) -> PoolSettings {
+    PoolSettings {
+        connect_timeout: config.timeouts.connect,
+        idle_timeout: config.timeouts.upstream_idle,
+        max_opening: config.max_opening_per_upstream,
+    }
+}
+
 /// Everything an upstream pool depends on: the partner's upstream settings, its trust
-/// anchors' contents, the hub's client certificate and key, the connect timeout.
-fn upstream_key(partner: &Partner, hub_client: &[u8], connect: std::time::Duration) -> [u8; 32] {
+/// anchors' contents, the hub's client certificate and key, the pool's settings.
+fn upstream_key(partner: &Partner, hub_client: &[u8], pool: PoolSettings) -> [u8; 32] {
     let mut h = Sha256::new();
     let spec = &partner.upstream;
     h.update(
         format!(
             "{}|{}|{:?}|{:?}|{:?}",
-            spec.origin, spec.prefix, spec.server_name, connect, spec.ca
+            spec.origin, spec.prefix, spec.server_name, pool, spec.ca
         )
         .as_bytes(),
     );
@@ -73,13 +82,13 @@ fn upstream_key(partner: &Partner, hub_client: &[u8], connect: std::time::Durati
 }
 
 /// Everything a carrier's ECS client depends on.
-fn carrier_key(carrier: &Carrier, connect: std::time::Duration) -> [u8; 32] {
+fn carrier_key(carrier: &Carrier, pool: PoolSettings) -> [u8; 32] {
     let mut h = Sha256::new();
     let spec = &carrier.ecs;
     h.update(
         format!(
             "carrier|{}|{}|{:?}|{:?}|{:?}|{:?}",
-            spec.origin, spec.path, spec.server_name, connect, spec.ca, spec.client_cert
+            spec.origin, spec.path, spec.server_name, pool, spec.ca, spec.client_cert
         )
         .as_bytes(),
     );
@@ -217,8 +226,9 @@ impl Snapshot {
         .concat();
         let mut upstreams = FastMap::default();
         let mut upstream_keys = FastMap::default();
+        let pool = pool_settings(&config);
         for partner in &routes.partners {
-            let key = upstream_key(partner, &hub_client, config.timeouts.connect);
+            let key = upstream_key(partner, &hub_client, pool);
             let reused = previous
                 .filter(|p| p.upstream_keys.get(&partner.id) == Some(&key))
                 .and_then(|p| p.upstreams.get(&partner.id).cloned());
@@ -228,7 +238,7 @@ impl Snapshot {
                     &partner.upstream,
                     &tls_files.client_cert,
                     &tls_files.client_key,
-                    config.timeouts.connect,
+                    pool,
                 )
                 .map(Arc::new),
             };
@@ -245,13 +255,13 @@ impl Snapshot {
         }
         let mut carriers = FastMap::default();
         for carrier in &routes.carriers {
-            let key = carrier_key(carrier, config.timeouts.connect);
+            let key = carrier_key(carrier, pool);
             let reused = previous
                 .filter(|p| p.upstream_keys.get(&carrier.id) == Some(&key))
                 .and_then(|p| p.upstreams.get(&carrier.id).cloned());
             let upstream = match reused {
                 Some(u) => Ok(u),
-                None => Upstream::carrier(&carrier.ecs, config.timeouts.connect).map(Arc::new),
+                None => Upstream::carrier(&carrier.ecs, pool).map(Arc::new),
             };
             match upstream {
                 Ok(u) => {

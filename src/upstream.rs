@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
-pub use pool::MAX_OPENING;
+pub use pool::PoolSettings;
 use pool::{Conn, Pool};
 use std::fmt;
 use std::path::Path;
@@ -178,7 +178,7 @@ impl Upstream {
         spec: &UpstreamSpec,
         hub_cert: &Path,
         hub_key: &Path,
-        connect_timeout: Duration,
+        settings: PoolSettings,
     ) -> Result<Upstream, String> {
         let config = tls::client_config(&spec.ca, hub_cert, hub_key)?;
         let credential = credential_header(&spec.credential)?;
@@ -187,13 +187,13 @@ impl Upstream {
             path: &spec.prefix,
             server_name: spec.server_name.as_deref(),
         };
-        Upstream::build(config, target, Some(credential), connect_timeout)
+        Upstream::build(config, target, Some(credential), settings)
     }
 
     /// Builds the client for a TS.43 carrier's entitlement server: its trust anchors, the
     /// hub's client certificate only if the carrier asks for mutual TLS, no credential
     /// header (devices authenticate themselves, inside TS.43).
-    pub fn carrier(spec: &EcsSpec, connect_timeout: Duration) -> Result<Upstream, String> {
+    pub fn carrier(spec: &EcsSpec, settings: PoolSettings) -> Result<Upstream, String> {
         let config = match &spec.client_cert {
             Some((cert, key)) => tls::client_config(&spec.ca, cert, key)?,
             None => tls::client_config_anonymous(&spec.ca)?,
@@ -203,16 +203,16 @@ impl Upstream {
             path: &spec.path,
             server_name: spec.server_name.as_deref(),
         };
-        Upstream::build(config, target, None, connect_timeout)
+        Upstream::build(config, target, None, settings)
     }
 
     fn build(
         config: rustls::ClientConfig,
         target: Target<'_>,
         credential: Option<(HeaderName, HeaderValue)>,
-        connect_timeout: Duration,
+        settings: PoolSettings,
     ) -> Result<Upstream, String> {
-        let pool = pool_for(config, target.origin, target.server_name, connect_timeout)?;
+        let pool = pool_for(config, target.origin, target.server_name, settings)?;
         Ok(Upstream {
             pool,
             base: Base::new(target.origin, target.path),
@@ -241,7 +241,8 @@ impl Upstream {
         self.pool.opened()
     }
 
-    /// Calls that waited for a connection because [`MAX_OPENING`] were already opening.
+    /// Calls that waited for a connection because [`PoolSettings::max_opening`] were
+    /// already opening.
     pub fn connection_waits(&self) -> u64 {
         self.pool.waited()
     }
@@ -273,7 +274,7 @@ fn pool_for(
     mut config: rustls::ClientConfig,
     origin: &Uri,
     server_name: Option<&str>,
-    connect_timeout: Duration,
+    settings: PoolSettings,
 ) -> Result<Pool, String> {
     let host = origin
         .host()
@@ -286,7 +287,7 @@ fn pool_for(
     let server_name = rustls::pki_types::ServerName::try_from(name.clone())
         .map_err(|e| format!("server_name `{name}`: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Pool::new(config, server_name, host, port, connect_timeout))
+    Ok(Pool::new(config, server_name, host, port, settings))
 }
 
 /// Whether the upstream writes this header itself (`Host` and the message framing: what a

@@ -150,6 +150,8 @@ pub struct RawLimits {
     pub max_body_bytes: Option<u64>,
     /// Default cap of requests in flight towards one upstream.
     pub max_in_flight_per_upstream: Option<u64>,
+    /// How many connections to one upstream may be opening at once.
+    pub max_opening_per_upstream: Option<u64>,
     /// Redis holding the partners' token buckets for all replicas, a secret (literal,
     /// `env:NAME` or `file:PATH`).
     pub redis_url: Option<String>,
@@ -167,6 +169,8 @@ pub struct RawLimits {
 pub struct RawTimeouts {
     /// TCP connect timeout towards an upstream.
     pub connect_ms: Option<u64>,
+    /// How long an idle upstream connection is kept for reuse.
+    pub upstream_idle_ms: Option<u64>,
     /// Whole-exchange timeout for functions without their own.
     pub default_ms: Option<u64>,
     /// Per-function overrides, keyed by function name (e.g. `request_activation_code`).

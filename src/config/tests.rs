@@ -34,6 +34,51 @@ fn hub_defaults_are_the_documented_ones() {
         c.timeouts.for_function(Function::SendCsimStatus),
         Duration::from_millis(DEFAULT_TIMEOUT_MS)
     );
+    assert_eq!(c.timeouts.connect, Duration::from_millis(2000));
+    assert_eq!(c.timeouts.upstream_idle, Duration::from_secs(90));
+    assert_eq!(c.max_opening_per_upstream, 8);
+}
+
+#[test]
+fn upstream_connection_settings_are_read_and_bounded() {
+    let text = format!(
+        "{HUB}
+[limits]
+max_opening_per_upstream = 3
+[timeouts]
+connect_ms = 700
+upstream_idle_ms = 55000
+"
+    );
+    let c = HubConfig::from_str(&text, "hub.toml", Path::new(".")).unwrap();
+    assert_eq!(c.max_opening_per_upstream, 3);
+    assert_eq!(c.timeouts.connect, Duration::from_millis(700));
+    assert_eq!(c.timeouts.upstream_idle, Duration::from_secs(55));
+
+    let text = format!(
+        "{HUB}
+[limits]
+max_opening_per_upstream = 0
+[timeouts]
+connect_ms = 0
+upstream_idle_ms = 0
+"
+    );
+    let e = HubConfig::from_str(&text, "hub.toml", Path::new(".")).unwrap_err();
+    let all = e.to_string();
+    assert_eq!(e.problems.len(), 3, "{all}");
+    assert!(
+        all.contains("hub.toml: limits.max_opening_per_upstream: must be 1..=1024"),
+        "{all}"
+    );
+    assert!(
+        all.contains("hub.toml: timeouts.connect_ms: must be 1..=600000"),
+        "{all}"
+    );
+    assert!(
+        all.contains("hub.toml: timeouts.upstream_idle_ms: must be 1..=3600000"),
+        "{all}"
+    );
 }
 
 #[test]

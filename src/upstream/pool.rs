@@ -5,9 +5,10 @@
 //! registered with the runtime of the thread that opened it, and reusing it there keeps every
 //! wake-up on that thread. A request takes the most recently used connection (the warmest),
 //! after checking that the partner has not closed it meanwhile; a connection idle for longer
-//! than the idle timeout is closed instead of reused.
+//! than the idle timeout (`timeouts.upstream_idle_ms`) is closed instead of reused.
 //!
-//! At most [`MAX_OPENING`] connections to one upstream are opening at once. A burst of calls
+//! At most [`PoolSettings::max_opening`] connections to one upstream
+//! (`limits.max_opening_per_upstream`) are opening at once. A burst of calls
 //! on a cold hub (just started, or its idle connections closed by the partner) would
 //! otherwise open one connection per call at the same moment: a full handshake each at the
 //! partner, and as many connections kept afterwards. A call beyond that waits for whichever
@@ -29,13 +30,34 @@ use tokio_rustls::TlsConnector;
 
 /// How many idle connections one thread keeps per upstream.
 const MAX_IDLE_PER_THREAD: usize = 256;
-/// How long an idle connection is kept.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle lists (a power of two); threads beyond it share.
 const SHARDS: usize = 16;
-/// How many connections to one upstream may be opening (TCP connect and TLS handshake) at
-/// once.
-pub const MAX_OPENING: usize = 8;
+
+/// How the hub opens and keeps the connections to every upstream (`hub.toml`); a pool is
+/// built again when they change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// The longest a new connection may take, TCP connect and TLS handshake each, and a
+    /// call may wait for a connection or a turn to open one (`timeouts.connect_ms`).
+    pub connect_timeout: Duration,
+    /// How long an idle connection is kept for reuse (`timeouts.upstream_idle_ms`): below
+    /// the partner's own keep-alive timeout, the hub never sends on a connection the
+    /// partner is closing.
+    pub idle_timeout: Duration,
+    /// How many connections to one upstream may be opening (TCP connect and TLS handshake)
+    /// at once (`limits.max_opening_per_upstream`).
+    pub max_opening: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> PoolSettings {
+        PoolSettings {
+            connect_timeout: Duration::from_millis(2000),
+            idle_timeout: Duration::from_secs(90),
+            max_opening: 8,
+        }
+    }
+}
 
 /// An open connection to the upstream.
 pub(super) struct Conn {
@@ -66,9 +88,9 @@ pub(super) struct Pool {
     server_name: ServerName<'static>,
     host: String,
     port: u16,
-    connect_timeout: Duration,
+    settings: PoolSettings,
     shards: Box<[Mutex<VecDeque<Idle>>]>,
-    /// Turns to open a connection ([`MAX_OPENING`]).
+    /// Turns to open a connection ([`PoolSettings::max_opening`]).
     opening: Semaphore,
     /// Calls waiting for a connection or a turn, and the signal that one was brought back.
     waiting: AtomicUsize,
@@ -91,16 +113,16 @@ impl Pool {
         server_name: ServerName<'static>,
         host: String,
         port: u16,
-        connect_timeout: Duration,
+        settings: PoolSettings,
     ) -> Pool {
         Pool {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
             host,
             port,
-            connect_timeout,
+            settings,
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            opening: Semaphore::new(MAX_OPENING),
+            opening: Semaphore::new(settings.max_opening.max(1)),
             waiting: AtomicUsize::new(0),
             returned: Notify::new(),
             opened: AtomicU64::new(0),
@@ -121,7 +143,7 @@ impl Pool {
     fn checkout_from(&self, index: usize) -> Option<Boxed> {
         let mut idle = self.shard(index);
         while let Some(Idle { mut conn, since }) = idle.pop_back() {
-            if since.elapsed() < IDLE_TIMEOUT && still_open(&conn.io) {
+            if since.elapsed() < self.settings.idle_timeout && still_open(&conn.io) {
                 conn.reused = true;
                 return Some(conn);
             }
@@ -138,7 +160,7 @@ impl Pool {
     /// Keeps `conn` for the next request of the thread that opened it.
     pub fn checkin(&self, conn: Boxed) {
         let mut idle = self.shard(conn.home);
-        expire(&mut idle);
+        self.expire(&mut idle);
         if idle.len() < MAX_IDLE_PER_THREAD {
             idle.push_back(Idle {
                 conn,
@@ -154,7 +176,7 @@ impl Pool {
     }
 
     /// A connection for a call that found no idle one: a new one, opened now when fewer than
-    /// [`MAX_OPENING`] are opening, else the first of a connection brought back or a turn.
+    /// [`PoolSettings::max_opening`] are opening, else the first of a connection brought back or a turn.
     pub async fn open(&self) -> Result<Boxed, UpstreamFault> {
         let _turn = match self.opening.try_acquire() {
             Ok(turn) => turn,
@@ -176,7 +198,8 @@ impl Pool {
         self.opened.load(Ordering::Relaxed)
     }
 
-    /// Calls that found no idle connection and [`MAX_OPENING`] already opening, and waited.
+    /// Calls that found no idle connection and [`PoolSettings::max_opening`] already
+    /// opening, and waited.
     pub fn waited(&self) -> u64 {
         self.waited.load(Ordering::Relaxed)
     }
@@ -210,12 +233,17 @@ impl Pool {
                 }
             }
         };
-        tokio::time::timeout(self.connect_timeout, first)
+        let PoolSettings {
+            connect_timeout,
+            max_opening,
+            ..
+        } = self.settings;
+        tokio::time::timeout(connect_timeout, first)
             .await
             .map_err(|_| {
                 UpstreamFault::Connect(format!(
-                    "no connection within {} ms: {MAX_OPENING} were already opening",
-                    self.connect_timeout.as_millis()
+                    "no connection within {} ms: {max_opening} were already opening",
+                    connect_timeout.as_millis()
                 ))
             })
     }
@@ -225,7 +253,7 @@ impl Pool {
     pub fn prune(&self) {
         for index in 0..SHARDS {
             let mut idle = self.shard(index);
-            expire(&mut idle);
+            self.expire(&mut idle);
             idle.retain(|i| still_open(&i.conn.io));
         }
     }
@@ -237,23 +265,24 @@ impl Pool {
 
     /// Opens a new connection: resolve, connect (each address in turn), TLS handshake.
     async fn connect(&self) -> Result<Boxed, UpstreamFault> {
-        let tcp = tokio::time::timeout(self.connect_timeout, self.tcp())
+        let connect_timeout = self.settings.connect_timeout;
+        let tcp = tokio::time::timeout(connect_timeout, self.tcp())
             .await
             .map_err(|_| {
                 UpstreamFault::Connect(format!(
                     "no connection within {} ms",
-                    self.connect_timeout.as_millis()
+                    connect_timeout.as_millis()
                 ))
             })??;
         let _ = tcp.set_nodelay(true);
         let handshake = self.connector.connect(self.server_name.clone(), tcp);
-        let io = match tokio::time::timeout(self.connect_timeout, handshake).await {
+        let io = match tokio::time::timeout(connect_timeout, handshake).await {
             Ok(Ok(io)) => io,
             Ok(Err(e)) => return Err(handshake_fault(&e)),
             Err(_) => {
                 return Err(UpstreamFault::Tls(format!(
                     "no handshake within {} ms",
-                    self.connect_timeout.as_millis()
+                    connect_timeout.as_millis()
                 )))
             }
         };
@@ -287,14 +316,15 @@ impl Pool {
             None => UpstreamFault::Connect(format!("{}: no address", self.host)),
         })
     }
-}
 
-fn expire(idle: &mut VecDeque<Idle>) {
-    while idle
-        .front()
-        .is_some_and(|i| i.since.elapsed() >= IDLE_TIMEOUT)
-    {
-        idle.pop_front();
+    /// Closes the connections of `idle` (oldest first) kept longer than the idle timeout.
+    fn expire(&self, idle: &mut VecDeque<Idle>) {
+        while idle
+            .front()
+            .is_some_and(|i| i.since.elapsed() >= self.settings.idle_timeout)
+        {
+            idle.pop_front();
+        }
     }
 }
 
@@ -319,23 +349,24 @@ mod tests {
     use super::*;
 
     /// A pool for a port nothing is asked of: the test holds every turn itself.
-    fn pool(connect_timeout: Duration) -> Pool {
+    fn pool(settings: PoolSettings) -> Pool {
         let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
             .with_protocol_versions(crate::tls::VERSIONS)
             .expect("protocol versions")
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth();
         let name = ServerName::try_from("partner.test").expect("a server name");
-        Pool::new(config, name, "127.0.0.1".into(), 9, connect_timeout)
+        Pool::new(config, name, "127.0.0.1".into(), 9, settings)
     }
 
     #[tokio::test]
     async fn a_call_that_gets_neither_a_connection_nor_a_turn_in_time_fails_to_connect() {
-        let pool = pool(Duration::from_millis(50));
-        let _all_turns = pool
-            .opening
-            .try_acquire_many(MAX_OPENING as u32)
-            .expect("every turn free");
+        let pool = pool(PoolSettings {
+            connect_timeout: Duration::from_millis(50),
+            max_opening: 3,
+            ..PoolSettings::default()
+        });
+        let _all_turns = pool.opening.try_acquire_many(3).expect("every turn free");
         let started = Instant::now();
         let open = tokio::time::timeout(Duration::from_secs(5), pool.open());
         let fault = open
@@ -348,7 +379,7 @@ mod tests {
         assert!(fault.never_sent(), "tried once more, as any failed connect");
         assert_eq!(
             fault.to_string(),
-            "cannot connect: no connection within 50 ms: 8 were already opening"
+            "cannot connect: no connection within 50 ms: 3 were already opening"
         );
         assert_eq!((pool.waited(), pool.opened()), (1, 0));
         assert_eq!(pool.waiting.load(Ordering::SeqCst), 0, "no longer counted");

@@ -61,7 +61,7 @@ async fn csim_status(hub: &TestHub, version: Version, token: Uuid) -> Reply {
 #[tokio::test]
 async fn a_partner_that_is_not_listening_gives_502_code_202() {
     let (_held, port) = common::refusing_port();
-    let hub = stage_with_cmpone_on(port).await;
+    let hub = stage_with_cmpone_on(port, str::to_owned).await;
     for version in common::VERSIONS {
         let started = Instant::now();
         let reply = send_msp_token(&hub, version).await;
@@ -293,18 +293,27 @@ fn http1_acceptor(cert: &std::path::Path, key: &std::path::Path) -> tokio_rustls
 /// to accept on, and the TLS acceptor with cmpone's server credential.
 async fn stage_with_hand_made_cmpone(
 ) -> (TestHub, tokio::net::TcpListener, tokio_rustls::TlsAcceptor) {
+    stage_with_hand_made_cmpone_and(str::to_owned).await
+}
+
+/// [`stage_with_hand_made_cmpone`] with `hub.toml` edited by `hub_toml`.
+async fn stage_with_hand_made_cmpone_and(
+    hub_toml: impl Fn(&str) -> String + 'static,
+) -> (TestHub, tokio::net::TcpListener, tokio_rustls::TlsAcceptor) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a loopback port");
-    let hub = stage_with_cmpone_on(listener.local_addr().expect("its address").port()).await;
+    let port = listener.local_addr().expect("its address").port();
+    let hub = stage_with_cmpone_on(port, hub_toml).await;
     let (cert, key) = aidhub::pki::partner_server(&hub.certs(), "cmpone");
     let acceptor = http1_acceptor(&cert, &key);
     (hub, listener, acceptor)
 }
 
-/// A stage whose cmpone is at `https://127.0.0.1:{port}`.
-async fn stage_with_cmpone_on(port: u16) -> TestHub {
+/// A stage whose cmpone is at `https://127.0.0.1:{port}`, `hub.toml` edited by `hub_toml`.
+async fn stage_with_cmpone_on(port: u16, hub_toml: impl Fn(&str) -> String + 'static) -> TestHub {
     TestHub::builder()
+        .hub(hub_toml)
         .routes(move |t| {
             edit_partner(t, "cmpone", |block| {
                 replace_line(
@@ -429,13 +438,82 @@ async fn an_idle_connection_the_partner_closed_is_pruned_and_not_reused() {
     assert_eq!(connections.load(Ordering::SeqCst), 2, "a new connection");
 }
 
+/// Answers every request on `tls` with a keep-alive 201 until the hub closes it.
+async fn answer_every_request_with_201<S>(tls: &mut S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut buffer = Vec::new();
+    while read_request(tls, &mut buffer).await {
+        let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
+        if tls.write_all(answer).await.is_err() || tls.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A keep-alive connection idle for longer than `timeouts.upstream_idle_ms` is closed, not
+/// reused, though its partner still holds it open (set below a partner's own keep-alive
+/// timeout, the hub never sends on a connection the partner is about to close); within it,
+/// the connection is reused. One serving thread: idle connections are kept per thread.
+#[tokio::test]
+async fn a_connection_idle_past_the_idle_timeout_is_not_reused() {
+    let (hub, listener, acceptor) = stage_with_hand_made_cmpone_and(|t| {
+        let t = t.replace(
+            "connect_ms = 500",
+            "connect_ms = 500\nupstream_idle_ms = 1000",
+        );
+        format!("{t}\n[listen]\nthreads = 1\n")
+    })
+    .await;
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    answer_every_request_with_201(&mut tls).await;
+                }
+            });
+        }
+    });
+    let snap = hub.running.as_ref().expect("running").hub.snapshot();
+    let upstream = snap.upstream("cmpone").expect("cmpone's upstream").clone();
+    for _ in 0..2 {
+        let reply = send_msp_token(&hub, Version::Http1).await;
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "reused while fresh");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let reply = send_msp_token(&hub, Version::Http1).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "a new connection once the idle one timed out"
+    );
+    assert_eq!(upstream.connections_opened(), 2);
+    assert_eq!(
+        upstream.idle_connections(),
+        1,
+        "the old one closed, the new one kept"
+    );
+}
+
 /// A burst of calls on a cold hub opens only a few connections to the partner at a time
-/// (a slow handshake here, so that every call of the burst finds none idle); the calls
-/// beyond wait for one another brings back, or for a turn to open one, and all are answered.
+/// (`limits.max_opening_per_upstream`; a slow handshake here, so that every call of the burst
+/// finds none idle); the calls beyond wait for one another brings back, or for a turn to
+/// open one, and all are answered.
 #[tokio::test]
 async fn a_burst_on_a_cold_hub_opens_a_few_upstream_connections_at_a_time() {
     const BURST: usize = 32;
-    let (hub, listener, acceptor) = stage_with_hand_made_cmpone().await;
+    const CAP: usize = 3;
+    let (hub, listener, acceptor) = stage_with_hand_made_cmpone_and(|t| {
+        format!("{t}\n[limits]\nmax_opening_per_upstream = {CAP}\n")
+    })
+    .await;
     let opening = Arc::new(AtomicUsize::new(0));
     let most_opening = Arc::new(AtomicUsize::new(0));
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -455,13 +533,7 @@ async fn a_burst_on_a_cold_hub_opens_a_few_upstream_connections_at_a_time() {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let mut buffer = Vec::new();
-                while read_request(&mut tls, &mut buffer).await {
-                    let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
-                    if tls.write_all(answer).await.is_err() || tls.flush().await.is_err() {
-                        return;
-                    }
-                }
+                answer_every_request_with_201(&mut tls).await;
             });
         }
     });
@@ -473,9 +545,8 @@ async fn a_burst_on_a_cold_hub_opens_a_few_upstream_connections_at_a_time() {
     }
     let most = most_opening.load(Ordering::SeqCst);
     assert!(
-        (2..=aidhub::upstream::MAX_OPENING).contains(&most),
-        "{most} connections were opening at once (a cap of {})",
-        aidhub::upstream::MAX_OPENING
+        (2..=CAP).contains(&most),
+        "{most} connections were opening at once (a cap of {CAP})"
     );
     let accepted = accepted.load(Ordering::SeqCst);
     assert!(

@@ -395,3 +395,56 @@ async fn a_bad_reload_is_refused_with_its_reasons_and_the_old_table_keeps_servin
     );
     assert!(config["last_reload_error"].is_null(), "{config}");
 }
+
+/// A reload that changes how upstream connections are opened or kept (here
+/// `timeouts.upstream_idle_ms`) builds every pool again, its connections and counts starting
+/// over; a reload that changes nothing of the sort keeps each pool, idle connections and all.
+#[tokio::test]
+async fn a_reload_rebuilds_the_upstream_pools_only_when_their_settings_change() {
+    let hub = TestHub::builder()
+        .hub(no_watch)
+        .start()
+        .await
+        .expect("the stage starts");
+    let admin = Admin::of(&hub);
+    let pool = |hub: &TestHub| {
+        let snap = hub.running.as_ref().expect("running").hub.snapshot();
+        snap.upstream("cmpone").expect("cmpone's upstream").clone()
+    };
+    let edit_hub_toml = |edit: &dyn Fn(&str) -> String| {
+        let text = std::fs::read_to_string(&hub.hub_toml).expect("read hub.toml");
+        std::fs::write(&hub.hub_toml, edit(&text)).expect("write hub.toml");
+    };
+    onboard(&hub, "mspalpha", "cmpone").await;
+    let before = pool(&hub);
+    assert_eq!(before.connections_opened(), 1);
+
+    edit_hub_toml(&|t| t.replace("default_ms = 2000", "default_ms = 2500"));
+    let reload = admin.post("/reload").await;
+    assert_eq!(reload.status, 200, "POST /reload: {}", reload.body);
+    assert!(
+        std::sync::Arc::ptr_eq(&before, &pool(&hub)),
+        "an exchange timeout changed: the pool is kept"
+    );
+    assert_eq!(before.idle_connections(), 1);
+
+    edit_hub_toml(&|t| {
+        t.replace(
+            "connect_ms = 500",
+            "connect_ms = 500\nupstream_idle_ms = 30000",
+        )
+    });
+    let reload = admin.post("/reload").await;
+    assert_eq!(reload.status, 200, "POST /reload: {}", reload.body);
+    let after = pool(&hub);
+    assert!(
+        !std::sync::Arc::ptr_eq(&before, &after),
+        "the idle timeout changed: a new pool"
+    );
+    assert_eq!(
+        (after.connections_opened(), after.idle_connections()),
+        (0, 0)
+    );
+    onboard(&hub, "mspalpha", "cmpone").await;
+    assert_eq!(after.connections_opened(), 1, "the new pool serves");
+}

@@ -7,7 +7,7 @@ use super::milenage::{k_aut, mac, Usim};
 use aidhub::config::EcsSpec;
 use aidhub::ts43::document::Document;
 use aidhub::ts43::Format;
-use aidhub::upstream::{AnswerHeaders, Upstream};
+use aidhub::upstream::{AnswerHeaders, PoolSettings, Upstream};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
@@ -79,7 +79,7 @@ impl Device {
             server_name: Some("localhost".into()),
         };
         Device {
-            client: Upstream::carrier(&spec, Duration::from_secs(2)).unwrap(),
+            client: Upstream::carrier(&spec, PoolSettings::default()).unwrap(),
             path: path.to_owned(),
             imei: imei.to_owned(),
             cookies: Vec::new(),

@@ -11,7 +11,7 @@ use aidhub::config::EcsSpec;
 use aidhub::ledger::transfers::Stage;
 use aidhub::stage::TestHub;
 use aidhub::ts43::answer::decoded_activation_code;
-use aidhub::upstream::{AnswerHeaders, Upstream};
+use aidhub::upstream::{AnswerHeaders, PoolSettings, Upstream};
 use bytes::Bytes;
 use http::{Method, Request};
 use std::sync::Arc;
@@ -37,7 +37,7 @@ async fn seed(port: u16, certs: &std::path::Path, imsis: &[&str]) {
         client_cert: None,
         server_name: Some("localhost".into()),
     };
-    let client = Upstream::carrier(&spec, Duration::from_secs(2)).unwrap();
+    let client = Upstream::carrier(&spec, PoolSettings::default()).unwrap();
     let opc = hex::encode(usim().opc);
     let subscribers: Vec<_> = imsis
         .iter()
