@@ -397,26 +397,15 @@ async fn a_partner_closing_an_http1_connection_unanswered_gives_502_code_205_wit
 #[tokio::test]
 async fn an_idle_connection_the_partner_closed_is_pruned_and_not_reused() {
     let (hub, listener, acceptor) = stage_with_hand_made_cmpone().await;
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
     // Answers one request with a keep-alive 201, then closes the connection after a while.
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            counted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                if read_request(&mut tls, &mut Vec::new()).await {
-                    let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
-                    let _ = tls.write_all(answer).await;
-                    let _ = tls.flush().await;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                let _ = tls.shutdown().await;
-            });
+    let connections = serve_each_connection(listener, acceptor, |mut tls| async move {
+        if read_request(&mut tls, &mut Vec::new()).await {
+            let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
+            let _ = tls.write_all(answer).await;
+            let _ = tls.flush().await;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = tls.shutdown().await;
     });
     let snap = hub.running.as_ref().expect("running").hub.snapshot();
     let upstream = snap.upstream("cmpone").expect("cmpone's upstream").clone();
@@ -436,6 +425,34 @@ async fn an_idle_connection_the_partner_closed_is_pruned_and_not_reused() {
     let reply = send_msp_token(&hub, Version::Http1).await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     assert_eq!(connections.load(Ordering::SeqCst), 2, "a new connection");
+}
+
+/// Accepts the hub's connections on `listener`, counting them, and runs `serve` on each once
+/// its TLS handshake is done. The count is returned.
+fn serve_each_connection<F, Fut>(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    serve: F,
+) -> Arc<AtomicUsize>
+where
+    F: Fn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let serve = Arc::new(serve);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, serve) = (acceptor.clone(), serve.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls).await;
+                }
+            });
+        }
+    });
+    connections
 }
 
 /// Answers every request on `tls` with a keep-alive 201 until the hub closes it.
@@ -466,18 +483,8 @@ async fn a_connection_idle_past_the_idle_timeout_is_not_reused() {
         format!("{t}\n[listen]\nthreads = 1\n")
     })
     .await;
-    let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            counted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(tcp).await {
-                    answer_every_request_with_201(&mut tls).await;
-                }
-            });
-        }
+    let connections = serve_each_connection(listener, acceptor, |mut tls| async move {
+        answer_every_request_with_201(&mut tls).await;
     });
     let snap = hub.running.as_ref().expect("running").hub.snapshot();
     let upstream = snap.upstream("cmpone").expect("cmpone's upstream").clone();

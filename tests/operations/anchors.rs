@@ -1,19 +1,13 @@
 //! TLS material reloaded without a restart: a new trust anchor in hub.toml admits a partner
 //! of another CA, and a renewed server certificate is what new connections are shown.
 
-use crate::common::{no_watch, onboarding, rewrite_routes, Admin};
-use crate::support::TestHub;
+use crate::common::{self, onboarding, rewrite_routes};
 use aidhub::client::{Caller, HubClient, Version};
 use http::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_takes_in_a_new_trust_anchor_and_a_renewed_server_certificate() {
-    let hub = TestHub::builder()
-        .hub(no_watch)
-        .start()
-        .await
-        .expect("the stage starts");
-    let admin = Admin::of(&hub);
+    let (hub, admin) = common::stage_reloaded_on_request().await;
     // A second CA, with a partner of its own and a hub server certificate it signed.
     let second = hub.dir.path().join("certs2");
     let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];

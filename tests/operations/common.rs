@@ -23,6 +23,18 @@ pub fn no_watch(hub: &str) -> String {
     format!("{hub}\n[reload]\nwatch = false\n")
 }
 
+/// A stage whose hub reloads only when the test asks (`POST /reload`, [`no_watch`]), and the
+/// client of its admin listener.
+pub async fn stage_reloaded_on_request() -> (TestHub, Admin) {
+    let hub = TestHub::builder()
+        .hub(no_watch)
+        .start()
+        .await
+        .expect("the stage starts");
+    let admin = Admin::of(&hub);
+    (hub, admin)
+}
+
 /// Polls the async `check` until it holds or `within` passes.
 pub async fn until<F, Fut>(within: Duration, mut check: F) -> bool
 where

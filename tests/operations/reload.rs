@@ -3,7 +3,7 @@
 //! refused reloads that leave the old table serving.
 
 use crate::common::{
-    self, assert_error, assert_metric, metric, no_watch, onboard, onboarding, partner, rac_path,
+    self, assert_error, assert_metric, metric, onboard, onboarding, partner, rac_path,
     rewrite_routes, rps_path, scs_path, Admin, WITHIN,
 };
 use crate::load::{Load, MakeRequest, Stream};
@@ -75,12 +75,7 @@ fn streams(hub: &TestHub, one: Uuid, two: Uuid) -> Vec<Stream> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_reload_under_load_adds_and_removes_partners_without_failing_a_request() {
-    let hub = TestHub::builder()
-        .hub(no_watch)
-        .start()
-        .await
-        .expect("the stage starts");
-    let admin = Admin::of(&hub);
+    let (hub, admin) = common::stage_reloaded_on_request().await;
     let before = admin.config().await;
     assert_eq!(before["version"], 1);
     let one = onboard(&hub, "mspalpha", "cmpone").await;
@@ -308,12 +303,7 @@ async fn reading_the_watched_files_does_not_reload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_reload_is_refused_with_its_reasons_and_the_old_table_keeps_serving() {
-    let hub = TestHub::builder()
-        .hub(no_watch)
-        .start()
-        .await
-        .expect("the stage starts");
-    let admin = Admin::of(&hub);
+    let (hub, admin) = common::stage_reloaded_on_request().await;
     let before = admin.config().await;
     let good = std::fs::read_to_string(common::routes_path(&hub)).expect("routes.toml");
 
@@ -401,12 +391,7 @@ async fn a_bad_reload_is_refused_with_its_reasons_and_the_old_table_keeps_servin
 /// over; a reload that changes nothing of the sort keeps each pool, idle connections and all.
 #[tokio::test]
 async fn a_reload_rebuilds_the_upstream_pools_only_when_their_settings_change() {
-    let hub = TestHub::builder()
-        .hub(no_watch)
-        .start()
-        .await
-        .expect("the stage starts");
-    let admin = Admin::of(&hub);
+    let (hub, admin) = common::stage_reloaded_on_request().await;
     let pool = |hub: &TestHub| {
         let snap = hub.running.as_ref().expect("running").hub.snapshot();
         snap.upstream("cmpone").expect("cmpone's upstream").clone()
