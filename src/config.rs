@@ -510,6 +510,8 @@ pub struct UpstreamSpec {
     pub credential: Credential,
     /// TLS server name override.
     pub server_name: Option<String>,
+    /// How long an idle connection is kept, when not `timeouts.upstream_idle_ms`.
+    pub idle: Option<Duration>,
 }
 
 /// The validated routing table.
@@ -701,6 +703,16 @@ fn partner(
         }
         _ => {}
     }
+    if p.upstream
+        .idle_ms
+        .is_some_and(|ms| !(1..=3_600_000).contains(&ms))
+    {
+        errors.push(
+            file,
+            &format!("{at}.upstream.idle_ms"),
+            "must be 1..=3600000",
+        );
+    }
     let limits = partner_limits(&p.limits, file, &format!("{at}.limits"), errors);
     let touchpoint = p.touchpoint.as_ref().and_then(|raw| {
         touchpoint::touchpoint(raw, &p.id, file, &format!("{at}.touchpoint"), errors)
@@ -719,6 +731,7 @@ fn partner(
             ca: p.upstream.ca.iter().map(|c| base.join(c)).collect(),
             credential: upstream_credential?,
             server_name: p.upstream.server_name.clone(),
+            idle: p.upstream.idle_ms.map(Duration::from_millis),
         },
         counterparts: p.counterparts.as_ref().map(|c| c.iter().cloned().collect()),
         migration: p.migration.iter().cloned().collect(),

@@ -228,6 +228,10 @@ impl Snapshot {
         let mut upstream_keys = FastMap::default();
         let pool = pool_settings(&config);
         for partner in &routes.partners {
+            let pool = PoolSettings {
+                idle_timeout: partner.upstream.idle.unwrap_or(pool.idle_timeout),
+                ..pool
+            };
             let key = upstream_key(partner, &hub_client, pool);
             let reused = previous
                 .filter(|p| p.upstream_keys.get(&partner.id) == Some(&key))

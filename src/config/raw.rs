@@ -366,6 +366,9 @@ pub struct RawUpstream {
     pub credential: RawCredential,
     /// TLS server name, when it differs from the URL's host.
     pub server_name: Option<String>,
+    /// How long an idle connection to this upstream is kept (default
+    /// `timeouts.upstream_idle_ms`).
+    pub idle_ms: Option<u64>,
 }
 
 /// `[dev]`: development conveniences, off by default.

@@ -141,6 +141,29 @@ fn routes_problems_name_partner_and_key() {
 }
 
 #[test]
+fn a_partner_may_keep_its_idle_upstream_connections_for_its_own_time() {
+    let with = |idle: &str| {
+        format!(
+            "{}{}",
+            partner("msp1", "msp", "") + idle,
+            partner("cmp1", "cmp", "account_id_secret = \"s\"")
+        )
+    };
+    let r = Routes::from_str(&with("idle_ms = 55000\n"), "routes.toml", Path::new(".")).unwrap();
+    assert_eq!(r.partners[0].upstream.idle, Some(Duration::from_secs(55)));
+    assert_eq!(
+        r.partners[1].upstream.idle, None,
+        "the hub's default applies"
+    );
+    let e = Routes::from_str(&with("idle_ms = 0\n"), "routes.toml", Path::new(".")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("partner[0] (msp1).upstream.idle_ms: must be 1..=3600000"),
+        "{e}"
+    );
+}
+
+#[test]
 fn upstreams_must_be_https_without_query() {
     let text = partner("msp1", "msp", "").replace("https://127.0.0.1:9000/p/", "http://x:1/");
     let e = Routes::from_str(&text, "routes.toml", Path::new(".")).unwrap_err();

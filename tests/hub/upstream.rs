@@ -61,7 +61,7 @@ async fn csim_status(hub: &TestHub, version: Version, token: Uuid) -> Reply {
 #[tokio::test]
 async fn a_partner_that_is_not_listening_gives_502_code_202() {
     let (_held, port) = common::refusing_port();
-    let hub = stage_with_cmpone_on(port, str::to_owned).await;
+    let hub = stage_with_cmpone_on(port, str::to_owned, "").await;
     for version in common::VERSIONS {
         let started = Instant::now();
         let reply = send_msp_token(&hub, version).await;
@@ -293,25 +293,32 @@ fn http1_acceptor(cert: &std::path::Path, key: &std::path::Path) -> tokio_rustls
 /// to accept on, and the TLS acceptor with cmpone's server credential.
 async fn stage_with_hand_made_cmpone(
 ) -> (TestHub, tokio::net::TcpListener, tokio_rustls::TlsAcceptor) {
-    stage_with_hand_made_cmpone_and(str::to_owned).await
+    stage_with_hand_made_cmpone_and(str::to_owned, "").await
 }
 
-/// [`stage_with_hand_made_cmpone`] with `hub.toml` edited by `hub_toml`.
+/// [`stage_with_hand_made_cmpone`] with `hub.toml` edited by `hub_toml` and
+/// `upstream_lines` added to cmpone's `[partner.upstream]`.
 async fn stage_with_hand_made_cmpone_and(
     hub_toml: impl Fn(&str) -> String + 'static,
+    upstream_lines: &'static str,
 ) -> (TestHub, tokio::net::TcpListener, tokio_rustls::TlsAcceptor) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a loopback port");
     let port = listener.local_addr().expect("its address").port();
-    let hub = stage_with_cmpone_on(port, hub_toml).await;
+    let hub = stage_with_cmpone_on(port, hub_toml, upstream_lines).await;
     let (cert, key) = aidhub::pki::partner_server(&hub.certs(), "cmpone");
     let acceptor = http1_acceptor(&cert, &key);
     (hub, listener, acceptor)
 }
 
-/// A stage whose cmpone is at `https://127.0.0.1:{port}`, `hub.toml` edited by `hub_toml`.
-async fn stage_with_cmpone_on(port: u16, hub_toml: impl Fn(&str) -> String + 'static) -> TestHub {
+/// A stage whose cmpone is at `https://127.0.0.1:{port}`, `upstream_lines` added to its
+/// `[partner.upstream]`, `hub.toml` edited by `hub_toml`.
+async fn stage_with_cmpone_on(
+    port: u16,
+    hub_toml: impl Fn(&str) -> String + 'static,
+    upstream_lines: &'static str,
+) -> TestHub {
     TestHub::builder()
         .hub(hub_toml)
         .routes(move |t| {
@@ -319,7 +326,7 @@ async fn stage_with_cmpone_on(port: u16, hub_toml: impl Fn(&str) -> String + 'st
                 replace_line(
                     block,
                     "url = ",
-                    &format!("url = \"https://127.0.0.1:{port}\""),
+                    &format!("url = \"https://127.0.0.1:{port}\"\n{upstream_lines}"),
                 )
             })
         })
@@ -472,16 +479,35 @@ where
 /// A keep-alive connection idle for longer than `timeouts.upstream_idle_ms` is closed, not
 /// reused, though its partner still holds it open (set below a partner's own keep-alive
 /// timeout, the hub never sends on a connection the partner is about to close); within it,
-/// the connection is reused. One serving thread: idle connections are kept per thread.
+/// the connection is reused.
 #[tokio::test]
 async fn a_connection_idle_past_the_idle_timeout_is_not_reused() {
-    let (hub, listener, acceptor) = stage_with_hand_made_cmpone_and(|t| {
-        let t = t.replace(
-            "connect_ms = 500",
-            "connect_ms = 500\nupstream_idle_ms = 1000",
-        );
-        format!("{t}\n[listen]\nthreads = 1\n")
-    })
+    idle_past_one_second_is_not_reused("upstream_idle_ms = 1000", "").await;
+}
+
+/// The same with the hub's default kept and the partner's own `upstream.idle_ms`.
+#[tokio::test]
+async fn a_partner_s_own_idle_timeout_overrides_the_hub_s() {
+    idle_past_one_second_is_not_reused("upstream_idle_ms = 90000", "idle_ms = 1000").await;
+}
+
+/// cmpone's connection, with `timeouts_line` in `hub.toml`'s `[timeouts]` and
+/// `upstream_line` in cmpone's `[partner.upstream]`, is reused at once and not after 1.5 s.
+/// One serving thread: idle connections are kept per thread.
+async fn idle_past_one_second_is_not_reused(
+    timeouts_line: &'static str,
+    upstream_line: &'static str,
+) {
+    let (hub, listener, acceptor) = stage_with_hand_made_cmpone_and(
+        move |t| {
+            let t = t.replace(
+                "connect_ms = 500",
+                &format!("connect_ms = 500\n{timeouts_line}"),
+            );
+            format!("{t}\n[listen]\nthreads = 1\n")
+        },
+        upstream_line,
+    )
     .await;
     let connections = serve_each_connection(listener, acceptor, |mut tls| async move {
         answer_every_request_with_201(&mut tls).await;
@@ -517,9 +543,10 @@ async fn a_connection_idle_past_the_idle_timeout_is_not_reused() {
 async fn a_burst_on_a_cold_hub_opens_a_few_upstream_connections_at_a_time() {
     const BURST: usize = 32;
     const CAP: usize = 3;
-    let (hub, listener, acceptor) = stage_with_hand_made_cmpone_and(|t| {
-        format!("{t}\n[limits]\nmax_opening_per_upstream = {CAP}\n")
-    })
+    let (hub, listener, acceptor) = stage_with_hand_made_cmpone_and(
+        |t| format!("{t}\n[limits]\nmax_opening_per_upstream = {CAP}\n"),
+        "",
+    )
     .await;
     let opening = Arc::new(AtomicUsize::new(0));
     let most_opening = Arc::new(AtomicUsize::new(0));
