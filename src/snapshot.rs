@@ -46,7 +46,8 @@ pub struct Snapshot {
     upstream_keys: FastMap<PartnerId, [u8; 32]>,
 }
 
-/// How every upstream pool opens and keeps its connections.
+/// How every upstream pool opens and keeps its connections (`hub.toml`; a partner may keep its
+/// idle connections for a time of its own, `upstream.idle_ms`).
 fn pool_settings(config: &HubConfig) -> PoolSettings {
     PoolSettings {
         connect_timeout: config.timeouts.connect,

@@ -42,13 +42,7 @@ fn hub_defaults_are_the_documented_ones() {
 #[test]
 fn upstream_connection_settings_are_read_and_bounded() {
     let text = format!(
-        "{HUB}
-[limits]
-max_opening_per_upstream = 3
-[timeouts]
-connect_ms = 700
-upstream_idle_ms = 55000
-"
+        "{HUB}\n[limits]\nmax_opening_per_upstream = 3\n[timeouts]\nconnect_ms = 700\nupstream_idle_ms = 55000\n"
     );
     let c = HubConfig::from_str(&text, "hub.toml", Path::new(".")).unwrap();
     assert_eq!(c.max_opening_per_upstream, 3);
@@ -56,13 +50,7 @@ upstream_idle_ms = 55000
     assert_eq!(c.timeouts.upstream_idle, Duration::from_secs(55));
 
     let text = format!(
-        "{HUB}
-[limits]
-max_opening_per_upstream = 0
-[timeouts]
-connect_ms = 0
-upstream_idle_ms = 0
-"
+        "{HUB}\n[limits]\nmax_opening_per_upstream = 0\n[timeouts]\nconnect_ms = 0\nupstream_idle_ms = 0\n"
     );
     let e = HubConfig::from_str(&text, "hub.toml", Path::new(".")).unwrap_err();
     let all = e.to_string();

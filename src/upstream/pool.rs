@@ -5,7 +5,8 @@
 //! registered with the runtime of the thread that opened it, and reusing it there keeps every
 //! wake-up on that thread. A request takes the most recently used connection (the warmest),
 //! after checking that the partner has not closed it meanwhile; a connection idle for longer
-//! than the idle timeout (`timeouts.upstream_idle_ms`) is closed instead of reused.
+//! than the idle timeout (`timeouts.upstream_idle_ms`, or the partner's `upstream.idle_ms`)
+//! is closed instead of reused.
 //!
 //! At most [`PoolSettings::max_opening`] connections to one upstream
 //! (`limits.max_opening_per_upstream`) are opening at once. A burst of calls
@@ -33,22 +34,23 @@ const MAX_IDLE_PER_THREAD: usize = 256;
 /// Idle lists (a power of two); threads beyond it share.
 const SHARDS: usize = 16;
 
-/// How the hub opens and keeps the connections to every upstream (`hub.toml`); a pool is
-/// built again when they change.
+/// How the hub opens and keeps the connections to an upstream (`hub.toml`, and the partner's
+/// `upstream.idle_ms`); a reload that changes them builds the pool again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
     /// The longest a new connection may take, TCP connect and TLS handshake each, and a
     /// call may wait for a connection or a turn to open one (`timeouts.connect_ms`).
     pub connect_timeout: Duration,
-    /// How long an idle connection is kept for reuse (`timeouts.upstream_idle_ms`): below
-    /// the partner's own keep-alive timeout, the hub never sends on a connection the
-    /// partner is closing.
+    /// How long an idle connection is kept for reuse (`timeouts.upstream_idle_ms`, or the
+    /// partner's `upstream.idle_ms`): below the partner's own keep-alive timeout, the hub
+    /// never sends on a connection the partner is closing.
     pub idle_timeout: Duration,
     /// How many connections to one upstream may be opening (TCP connect and TLS handshake)
     /// at once (`limits.max_opening_per_upstream`).
     pub max_opening: usize,
 }
 
+/// `hub.toml`'s defaults.
 impl Default for PoolSettings {
     fn default() -> PoolSettings {
         PoolSettings {
@@ -176,7 +178,8 @@ impl Pool {
     }
 
     /// A connection for a call that found no idle one: a new one, opened now when fewer than
-    /// [`PoolSettings::max_opening`] are opening, else the first of a connection brought back or a turn.
+    /// [`PoolSettings::max_opening`] are opening, else the first of a connection brought back
+    /// or a turn.
     pub async fn open(&self) -> Result<Boxed, UpstreamFault> {
         let _turn = match self.opening.try_acquire() {
             Ok(turn) => turn,
