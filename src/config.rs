@@ -83,6 +83,9 @@ pub struct HubConfig {
     pub devices_addr: Option<SocketAddr>,
     /// How many serving threads serve the listeners' connections (read at start only).
     pub serving_threads: usize,
+    /// How long a client connection (every listener) may stay without a request in flight
+    /// before it is closed.
+    pub idle_timeout: Duration,
     /// TLS material.
     pub tls: TlsFiles,
     /// Ledger settings.
@@ -332,6 +335,10 @@ impl HubConfig {
             }
             Some(n) => n,
         };
+        let idle_timeout_secs = raw.listen.idle_timeout_secs.unwrap_or(120);
+        if !(1..=86_400).contains(&idle_timeout_secs) {
+            errors.push(name, "listen.idle_timeout_secs", "must be 1..=86400");
+        }
         let format = raw.log.format.as_deref().unwrap_or("text");
         if format != "text" && format != "json" {
             errors.push(name, "log.format", "must be \"text\" or \"json\"");
@@ -346,6 +353,7 @@ impl HubConfig {
             browsers_addr,
             devices_addr,
             serving_threads,
+            idle_timeout: Duration::from_secs(idle_timeout_secs),
             tls: TlsFiles {
                 server_cert: path(&raw.tls.server_cert),
                 server_key: path(&raw.tls.server_key),

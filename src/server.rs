@@ -7,6 +7,8 @@
 //! answered by [`crate::touchpoints`]). Each accepts on the calling runtime and serves every
 //! connection on one of the serving threads ([`crate::workers`]).
 
+mod idle;
+
 use crate::hub::Hub;
 use crate::identity::CertIdentities;
 use crate::proxy::{self, Protocol};
@@ -86,13 +88,19 @@ async fn serve<P: Protocol>(side: Side, accept: Accept, hub: Hub, protocol: Arc<
             };
             let h2 = info.h2;
             let info = Arc::new(info);
+            let (io, activity) = idle_io(tls, &hub);
             let service = service_fn(move |request| {
+                let busy = activity.busy();
                 let hub = hub.clone();
                 let protocol = protocol.clone();
                 let info = info.clone();
-                async move { Ok::<_, Infallible>(proxy::handle(protocol, hub, info, request).await) }
+                async move {
+                    let answer = proxy::handle(protocol, hub, info, request).await;
+                    drop(busy);
+                    Ok::<_, Infallible>(answer)
+                }
             });
-            if let Err(e) = serve_http(tls, h2, service, watcher).await {
+            if let Err(e) = serve_http(io, h2, service, watcher).await {
                 tracing::debug!(%peer, cause = %e, "connection ended with an error");
             }
         }
@@ -171,16 +179,26 @@ pub async fn browser_listener(accept: Accept, hub: Hub) {
                 }
             };
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let (io, activity) = idle_io(tls, &hub);
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let _busy = activity.busy();
                 let response = crate::touchpoints::respond(&hub, request.method(), request.uri());
                 async move { Ok::<_, Infallible>(response) }
             });
-            if let Err(e) = serve_http(tls, h2, service, watcher).await {
+            if let Err(e) = serve_http(io, h2, service, watcher).await {
                 tracing::debug!(%peer, cause = %e, "browser connection ended with an error");
             }
         }
     })
     .await
+}
+
+/// `tls`, closed once it has been without a request in flight for `listen.idle_timeout_secs`
+/// (the current snapshot's), and what its requests mark busy.
+fn idle_io<IO>(tls: IO, hub: &Hub) -> (idle::IdleIo<IO>, Arc<idle::Activity>) {
+    let activity = idle::Activity::new();
+    let timeout = hub.snapshot().config.idle_timeout;
+    (idle::IdleIo::new(tls, activity.clone(), timeout), activity)
 }
 
 /// Serves HTTP on an established TLS connection until it closes or the drain ends it: h2

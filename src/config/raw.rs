@@ -82,6 +82,8 @@ pub struct RawListen {
     pub devices: Option<String>,
     /// Serving threads (0 or absent: one per core).
     pub threads: Option<usize>,
+    /// How long a client connection may stay without a request in flight.
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// `[tls]`.

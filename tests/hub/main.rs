@@ -6,7 +6,7 @@
 //! Modules: `common` (helpers), `functions` (the nine functions end to end), `certificates`
 //! (handshake refusals and CRLs), `refusals` (identity, credential, routing and role
 //! refusals), `validation` (request validation classes and account ids), `upstream`
-//! (partner faults and the retry rule).
+//! (partner faults and the retry rule), `idle` (client connections closed when idle).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -14,6 +14,7 @@ mod support;
 mod certificates;
 mod common;
 mod functions;
+mod idle;
 mod refusals;
 mod upstream;
 mod validation;

@@ -1,0 +1,168 @@
+//! Idle client connections (`listen.idle_timeout_secs`, 1 s here): a connection without a
+//! request in flight for the timeout is closed, whether it never sent a request, trickles a
+//! request head that never ends, speaks h2 without a request, or went quiet after an answer;
+//! a request in flight for longer than the timeout is still answered.
+
+use crate::common::{self, caller};
+use crate::support::TestHub;
+use aidhub::sim::Fault;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::client::TlsStream;
+
+const IDLE: Duration = Duration::from_secs(1);
+
+/// A stage whose hub closes client connections idle for [`IDLE`], its exchanges allowed
+/// `default_ms` each.
+async fn stage(default_ms: u64) -> TestHub {
+    TestHub::builder()
+        .hub(move |t| {
+            let t = t.replace("default_ms = 2000", &format!("default_ms = {default_ms}"));
+            format!("{t}\n[listen]\nidle_timeout_secs = 1\n")
+        })
+        .start()
+        .await
+        .expect("the stage starts")
+}
+
+/// A mutual-TLS connection to the hub as mspalpha, offering `alpn`.
+async fn connect(hub: &TestHub, alpn: &[u8]) -> TlsStream<tokio::net::TcpStream> {
+    let certs = hub.certs();
+    let (cert, key) = aidhub::pki::partner_client(&certs, "mspalpha");
+    let mut config = aidhub::tls::client_config(&[aidhub::pki::ca_cert(&certs)], &cert, &key)
+        .expect("a client configuration");
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.expect("a TLS session")
+}
+
+/// A server-TLS connection to the hub's browser listener (no client certificate).
+async fn connect_browser(hub: &TestHub) -> TlsStream<tokio::net::TcpStream> {
+    let roots = aidhub::tls::read_roots(&[aidhub::pki::ca_cert(&hub.certs())]).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(aidhub::tls::provider())
+        .with_protocol_versions(aidhub::tls::VERSIONS)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(hub.browsers).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.expect("a TLS session")
+}
+
+/// Reads until the hub closes the connection (or it fails); how long that took from
+/// `from`. A connection still open after 10 s fails the test.
+async fn closed_after(tls: &mut TlsStream<tokio::net::TcpStream>, from: Instant) -> Duration {
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut sink)).await;
+    assert!(read.is_ok(), "the idle connection is still open after 10 s");
+    from.elapsed()
+}
+
+fn assert_closed_for_idleness(took: Duration, what: &str) {
+    assert!(
+        took >= IDLE - Duration::from_millis(50) && took < IDLE * 4,
+        "{what}: closed after {took:?}, the idle timeout is {IDLE:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_without_a_request_is_closed_after_the_idle_timeout() {
+    let hub = stage(2000).await;
+
+    let mut silent = connect(&hub, b"http/1.1").await;
+    let opened = Instant::now();
+    assert_closed_for_idleness(closed_after(&mut silent, opened).await, "silent");
+
+    // A head that never ends, a byte at a time: bytes arrive, no request does.
+    let mut trickle = connect(&hub, b"http/1.1").await;
+    let opened = Instant::now();
+    let head = b"POST /cesim/msp/v1/users/x HTTP/1.1\r\nhost: localhost\r\nclient-id: ";
+    let writer = async {
+        for byte in head.iter().cycle().take(60) {
+            if trickle.write_all(&[*byte]).await.is_err() || trickle.flush().await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        trickle
+    };
+    let mut trickle = writer.await;
+    assert_closed_for_idleness(closed_after(&mut trickle, opened).await, "trickled head");
+
+    // h2: the preface and SETTINGS, then nothing.
+    let mut h2 = connect(&hub, b"h2").await;
+    let opened = Instant::now();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    h2.flush().await.unwrap();
+    assert_closed_for_idleness(closed_after(&mut h2, opened).await, "h2 without a request");
+
+    // The browser listener, open to anyone: the same.
+    let mut browser = connect_browser(&hub).await;
+    let opened = Instant::now();
+    browser.write_all(b"GET /touch").await.unwrap();
+    browser.flush().await.unwrap();
+    assert_closed_for_idleness(
+        closed_after(&mut browser, opened).await,
+        "browser listener, an unfinished head",
+    );
+}
+
+/// The timeout counts from the last answer, not from the connection's start.
+#[tokio::test]
+async fn a_keep_alive_connection_is_closed_the_idle_timeout_after_its_last_answer() {
+    let hub = stage(2000).await;
+    let mut tls = connect(&hub, b"http/1.1").await;
+    tokio::time::sleep(IDLE * 6 / 10).await;
+    let me = caller(&hub, "mspalpha");
+    let request = format!(
+        "GET /cesim/msp/v1/nothing HTTP/1.1\r\nhost: localhost\r\nclient-id: {}\r\n\
+         target-id: cmpone\r\n\r\n",
+        me.client_id
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tls.read(&mut chunk).await.expect("an answer");
+        assert!(n > 0, "closed before answering: {answer:?}");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let answered = Instant::now();
+    let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 4"), "{head}");
+    assert!(!head.contains("connection: close"), "kept alive: {head}");
+    assert_closed_for_idleness(closed_after(&mut tls, answered).await, "after an answer");
+}
+
+/// A request whose partner takes longer than the idle timeout keeps its connection open.
+#[tokio::test]
+async fn a_request_in_flight_longer_than_the_idle_timeout_is_answered() {
+    let hub = stage(6000).await;
+    let token = common::onboard(&hub, "mspalpha", "cmpone").await;
+    hub.partner("mspalpha")
+        .fault("/v1/statuses/", Fault::Delay(IDLE * 2));
+    for version in common::VERSIONS {
+        let started = Instant::now();
+        let reply = common::call(
+            &hub,
+            version,
+            "cmpone",
+            "mspalpha",
+            http::Method::POST,
+            &format!("/v1/statuses/{token}"),
+            Some(&crate::support::bodies::csim_status("installed")),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{version:?}: {:?}", reply.body);
+        assert!(
+            started.elapsed() >= IDLE * 2,
+            "{version:?}: the partner's delay"
+        );
+    }
+}
