@@ -9,8 +9,8 @@
 //! The serving code marks each request busy ([`Activity::busy`]); the connection's reads go
 //! through [`IdleIo`], which holds one timer per connection, armed for the moment the
 //! connection would have been idle for the timeout, and looked at only when a read finds
-//! nothing to read: no timer is set per request, and a request costs two counter updates
-//! and one clock read. When the timer fires on a connection still idle, the read ends the
+//! nothing to read (polled only when it fired or the read's waker changed): no timer is set
+//! per request, and a request costs two counter updates and one clock read. When the timer fires on a connection still idle, the read ends the
 //! connection as if the client had closed it (the server side then closes its half too).
 
 use std::future::Future;
@@ -18,7 +18,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -79,6 +79,9 @@ pub struct IdleIo<IO> {
     activity: Arc<Activity>,
     timeout: Duration,
     timer: Pin<Box<Sleep>>,
+    /// The waker the timer was last polled with, since it was last armed: while a read's
+    /// waker is the same and the timer has not fired, it need not be polled again.
+    armed: Option<Waker>,
     /// The timer found the connection idle: every later read ends.
     ended: bool,
 }
@@ -92,6 +95,7 @@ impl<IO> IdleIo<IO> {
             activity,
             timeout,
             timer,
+            armed: None,
             ended: false,
         }
     }
@@ -99,12 +103,17 @@ impl<IO> IdleIo<IO> {
     /// Whether the connection has been idle for the timeout; otherwise the timer is armed
     /// (with `cx`'s waker) for when it could be.
     fn idle(&mut self, cx: &mut Context<'_>) -> bool {
+        let waker = cx.waker();
+        if self.armed.as_ref().is_some_and(|w| w.will_wake(waker)) && !self.timer.is_elapsed() {
+            return false;
+        }
         while self.timer.as_mut().poll(cx).is_ready() {
             match self.activity.idle_until(self.timeout, Instant::now()) {
                 Some(until) => self.timer.as_mut().reset(until),
                 None => return true,
             }
         }
+        self.armed = Some(waker.clone());
         false
     }
 }
