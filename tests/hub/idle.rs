@@ -32,22 +32,23 @@ async fn connect(hub: &TestHub, alpn: &[u8]) -> TlsStream<tokio::net::TcpStream>
     let mut config = aidhub::tls::client_config(&[aidhub::pki::ca_cert(&certs)], &cert, &key)
         .expect("a client configuration");
     config.alpn_protocols = vec![alpn.to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    connector.connect(name, tcp).await.expect("a TLS session")
+    tls_to(hub.addr, config).await
 }
 
 /// A server-TLS connection to the hub's browser listener (no client certificate).
 async fn connect_browser(hub: &TestHub) -> TlsStream<tokio::net::TcpStream> {
-    let roots = aidhub::tls::read_roots(&[aidhub::pki::ca_cert(&hub.certs())]).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(aidhub::tls::provider())
-        .with_protocol_versions(aidhub::tls::VERSIONS)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = aidhub::tls::client_config_anonymous(&[aidhub::pki::ca_cert(&hub.certs())])
+        .expect("a client configuration");
+    tls_to(hub.browsers, config).await
+}
+
+/// A TLS session with `addr`, verified as `localhost`.
+async fn tls_to(
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+) -> TlsStream<tokio::net::TcpStream> {
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(hub.browsers).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     connector.connect(name, tcp).await.expect("a TLS session")
 }
