@@ -10,8 +10,9 @@
 //! through [`IdleIo`], which holds one timer per connection, armed for the moment the
 //! connection would have been idle for the timeout, and looked at only when a read finds
 //! nothing to read (polled only when it fired or the read's waker changed): no timer is set
-//! per request, and a request costs two counter updates and one clock read. When the timer fires on a connection still idle, the read ends the
-//! connection as if the client had closed it (the server side then closes its half too).
+//! per request, and a request costs two counter updates and one clock read. When the timer
+//! fires on a connection still idle, the read ends the connection as if the client had
+//! closed it (the server side then closes its half too).
 
 use std::future::Future;
 use std::io;
@@ -61,8 +62,9 @@ impl Activity {
         Busy(self.clone())
     }
 
-    /// When the connection will have been idle for `timeout`, if it is not yet (`now` on); `None`
-    /// when it has been.
+    /// The moment the connection will have been idle for `timeout`, when that is after `now`
+    /// (with a request in flight, `now + timeout`: the time to look again); `None` once it
+    /// has been.
     fn idle_until(&self, timeout: Duration, now: Instant) -> Option<Instant> {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return Some(now + timeout);
