@@ -195,8 +195,36 @@ async fn admit<P: Protocol>(
 ) -> Result<Outbound<P::Call>, HubError> {
     let head = protocol.head(cx, &parts)?;
     protocol.limit(cx, &head).await?;
-    let body = read_body(body, cx.snap.config.max_body_bytes).await?;
+    let config = &cx.snap.config;
+    let body = read_body_within(body, config.max_body_bytes, config.idle_timeout).await?;
     protocol.call(cx, head, parts, body).await
+}
+
+/// [`read_body`], refused when the body has not all come within `bound` (the connection's
+/// idle timeout): a request in flight keeps its connection open, and a body trickled in a
+/// byte at a time would otherwise hold it forever. A body that came with its head (the usual
+/// case) is read without a timer.
+async fn read_body_within(
+    body: Incoming,
+    limit: usize,
+    bound: Duration,
+) -> Result<Bytes, HubError> {
+    let mut reading = std::pin::pin!(read_body(body, limit));
+    let first = std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(body) => body,
+        Poll::Pending => tokio::time::timeout(bound, reading)
+            .await
+            .unwrap_or_else(|_| {
+                let reason = format!(
+                    "the request body did not all arrive within {} s",
+                    bound.as_secs()
+                );
+                Err(HubError::Invalid(crate::aid1::Violation::syntax(
+                    "body", reason,
+                )))
+            }),
+    }
 }
 
 /// The upstream exchange and the answer phase.

@@ -4,7 +4,8 @@
 //! connection its client forgot, one whose host vanished without a FIN, and one that never
 //! completes a request (a request head trickled in a byte at a time, an h2 preface that never
 //! comes). A request in flight keeps its connection open however long it takes, within its
-//! own deadlines.
+//! own deadlines (its body, too, must all arrive within the idle timeout:
+//! `proxy::read_body_within`).
 //!
 //! The serving code marks each request busy ([`Activity::busy`]); the connection's reads go
 //! through [`IdleIo`], which holds one timer per connection, armed for the moment the

@@ -25,10 +25,10 @@ async fn stage(default_ms: u64) -> TestHub {
         .expect("the stage starts")
 }
 
-/// A mutual-TLS connection to the hub as mspalpha, offering `alpn`.
-async fn connect(hub: &TestHub, alpn: &[u8]) -> TlsStream<tokio::net::TcpStream> {
+/// A mutual-TLS connection to the hub as partner `who`, offering `alpn`.
+async fn connect(hub: &TestHub, who: &str, alpn: &[u8]) -> TlsStream<tokio::net::TcpStream> {
     let certs = hub.certs();
-    let (cert, key) = aidhub::pki::partner_client(&certs, "mspalpha");
+    let (cert, key) = aidhub::pki::partner_client(&certs, who);
     let mut config = aidhub::tls::client_config(&[aidhub::pki::ca_cert(&certs)], &cert, &key)
         .expect("a client configuration");
     config.alpn_protocols = vec![alpn.to_vec()];
@@ -73,12 +73,12 @@ fn assert_closed_for_idleness(took: Duration, what: &str) {
 async fn a_connection_without_a_request_is_closed_after_the_idle_timeout() {
     let hub = stage(2000).await;
 
-    let mut silent = connect(&hub, b"http/1.1").await;
+    let mut silent = connect(&hub, "mspalpha", b"http/1.1").await;
     let opened = Instant::now();
     assert_closed_for_idleness(closed_after(&mut silent, opened).await, "silent");
 
     // A head that never ends, a byte at a time: bytes arrive, no request does.
-    let mut trickle = connect(&hub, b"http/1.1").await;
+    let mut trickle = connect(&hub, "mspalpha", b"http/1.1").await;
     let opened = Instant::now();
     let head = b"POST /cesim/msp/v1/users/x HTTP/1.1\r\nhost: localhost\r\nclient-id: ";
     let writer = async {
@@ -94,7 +94,7 @@ async fn a_connection_without_a_request_is_closed_after_the_idle_timeout() {
     assert_closed_for_idleness(closed_after(&mut trickle, opened).await, "trickled head");
 
     // h2: the preface and SETTINGS, then nothing.
-    let mut h2 = connect(&hub, b"h2").await;
+    let mut h2 = connect(&hub, "mspalpha", b"h2").await;
     let opened = Instant::now();
     h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await
@@ -117,7 +117,7 @@ async fn a_connection_without_a_request_is_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_keep_alive_connection_is_closed_the_idle_timeout_after_its_last_answer() {
     let hub = stage(2000).await;
-    let mut tls = connect(&hub, b"http/1.1").await;
+    let mut tls = connect(&hub, "mspalpha", b"http/1.1").await;
     tokio::time::sleep(IDLE * 6 / 10).await;
     let me = caller(&hub, "mspalpha");
     let request = format!(
@@ -166,4 +166,54 @@ async fn a_request_in_flight_longer_than_the_idle_timeout_is_answered() {
             "{version:?}: the partner's delay"
         );
     }
+}
+
+/// A request whose body trickles in is in flight, so the connection stays open; the body
+/// itself must all come within the idle timeout, or the request is refused with the spec
+/// error body (422, as a body that cannot be read) naming the bound.
+#[tokio::test]
+async fn a_request_body_that_does_not_all_arrive_within_the_idle_timeout_is_refused() {
+    let hub = stage(2000).await;
+    let tls = connect(&hub, "cmpone", b"http/1.1").await;
+    let (mut read, mut write) = tokio::io::split(tls);
+    let me = caller(&hub, "cmpone");
+    let ids = common::Ids::new();
+    let head = format!(
+        "POST /v1/statuses/{} HTTP/1.1\r\nhost: localhost\r\nclient-id: {}\r\n\
+         target-id: mspalpha\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\
+         cmp-request-id: {}\r\ncorrelation-id: {}\r\napi-key: {}\r\n\r\n{{\"iccid\": ",
+        uuid::Uuid::new_v4(),
+        me.client_id,
+        ids.request,
+        ids.correlation,
+        me.api_key
+            .as_deref()
+            .expect("the stage's partners use api keys"),
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    write.flush().await.unwrap();
+    let sent = Instant::now();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if write.write_all(b" ").await.is_err() || write.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let read_all = tokio::time::timeout(Duration::from_secs(10), read.read_to_end(&mut answer));
+    let _ = read_all.await.expect("an answer within 10 s");
+    let took = sent.elapsed();
+    trickle.abort();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 422"), "{text}");
+    assert!(
+        text.contains("the request body did not all arrive within 1 s"),
+        "{text}"
+    );
+    assert!(
+        took >= IDLE - Duration::from_millis(50) && took < IDLE * 3,
+        "refused after {took:?}, the bound is {IDLE:?}"
+    );
 }
