@@ -23,7 +23,7 @@
 //! | `in_flight` | target | requests waiting on each upstream now |
 //! | `upstream_idle_connections` | target | keep-alive connections to each upstream waiting for a request |
 //! | `upstream_connections_opened_total` | target | connections opened to each upstream (TCP and TLS handshake) |
-//! | `upstream_connection_waits_total` | target | calls that waited for a connection because 8 were already opening |
+//! | `upstream_connection_waits_total` | target | calls that waited for a connection because `limits.max_opening_per_upstream` were already opening |
 //! | `ledger_federations` / `ledger_requests` / `ledger_profiles` | state | ledger sizes |
 //! | `ledger_stopped` | | 1 once the embedded ledger stopped for good after a storage failure, else 0 |
 //! | `ledger_swept_total` | kind | requests expired and records purged by the sweeper |
