@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::GracefulConnection;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,7 +79,7 @@ pub struct Accept {
 }
 
 async fn serve<P: Protocol>(side: Side, accept: Accept, hub: Hub, protocol: Arc<P>) {
-    accept_until_shutdown(accept, move |tcp, peer, watcher| {
+    accept_until_shutdown(accept, move |tcp, peer, draining| {
         let hub = hub.clone();
         let protocol = protocol.clone();
         async move {
@@ -88,9 +88,10 @@ async fn serve<P: Protocol>(side: Side, accept: Accept, hub: Hub, protocol: Arc<
             };
             let h2 = info.h2;
             let info = Arc::new(info);
-            let (io, activity) = idle_io(tls, &hub);
+            let (io, activity) = idle_io(tls, h2, &hub);
+            let requests = activity.clone();
             let service = service_fn(move |request| {
-                let busy = activity.busy();
+                let busy = requests.busy();
                 let hub = hub.clone();
                 let protocol = protocol.clone();
                 let info = info.clone();
@@ -100,7 +101,7 @@ async fn serve<P: Protocol>(side: Side, accept: Accept, hub: Hub, protocol: Arc<
                     Ok::<_, Infallible>(answer)
                 }
             });
-            if let Err(e) = serve_http(io, h2, service, watcher).await {
+            if let Err(e) = serve_http(io, h2, service, draining, &activity).await {
                 tracing::debug!(%peer, cause = %e, "connection ended with an error");
             }
         }
@@ -108,12 +109,16 @@ async fn serve<P: Protocol>(side: Side, accept: Accept, hub: Hub, protocol: Arc<
     .await
 }
 
+/// Tells a connection that the hub drains (`true`); the drain waits until every connection
+/// has dropped its receiver.
+type Draining = watch::Receiver<bool>;
+
 /// Accepts connections until `shutdown` fires, each served by `serve` on a task of its own
-/// on a serving thread, then lets open connections finish within `grace` (the watcher given
+/// on a serving thread, then lets open connections finish within `grace` (the receiver given
 /// to `serve` ties a connection to the drain).
 async fn accept_until_shutdown<F, Fut>(accept: Accept, serve: F)
 where
-    F: Fn(TcpStream, SocketAddr, Watcher) -> Fut + Clone + Send + 'static,
+    F: Fn(TcpStream, SocketAddr, Draining) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let Accept {
@@ -122,7 +127,7 @@ where
         mut shutdown,
         grace,
     } = accept;
-    let graceful = GracefulShutdown::new();
+    let (drain, draining) = watch::channel(false);
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -137,14 +142,13 @@ where
             _ = shutdown.changed() => break,
         };
         let serve = serve.clone();
-        let watcher = graceful.watcher();
-        workers.serve(tcp, peer, move |tcp, peer| serve(tcp, peer, watcher));
+        let draining = draining.clone();
+        workers.serve(tcp, peer, move |tcp, peer| serve(tcp, peer, draining));
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    drop(draining);
+    drain.send_replace(true);
+    if tokio::time::timeout(grace, drain.closed()).await.is_err() {
         tracing::warn!(
             grace_ms = grace.as_millis() as u64,
             "grace period over; closing open connections"
@@ -156,7 +160,7 @@ where
 /// with [`crate::touchpoints::respond`], until `shutdown` fires; then lets open requests
 /// finish within `grace`.
 pub async fn browser_listener(accept: Accept, hub: Hub) {
-    accept_until_shutdown(accept, move |tcp, peer, watcher| {
+    accept_until_shutdown(accept, move |tcp, peer, draining| {
         let hub = hub.clone();
         async move {
             let _ = tcp.set_nodelay(true);
@@ -179,13 +183,14 @@ pub async fn browser_listener(accept: Accept, hub: Hub) {
                 }
             };
             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            let (io, activity) = idle_io(tls, &hub);
+            let (io, activity) = idle_io(tls, h2, &hub);
+            let requests = activity.clone();
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let _busy = activity.busy();
+                let _busy = requests.busy();
                 let response = crate::touchpoints::respond(&hub, request.method(), request.uri());
                 async move { Ok::<_, Infallible>(response) }
             });
-            if let Err(e) = serve_http(io, h2, service, watcher).await {
+            if let Err(e) = serve_http(io, h2, service, draining, &activity).await {
                 tracing::debug!(%peer, cause = %e, "browser connection ended with an error");
             }
         }
@@ -194,20 +199,29 @@ pub async fn browser_listener(accept: Accept, hub: Hub) {
 }
 
 /// `tls`, closed once it has been without a request in flight for `listen.idle_timeout_secs`
-/// (the current snapshot's), and what its requests mark busy.
-fn idle_io<IO>(tls: IO, hub: &Hub) -> (idle::IdleIo<IO>, Arc<idle::Activity>) {
+/// (the current snapshot's; an h2 connection is asked to go away first), and what its
+/// requests mark busy.
+fn idle_io<IO>(tls: IO, h2: bool, hub: &Hub) -> (idle::IdleIo<IO>, Arc<idle::Activity>) {
     let activity = idle::Activity::new();
     let timeout = hub.snapshot().config.idle_timeout;
-    (idle::IdleIo::new(tls, activity.clone(), timeout), activity)
+    let close = if h2 {
+        idle::Close::GoAway
+    } else {
+        idle::Close::Eof
+    };
+    let io = idle::IdleIo::new(tls, activity.clone(), timeout, close);
+    (io, activity)
 }
 
-/// Serves HTTP on an established TLS connection until it closes or the drain ends it: h2
-/// when ALPN chose it (h2 over TLS is negotiated by ALPN, RFC 9113 §3.2), else HTTP/1.1.
+/// Serves HTTP on an established TLS connection until it closes, shut down gracefully when
+/// the hub drains or an idle h2 connection is asked to go away: h2 when ALPN chose it (h2
+/// over TLS is negotiated by ALPN, RFC 9113 §3.2), else HTTP/1.1.
 async fn serve_http<IO, S, B>(
     io: IO,
     h2: bool,
     service: S,
-    watcher: Watcher,
+    draining: Draining,
+    activity: &idle::Activity,
 ) -> Result<(), hyper::Error>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -221,11 +235,40 @@ where
     let io = TokioIo::new(io);
     if h2 {
         let connection = http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
-        watcher.watch(connection).await
+        until_closed(connection, draining, activity).await
     } else {
         let connection = http1::Builder::new().serve_connection(io, service);
-        watcher.watch(connection).await
+        until_closed(connection, draining, activity).await
     }
+}
+
+/// Runs `connection` until it ends; once the hub drains or the connection is asked to go
+/// away, shuts it down gracefully (HTTP/1.1: closed after the request in flight, if any; h2:
+/// GOAWAY, then closed when its streams are done) and runs it to its end.
+async fn until_closed<C: GracefulConnection>(
+    connection: C,
+    mut draining: Draining,
+    activity: &idle::Activity,
+) -> Result<(), C::Error> {
+    let mut connection = std::pin::pin!(connection);
+    let go_away = std::future::poll_fn(|_| {
+        // The idle timer wakes this task when it asks (`idle::IdleIo`).
+        if activity.go_away_asked() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    });
+    tokio::select! {
+        biased;
+        ended = connection.as_mut() => return ended,
+        () = go_away => {}
+        // Every receiver was cloned before the drain's send; an error means the drain is
+        // over (its sender gone): end the connection too.
+        _ = draining.changed() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    connection.await
 }
 
 async fn handshake(

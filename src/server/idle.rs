@@ -12,13 +12,17 @@
 //! connection would have been idle for the timeout, and looked at only when a read finds
 //! nothing to read (polled only when it fired or the read's waker changed): no timer is set
 //! per request, and a request costs two counter updates and one clock read. When the timer
-//! fires on a connection still idle, the read ends the connection as if the client had
-//! closed it (the server side then closes its half too).
+//! fires on an HTTP/1.1 connection still idle, the read ends the connection as if the client
+//! had closed it (the server side then closes its half too). An h2 connection is first asked
+//! to go away ([`Activity::go_away_asked`]: the serving code shuts it down gracefully, a
+//! GOAWAY frame then the close, so that the client knows no stream of its was lost), and its
+//! reads end only if it is still open, and idle, the grace after that ([`go_away_grace`]:
+//! a client that answered the GOAWAY's PING is long gone by then).
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -33,6 +37,8 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// When the last request ended (or the connection began), in µs since `since`.
     last_us: AtomicU64,
+    /// The timer found the h2 connection idle: it should go away.
+    go_away: AtomicBool,
 }
 
 /// A request in flight on its connection, until dropped.
@@ -54,7 +60,14 @@ impl Activity {
             since: Instant::now(),
             in_flight: AtomicUsize::new(0),
             last_us: AtomicU64::new(0),
+            go_away: AtomicBool::new(false),
         })
+    }
+
+    /// Whether an h2 connection's timer found it idle, so that it should now be shut down
+    /// gracefully (its task is woken when that happens).
+    pub fn go_away_asked(&self) -> bool {
+        self.go_away.load(Ordering::Relaxed)
     }
 
     /// Marks a request in flight until the returned guard is dropped.
@@ -76,45 +89,84 @@ impl Activity {
     }
 }
 
+/// How long an idle h2 connection asked to go away may stay open before its reads end: as
+/// long as the idle timeout, at most 5 s. Its client has that long to answer the GOAWAY's
+/// PING (one round trip), after which the connection closes by itself.
+pub fn go_away_grace(timeout: Duration) -> Duration {
+    timeout.min(Duration::from_secs(5))
+}
+
+/// How an idle connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// Its reads end (HTTP/1.1: nothing is lost, the client sees the close).
+    Eof,
+    /// It is asked to go away first (h2), its reads ending only if it is still open and idle
+    /// [`go_away_grace`] later.
+    GoAway,
+}
+
 /// A connection's I/O, ended once the connection has been idle for the timeout.
 pub struct IdleIo<IO> {
     io: IO,
     activity: Arc<Activity>,
     timeout: Duration,
+    close: Close,
     timer: Pin<Box<Sleep>>,
     /// The waker the timer was last polled with, since it was last armed: while a read's
     /// waker is the same and the timer has not fired, it need not be polled again.
     armed: Option<Waker>,
+    /// Until when a connection asked to go away may stay open.
+    going_until: Option<Instant>,
     /// The timer found the connection idle: every later read ends.
     ended: bool,
 }
 
 impl<IO> IdleIo<IO> {
-    /// `io`, ended after `timeout` without a request in flight (as `activity` tells).
-    pub fn new(io: IO, activity: Arc<Activity>, timeout: Duration) -> IdleIo<IO> {
+    /// `io`, closed as `close` says after `timeout` without a request in flight (as
+    /// `activity` tells).
+    pub fn new(io: IO, activity: Arc<Activity>, timeout: Duration, close: Close) -> IdleIo<IO> {
         let timer = Box::pin(tokio::time::sleep_until(activity.since + timeout));
         IdleIo {
             io,
             activity,
             timeout,
+            close,
             timer,
             armed: None,
+            going_until: None,
             ended: false,
         }
     }
 
-    /// Whether the connection has been idle for the timeout; otherwise the timer is armed
-    /// (with `cx`'s waker) for when it could be.
+    /// Whether the connection's reads should end now: idle for the timeout (and for an h2
+    /// connection, asked to go away and still idle the grace after); otherwise the timer is
+    /// armed (with `cx`'s waker) for when to look again.
     fn idle(&mut self, cx: &mut Context<'_>) -> bool {
         let waker = cx.waker();
         if self.armed.as_ref().is_some_and(|w| w.will_wake(waker)) && !self.timer.is_elapsed() {
             return false;
         }
         while self.timer.as_mut().poll(cx).is_ready() {
-            match self.activity.idle_until(self.timeout, Instant::now()) {
-                Some(until) => self.timer.as_mut().reset(until),
-                None => return true,
-            }
+            let now = Instant::now();
+            let until = match self.activity.idle_until(self.timeout, now) {
+                Some(until) => until,
+                None => match self.going_until {
+                    Some(until) if until > now => until,
+                    Some(_) => return true,
+                    None if self.close == Close::Eof => return true,
+                    None => {
+                        tracing::debug!(
+                            idle_secs = self.timeout.as_secs_f64(),
+                            "asking an h2 client connection idle for the idle timeout to go away"
+                        );
+                        self.activity.go_away.store(true, Ordering::Relaxed);
+                        waker.wake_by_ref();
+                        *self.going_until.insert(now + go_away_grace(self.timeout))
+                    }
+                },
+            };
+            self.timer.as_mut().reset(until);
         }
         self.armed = Some(waker.clone());
         false
@@ -187,6 +239,7 @@ mod tests {
             since,
             in_flight: AtomicUsize::new(0),
             last_us: AtomicU64::new(0),
+            go_away: AtomicBool::new(false),
         };
         assert_eq!(
             activity.idle_until(timeout, since),

@@ -1,7 +1,7 @@
 //! Idle client connections (`listen.idle_timeout_secs`, 1 s here): a connection without a
 //! request in flight for the timeout is closed, whether it never sent a request, trickles a
-//! request head that never ends, speaks h2 without a request, or went quiet after an answer;
-//! a request in flight for longer than the timeout is still answered.
+//! request head that never ends, speaks h2 without a request (asked to go away first), or went
+//! quiet after an answer; a request in flight for longer than the timeout is still answered.
 
 use crate::common::{self, caller};
 use crate::support::TestHub;
@@ -62,6 +62,29 @@ async fn closed_after(tls: &mut TlsStream<tokio::net::TcpStream>, from: Instant)
     from.elapsed()
 }
 
+/// The client's h2 connection preface and an empty SETTINGS frame.
+const H2_PREFACE_AND_SETTINGS: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+/// h2 frame types (RFC 9113 §6).
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+
+/// One h2 frame from the hub (type, flags, payload), or `None` once it closed.
+async fn h2_frame(tls: &mut TlsStream<tokio::net::TcpStream>) -> Option<(u8, u8, Vec<u8>)> {
+    let mut head = [0u8; 9];
+    tls.read_exact(&mut head).await.ok()?;
+    let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; length];
+    tls.read_exact(&mut payload).await.ok()?;
+    Some((head[3], head[4], payload))
+}
+
+/// A GOAWAY payload's last stream id and error code.
+fn go_away_fields(payload: &[u8]) -> (u32, u32) {
+    let word = |at: usize| u32::from_be_bytes(payload[at..at + 4].try_into().unwrap());
+    (word(0) & 0x7fff_ffff, word(4))
+}
+
 fn assert_closed_for_idleness(took: Duration, what: &str) {
     assert!(
         took >= IDLE - Duration::from_millis(50) && took < IDLE * 4,
@@ -93,12 +116,11 @@ async fn a_connection_without_a_request_is_closed_after_the_idle_timeout() {
     let mut trickle = writer.await;
     assert_closed_for_idleness(closed_after(&mut trickle, opened).await, "trickled head");
 
-    // h2: the preface and SETTINGS, then nothing.
+    // h2: the preface and SETTINGS, then nothing (not even the answer to the hub's PING: the
+    // connection is closed the grace after it was asked to go away).
     let mut h2 = connect(&hub, "mspalpha", b"h2").await;
     let opened = Instant::now();
-    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-        .await
-        .unwrap();
+    h2.write_all(H2_PREFACE_AND_SETTINGS).await.unwrap();
     h2.flush().await.unwrap();
     assert_closed_for_idleness(closed_after(&mut h2, opened).await, "h2 without a request");
 
@@ -111,6 +133,64 @@ async fn a_connection_without_a_request_is_closed_after_the_idle_timeout() {
         closed_after(&mut browser, opened).await,
         "browser listener, an unfinished head",
     );
+}
+
+/// An idle h2 connection is asked to go away before it is closed (RFC 9113 §6.8: the final
+/// GOAWAY names the last stream the hub processed, so a client knows that none of its later
+/// ones was lost): after the idle timeout a GOAWAY and a PING; a client that answers the PING
+/// is sent the final GOAWAY and the connection closes at once; one that does not is closed
+/// the grace later (as long as the idle timeout here).
+#[tokio::test]
+async fn an_idle_h2_connection_is_sent_a_goaway_before_it_is_closed() {
+    let hub = stage(2000).await;
+    for answers in [true, false] {
+        let mut h2 = connect(&hub, "mspalpha", b"h2").await;
+        let opened = Instant::now();
+        h2.write_all(H2_PREFACE_AND_SETTINGS).await.unwrap();
+        h2.flush().await.unwrap();
+        // The hub's SETTINGS and its acknowledgement of ours come first.
+        let (mut go_away, mut ping) = (None, None);
+        while go_away.is_none() || ping.is_none() {
+            let frame = h2_frame(&mut h2).await;
+            match frame.expect("a GOAWAY and a PING before the connection closes") {
+                (GOAWAY, _, payload) => go_away = Some(go_away_fields(&payload)),
+                (PING, 0, payload) => ping = Some(payload),
+                _ => {}
+            }
+        }
+        let asked = Instant::now();
+        let took = asked - opened;
+        assert!(
+            took >= IDLE - Duration::from_millis(50) && took < IDLE * 3,
+            "asked to go away after {took:?}, the idle timeout is {IDLE:?}"
+        );
+        assert_eq!(go_away.unwrap().1, 0, "NO_ERROR");
+        if answers {
+            let mut ack = vec![0, 0, 8, PING, 0x1, 0, 0, 0, 0];
+            ack.extend_from_slice(&ping.unwrap());
+            h2.write_all(&ack).await.unwrap();
+            h2.flush().await.unwrap();
+            let answered = Instant::now();
+            let last = loop {
+                match h2_frame(&mut h2).await.expect("the final GOAWAY") {
+                    (GOAWAY, _, payload) => break go_away_fields(&payload),
+                    _ => continue,
+                }
+            };
+            assert_eq!(last, (0, 0), "no stream was processed; NO_ERROR");
+            let closed = closed_after(&mut h2, answered).await;
+            assert!(
+                closed < IDLE / 2,
+                "closed {closed:?} after the PING's answer, not at once"
+            );
+        } else {
+            let closed = closed_after(&mut h2, asked).await;
+            assert!(
+                closed >= IDLE - Duration::from_millis(50) && closed < IDLE * 3,
+                "closed {closed:?} after the GOAWAY; the grace is {IDLE:?}"
+            );
+        }
+    }
 }
 
 /// The timeout counts from the last answer, not from the connection's start.
