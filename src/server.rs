@@ -101,7 +101,7 @@ async fn serve<P: Protocol>(side: Side, accept: Accept, hub: Hub, protocol: Arc<
                     Ok::<_, Infallible>(answer)
                 }
             });
-            if let Err(e) = serve_http(io, h2, service, draining, &activity).await {
+            if let Err(e) = serve_http(io, h2, service, draining, activity).await {
                 tracing::debug!(%peer, cause = %e, "connection ended with an error");
             }
         }
@@ -190,7 +190,7 @@ pub async fn browser_listener(accept: Accept, hub: Hub) {
                 let response = crate::touchpoints::respond(&hub, request.method(), request.uri());
                 async move { Ok::<_, Infallible>(response) }
             });
-            if let Err(e) = serve_http(io, h2, service, draining, &activity).await {
+            if let Err(e) = serve_http(io, h2, service, draining, activity).await {
                 tracing::debug!(%peer, cause = %e, "browser connection ended with an error");
             }
         }
@@ -216,13 +216,17 @@ fn idle_io<IO>(tls: IO, h2: bool, hub: &Hub) -> (idle::IdleIo<IO>, Arc<idle::Act
 /// Serves HTTP on an established TLS connection until it closes, shut down gracefully when
 /// the hub drains or an idle h2 connection is asked to go away: h2 when ALPN chose it (h2
 /// over TLS is negotiated by ALPN, RFC 9113 §3.2), else HTTP/1.1.
-async fn serve_http<IO, S, B>(
+///
+/// Not an async fn, and the connection boxed: an async fn keeps its arguments apart from the
+/// locals they move into, so that `io` (some 1.3 KiB with its TLS state) and the hyper
+/// connection made of it (1.9 KiB, h2 2.7) would each be kept twice in the connection's task.
+fn serve_http<IO, S, B>(
     io: IO,
     h2: bool,
     service: S,
     draining: Draining,
-    activity: &idle::Activity,
-) -> Result<(), hyper::Error>
+    activity: Arc<idle::Activity>,
+) -> impl std::future::Future<Output = Result<(), hyper::Error>>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<Incoming, ResBody = B> + Send + 'static,
@@ -232,17 +236,15 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    use futures_util::future::Either;
     let io = TokioIo::new(io);
-    // Pinned here and lent to `until_closed`: a connection it took by value would be kept
-    // twice in the connection's task (an async fn keeps its arguments apart from its locals),
-    // some 3 KiB more per open connection.
     if h2 {
         let builder = http2::Builder::new(TokioExecutor::new());
-        let connection = std::pin::pin!(builder.serve_connection(io, service));
-        until_closed(connection, draining, activity).await
+        let connection = Box::pin(builder.serve_connection(io, service));
+        Either::Left(until_closed(connection, draining, activity))
     } else {
-        let connection = std::pin::pin!(http1::Builder::new().serve_connection(io, service));
-        until_closed(connection, draining, activity).await
+        let connection = Box::pin(http1::Builder::new().serve_connection(io, service));
+        Either::Right(until_closed(connection, draining, activity))
     }
 }
 
@@ -250,9 +252,9 @@ where
 /// away, shuts it down gracefully (HTTP/1.1: closed after the request in flight, if any; h2:
 /// GOAWAY, then closed when its streams are done) and runs it to its end.
 async fn until_closed<C: GracefulConnection>(
-    mut connection: std::pin::Pin<&mut C>,
+    mut connection: std::pin::Pin<Box<C>>,
     mut draining: Draining,
-    activity: &idle::Activity,
+    activity: Arc<idle::Activity>,
 ) -> Result<(), C::Error> {
     let go_away = std::future::poll_fn(|_| {
         // The idle timer wakes this task when it asks (`idle::IdleIo`).
