@@ -83,7 +83,10 @@ async fn serve<P: Protocol>(side: Side, accept: Accept, hub: Hub, protocol: Arc<
         let hub = hub.clone();
         let protocol = protocol.clone();
         async move {
-            let Some((tls, info)) = handshake(side, tcp, peer, &hub).await else {
+            // Boxed: the connection's task is as large as its largest state, and the
+            // handshake's (the TLS state and the socket, held once more) would otherwise
+            // set it for the life of the connection.
+            let Some((tls, info)) = Box::pin(handshake(side, tcp, peer, &hub)).await else {
                 return;
             };
             let h2 = info.h2;
@@ -167,7 +170,9 @@ pub async fn browser_listener(accept: Accept, hub: Hub) {
             let snap = hub.snapshot();
             let acceptor = TlsAcceptor::from(snap.browser_tls.clone());
             let deadline = snap.config.tls.handshake_timeout;
-            let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+            // Boxed, as the partner listeners' handshake is (`serve`).
+            let handshake = Box::pin(tokio::time::timeout(deadline, acceptor.accept(tcp)));
+            let tls = match handshake.await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     let reason = handshake_failure(&e);
