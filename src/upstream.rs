@@ -225,9 +225,13 @@ impl Upstream {
         &self.base.text
     }
 
-    /// Closes idle connections that timed out or that the partner closed.
-    pub fn prune(&self) {
-        self.pool.prune();
+    /// Closes idle connections that timed out or that the partner closed; returns when this
+    /// upstream needs the next round: when its oldest idle connection times out, and no
+    /// later than one idle timeout from now (a connection put back after this round times
+    /// out no sooner).
+    pub fn prune(&self) -> Instant {
+        let latest = Instant::now() + self.pool.idle_timeout();
+        self.pool.prune().map_or(latest, |due| due.min(latest))
     }
 
     /// How many keep-alive connections wait for a request.
@@ -248,21 +252,33 @@ impl Upstream {
     }
 }
 
-/// How often idle upstream connections are checked (a request checks the one it takes).
-pub const PRUNE_EVERY: Duration = Duration::from_secs(10);
+/// The longest between two rounds of the pruner: a connection its partner closed, or the
+/// upstreams a reload brought, wait at most this long.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
-/// Until `shutdown` fires, every [`PRUNE_EVERY`] closes the idle connections of the current
-/// snapshot's upstreams that timed out or that their partner closed: a quiet upstream then
-/// keeps no socket its partner has long given up.
+/// The shortest between two rounds: an idle timeout below it (1 ms is allowed) does not make
+/// the pruner spin.
+const PRUNE_AT_MOST_EVERY: Duration = Duration::from_millis(100);
+
+/// Until `shutdown` fires, closes the idle connections of the current snapshot's upstreams
+/// that timed out or that their partner closed: a quiet upstream then keeps no socket its
+/// partner has long given up. Each round wakes for the next idle connection to time out
+/// (and at least every [`PRUNE_EVERY`]), so a connection is closed at its timeout, not up to
+/// a round later.
 pub async fn pruner(hub: crate::hub::Hub, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut next = Instant::now() + PRUNE_EVERY;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = tokio::time::sleep_until(next.into()) => {}
             _ = shutdown.changed() => return,
         }
-        for (_, upstream) in hub.snapshot().upstreams() {
-            upstream.prune();
-        }
+        let now = Instant::now();
+        let due = hub
+            .snapshot()
+            .upstreams()
+            .map(|(_, upstream)| upstream.prune())
+            .fold(now + PRUNE_EVERY, Instant::min);
+        next = due.max(now + PRUNE_AT_MOST_EVERY);
     }
 }
 

@@ -251,14 +251,27 @@ impl Pool {
             })
     }
 
-    /// Closes connections idle for too long (called now and then, so that a quiet
-    /// upstream does not keep sockets its partner has long closed).
-    pub fn prune(&self) {
+    /// Closes connections idle for too long or closed by the partner (called now and then,
+    /// so that a quiet upstream does not keep sockets its partner has long closed); returns
+    /// when the oldest of those left times out, if any is left.
+    pub fn prune(&self) -> Option<Instant> {
+        let mut due: Option<Instant> = None;
         for index in 0..SHARDS {
             let mut idle = self.shard(index);
             self.expire(&mut idle);
             idle.retain(|i| still_open(&i.conn.io));
+            // Each list is oldest first (connections come back at its end).
+            if let Some(oldest) = idle.front() {
+                let at = oldest.since + self.settings.idle_timeout;
+                due = Some(due.map_or(at, |d| d.min(at)));
+            }
         }
+        due
+    }
+
+    /// How long an idle connection is kept.
+    pub fn idle_timeout(&self) -> Duration {
+        self.settings.idle_timeout
     }
 
     /// How many idle connections the pool keeps, all threads together.

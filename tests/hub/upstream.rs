@@ -535,6 +535,47 @@ async fn idle_past_one_second_is_not_reused(
     );
 }
 
+/// An idle connection is closed when it times out, though its partner still holds it open:
+/// the pruner wakes for the oldest idle connection's timeout rather than at a round of its
+/// own (it closed them up to 10 s late, a socket the partner had to keep meanwhile).
+#[tokio::test]
+async fn an_idle_connection_is_closed_when_it_times_out() {
+    let (hub, listener, acceptor) = stage_with_hand_made_cmpone_and(
+        |t| {
+            t.replace(
+                "connect_ms = 500",
+                "connect_ms = 500\nupstream_idle_ms = 1000",
+            )
+        },
+        "",
+    )
+    .await;
+    let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    serve_each_connection(listener, acceptor, move |mut tls| {
+        let closed_tx = closed_tx.clone();
+        async move {
+            answer_every_request_with_201(&mut tls).await;
+            let _ = closed_tx.send(Instant::now());
+        }
+    });
+    let snap = hub.running.as_ref().expect("running").hub.snapshot();
+    let upstream = snap.upstream("cmpone").expect("cmpone's upstream").clone();
+    let reply = send_msp_token(&hub, Version::Http1).await;
+    let answered = Instant::now();
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    assert_eq!(upstream.idle_connections(), 1, "kept after the call");
+    let closed_at = tokio::time::timeout(Duration::from_secs(5), closed.recv())
+        .await
+        .expect("the hub closed its idle connection within 5 s")
+        .expect("the partner's task reported");
+    let idle_for = closed_at - answered;
+    assert!(
+        idle_for >= Duration::from_millis(900) && idle_for < Duration::from_millis(2500),
+        "closed {idle_for:?} after the answer, idle timeout 1 s"
+    );
+    assert_eq!(upstream.idle_connections(), 0, "the closed one is gone");
+}
+
 /// A burst of calls on a cold hub opens only a few connections to the partner at a time
 /// (`limits.max_opening_per_upstream`; a slow handshake here, so that every call of the burst
 /// finds none idle); the calls beyond wait for one another brings back, or for a turn to
