@@ -86,6 +86,9 @@ pub struct HubConfig {
     /// How long a client connection (every listener) may stay without a request in flight
     /// before it is closed.
     pub idle_timeout: Duration,
+    /// How long a request's body may take to arrive after its head, on every listener: a
+    /// request in flight keeps its connection open, so the idle timeout does not bound it.
+    pub body_timeout: Duration,
     /// TLS material.
     pub tls: TlsFiles,
     /// Ledger settings.
@@ -339,6 +342,10 @@ impl HubConfig {
         if !(1..=86_400).contains(&idle_timeout_secs) {
             errors.push(name, "listen.idle_timeout_secs", "must be 1..=86400");
         }
+        let body_timeout_secs = raw.listen.body_timeout_secs.unwrap_or(10);
+        if !(1..=86_400).contains(&body_timeout_secs) {
+            errors.push(name, "listen.body_timeout_secs", "must be 1..=86400");
+        }
         let format = raw.log.format.as_deref().unwrap_or("text");
         if format != "text" && format != "json" {
             errors.push(name, "log.format", "must be \"text\" or \"json\"");
@@ -354,6 +361,7 @@ impl HubConfig {
             devices_addr,
             serving_threads,
             idle_timeout: Duration::from_secs(idle_timeout_secs),
+            body_timeout: Duration::from_secs(body_timeout_secs),
             tls: TlsFiles {
                 server_cert: path(&raw.tls.server_cert),
                 server_key: path(&raw.tls.server_key),

@@ -196,14 +196,14 @@ async fn admit<P: Protocol>(
     let head = protocol.head(cx, &parts)?;
     protocol.limit(cx, &head).await?;
     let config = &cx.snap.config;
-    let body = read_body_within(body, config.max_body_bytes, config.idle_timeout).await?;
+    let body = read_body_within(body, config.max_body_bytes, config.body_timeout).await?;
     protocol.call(cx, head, parts, body).await
 }
 
-/// [`read_body`], refused when the body has not all come within `bound` (the connection's
-/// idle timeout): a request in flight keeps its connection open, and a body trickled in a
-/// byte at a time would otherwise hold it forever. A body that came with its head (the usual
-/// case) is read without a timer.
+/// [`read_body`], refused when the body has not all come within `bound`
+/// (`listen.body_timeout_secs`): a request in flight keeps its connection open, and a body
+/// trickled in a byte at a time would otherwise hold it (and the request's task) forever. A
+/// body that came with its head (the usual case) is read without a timer.
 async fn read_body_within(
     body: Incoming,
     limit: usize,

@@ -84,6 +84,8 @@ pub struct RawListen {
     pub threads: Option<usize>,
     /// How long a client connection may stay without a request in flight.
     pub idle_timeout_secs: Option<u64>,
+    /// How long a request's body may take to arrive after its head.
+    pub body_timeout_secs: Option<u64>,
 }
 
 /// `[tls]`.

@@ -38,12 +38,14 @@ fn hub_defaults_are_the_documented_ones() {
     assert_eq!(c.timeouts.upstream_idle, Duration::from_secs(90));
     assert_eq!(c.max_opening_per_upstream, 8);
     assert_eq!(c.idle_timeout, Duration::from_secs(120));
+    assert_eq!(c.body_timeout, Duration::from_secs(10));
 }
 
 #[test]
 fn connection_settings_are_read_and_bounded() {
     let text = format!(
-        "{HUB}\n[listen]\nidle_timeout_secs = 30\n[limits]\nmax_opening_per_upstream = 3\n\
+        "{HUB}\n[listen]\nidle_timeout_secs = 30\nbody_timeout_secs = 4\n\
+         [limits]\nmax_opening_per_upstream = 3\n\
          [timeouts]\nconnect_ms = 700\nupstream_idle_ms = 55000\n"
     );
     let c = HubConfig::from_str(&text, "hub.toml", Path::new(".")).unwrap();
@@ -51,16 +53,22 @@ fn connection_settings_are_read_and_bounded() {
     assert_eq!(c.timeouts.connect, Duration::from_millis(700));
     assert_eq!(c.timeouts.upstream_idle, Duration::from_secs(55));
     assert_eq!(c.idle_timeout, Duration::from_secs(30));
+    assert_eq!(c.body_timeout, Duration::from_secs(4));
 
     let text = format!(
-        "{HUB}\n[listen]\nidle_timeout_secs = 0\n[limits]\nmax_opening_per_upstream = 0\n\
+        "{HUB}\n[listen]\nidle_timeout_secs = 0\nbody_timeout_secs = 86401\n\
+         [limits]\nmax_opening_per_upstream = 0\n\
          [timeouts]\nconnect_ms = 0\nupstream_idle_ms = 0\n"
     );
     let e = HubConfig::from_str(&text, "hub.toml", Path::new(".")).unwrap_err();
     let all = e.to_string();
-    assert_eq!(e.problems.len(), 4, "{all}");
+    assert_eq!(e.problems.len(), 5, "{all}");
     assert!(
         all.contains("hub.toml: listen.idle_timeout_secs: must be 1..=86400"),
+        "{all}"
+    );
+    assert!(
+        all.contains("hub.toml: listen.body_timeout_secs: must be 1..=86400"),
         "{all}"
     );
     assert!(

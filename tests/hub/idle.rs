@@ -15,10 +15,15 @@ const IDLE: Duration = Duration::from_secs(1);
 /// A stage whose hub closes client connections idle for [`IDLE`], its exchanges allowed
 /// `default_ms` each.
 async fn stage(default_ms: u64) -> TestHub {
+    stage_with(default_ms, "").await
+}
+
+/// The same with `listen_lines` added to `hub.toml`'s `[listen]`.
+async fn stage_with(default_ms: u64, listen_lines: &'static str) -> TestHub {
     TestHub::builder()
         .hub(move |t| {
             let t = t.replace("default_ms = 2000", &format!("default_ms = {default_ms}"));
-            format!("{t}\n[listen]\nidle_timeout_secs = 1\n")
+            format!("{t}\n[listen]\nidle_timeout_secs = 1\n{listen_lines}")
         })
         .start()
         .await
@@ -248,12 +253,14 @@ async fn a_request_in_flight_longer_than_the_idle_timeout_is_answered() {
     }
 }
 
-/// A request whose body trickles in is in flight, so the connection stays open; the body
-/// itself must all come within the idle timeout, or the request is refused with the spec
-/// error body (422, as a body that cannot be read) naming the bound.
+/// A request whose body trickles in is in flight, so the connection stays open past the idle
+/// timeout; the body itself must all come within `listen.body_timeout_secs` (2 s here, twice
+/// the idle timeout), or the request is refused with the spec error body (422, as a body that
+/// cannot be read) naming the bound.
 #[tokio::test]
-async fn a_request_body_that_does_not_all_arrive_within_the_idle_timeout_is_refused() {
-    let hub = stage(2000).await;
+async fn a_request_body_that_does_not_all_arrive_within_the_body_timeout_is_refused() {
+    const BODY: Duration = Duration::from_secs(2);
+    let hub = stage_with(5000, "body_timeout_secs = 2\n").await;
     let tls = connect(&hub, "cmpone", b"http/1.1").await;
     let (mut read, mut write) = tokio::io::split(tls);
     let me = caller(&hub, "cmpone");
@@ -274,7 +281,7 @@ async fn a_request_body_that_does_not_all_arrive_within_the_idle_timeout_is_refu
     write.flush().await.unwrap();
     let sent = Instant::now();
     let trickle = tokio::spawn(async move {
-        for _ in 0..40 {
+        for _ in 0..60 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if write.write_all(b" ").await.is_err() || write.flush().await.is_err() {
                 return;
@@ -288,12 +295,13 @@ async fn a_request_body_that_does_not_all_arrive_within_the_idle_timeout_is_refu
     trickle.abort();
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 422"), "{text}");
+    assert!(text.contains(r#"{"code":"91","#), "{text}");
     assert!(
-        text.contains("the request body did not all arrive within 1 s"),
+        text.contains("the request body did not all arrive within 2 s"),
         "{text}"
     );
     assert!(
-        took >= IDLE - Duration::from_millis(50) && took < IDLE * 3,
-        "refused after {took:?}, the bound is {IDLE:?}"
+        took >= BODY - Duration::from_millis(50) && took < BODY * 2,
+        "refused after {took:?}, the bound is {BODY:?} (the idle timeout {IDLE:?})"
     );
 }
