@@ -86,8 +86,9 @@ pub struct HubConfig {
     /// How long a client connection (every listener) may stay without a request in flight
     /// before it is closed.
     pub idle_timeout: Duration,
-    /// How long a request's body may take to arrive after its head, on every listener: a
-    /// request in flight keeps its connection open, so the idle timeout does not bound it.
+    /// How long a request's body may take to arrive after its head (partner and device
+    /// listeners): a request in flight keeps its connection open, so the idle timeout does not
+    /// bound it.
     pub body_timeout: Duration,
     /// TLS material.
     pub tls: TlsFiles,

@@ -260,7 +260,7 @@ async fn a_request_in_flight_longer_than_the_idle_timeout_is_answered() {
 #[tokio::test]
 async fn a_request_body_that_does_not_all_arrive_within_the_body_timeout_is_refused() {
     const BODY: Duration = Duration::from_secs(2);
-    let hub = stage_with(5000, "body_timeout_secs = 2\n").await;
+    let hub = stage_with(2000, "body_timeout_secs = 2\n").await;
     let tls = connect(&hub, "cmpone", b"http/1.1").await;
     let (mut read, mut write) = tokio::io::split(tls);
     let me = caller(&hub, "cmpone");
