@@ -65,10 +65,9 @@ impl Stalls {
         } else {
             " (normal priority)"
         };
-        let longest = if self.longest_ms > 0.0 {
-            format!("up to {}", self.longest())
-        } else {
-            self.longest()
+        let longest = match self.noted_ms() {
+            Some(ms) => format!("up to {ms:.1} ms"),
+            None => quiet(),
         };
         format!(
             "stalls {longest}, {:.0} over {LONG_MS} ms{priority}",
@@ -80,12 +79,21 @@ impl Stalls {
     /// no lateness below it, so a quiet window has no figure of its own (it printed
     /// `0.0 ms`, as if the meters had woken exactly on time).
     pub fn longest(&self) -> String {
-        if self.longest_ms > 0.0 {
-            format!("{:.1} ms", self.longest_ms)
-        } else {
-            format!("under {:.1} ms", NOTED.as_secs_f64() * 1e3)
+        match self.noted_ms() {
+            Some(ms) => format!("{ms:.1} ms"),
+            None => quiet(),
         }
     }
+
+    /// The worst lateness, when a meter noted any.
+    fn noted_ms(&self) -> Option<f64> {
+        (self.longest_ms > 0.0).then_some(self.longest_ms)
+    }
+}
+
+/// A window in which no meter noted a lateness: `under 0.5 ms`.
+fn quiet() -> String {
+    format!("under {:.1} ms", NOTED.as_secs_f64() * 1e3)
 }
 
 impl Meter {
@@ -201,11 +209,13 @@ mod tests {
         assert_eq!(window.longest_ms, 9.0);
         assert_eq!(window.long, 2.0);
         assert_eq!(window.describe(), "stalls up to 9.0 ms, 2 over 5 ms");
+        assert_eq!(window.longest(), "9.0 ms");
         let quiet = summarize(&[], t0, t0 + Duration::from_secs(1), false);
         assert_eq!(
             quiet.describe(),
             "stalls under 0.5 ms, 0 over 5 ms (normal priority)"
         );
+        assert_eq!(quiet.longest(), "under 0.5 ms");
         let noted = [Late {
             at: t0 + Duration::from_millis(150),
             by: NOTED,
