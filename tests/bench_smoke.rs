@@ -220,6 +220,23 @@ fn every_setup_serves_the_mix_without_errors() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count of requests: {inside}"));
     assert!(counted > 0 && inside.contains(" ms mean, "), "{inside}");
+    // And of the part of it spent on the exchanges with the partners: every request the
+    // window forwarded made one, and no request more than one.
+    let exchanges = out
+        .lines()
+        .find(|l| l.contains("exchanges with the partners, from a connection taken to the answer"))
+        .unwrap_or_else(|| panic!("no line on the exchanges with the partners in:\n{out}"));
+    let exchanged: u64 = exchanges
+        .split(": all partners ")
+        .nth(1)
+        .and_then(|rest| rest.rsplit_once(" ("))
+        .and_then(|(_, count)| count.strip_suffix(" exchanges)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of exchanges: {exchanges}"));
+    assert!(
+        exchanged > 0 && exchanged <= counted && exchanges.contains(" ms mean, "),
+        "{exchanges}\n{inside}"
+    );
 
     // The hub's own view of its ledger's hold on answers, read from its metrics over the
     // window: Send MSP Token's 201 waits for a durable write on every onboarding.

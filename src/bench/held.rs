@@ -3,9 +3,12 @@
 //! (how long each function's answers were held while the ledger recorded them) and
 //! `aidhub_ledger_sync_seconds` (the embedded ledger's own syncs, by kind); and, around
 //! both, `aidhub_request_duration_seconds` (each request's time inside the hub, from its
-//! head read to its answer made, all functions together); and the connections it opened to
-//! its upstreams (`aidhub_upstream_connections_opened_total`, every partner together) and
-//! the calls that waited for one (`aidhub_upstream_connection_waits_total`).
+//! head read to its answer made, all functions together) and
+//! `aidhub_upstream_duration_seconds` (the part of it spent on the exchange with the
+//! partner, from taking a connection to the answer read, every partner and function
+//! together); and the connections it opened to its upstreams
+//! (`aidhub_upstream_connections_opened_total`, every partner together) and the calls that
+//! waited for one (`aidhub_upstream_connection_waits_total`).
 //!
 //! The load generator sees a durable call's whole latency; the first says how much of it
 //! the hub held the partner's answer while the ledger recorded it (for a durable write, the
@@ -19,13 +22,18 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The answers held, by `function`.
-const HELD: (&str, &str) = ("aidhub_ledger_settle_seconds_", "function");
+const HELD: (&str, Option<&str>) = ("aidhub_ledger_settle_seconds_", Some("function"));
 /// The ledger's syncs, by `kind`.
-const SYNCS: (&str, &str) = ("aidhub_ledger_sync_seconds_", "kind");
+const SYNCS: (&str, Option<&str>) = ("aidhub_ledger_sync_seconds_", Some("kind"));
 /// Requests inside the hub, by `function` (summed over them: [`ALL`]).
-const REQUESTS: (&str, &str) = ("aidhub_request_duration_seconds_", "function");
+const REQUESTS: (&str, Option<&str>) = ("aidhub_request_duration_seconds_", Some("function"));
 /// The name of the requests' one series, every function together.
 const ALL: &str = "all functions";
+/// The hub's exchanges with its partners, by `target` and `function` together (summed over
+/// them: [`EVERY_PARTNER`]).
+const EXCHANGES: (&str, Option<&str>) = ("aidhub_upstream_duration_seconds_", None);
+/// The name of the exchanges' one series, every partner and function together.
+const EVERY_PARTNER: &str = "all partners";
 /// Connections opened to the upstreams, one counter per target.
 const OPENED: &str = "aidhub_upstream_connections_opened_total{";
 /// Calls that waited for an upstream connection, one counter per target.
@@ -51,6 +59,8 @@ pub struct Scrape {
     held: BTreeMap<String, Series>,
     syncs: BTreeMap<String, Series>,
     requests: BTreeMap<String, Series>,
+    /// By their labels (target and function).
+    exchanges: BTreeMap<String, Series>,
     /// The upstream connection counters, by their labels (the target).
     upstream: BTreeMap<String, Connections>,
 }
@@ -129,6 +139,11 @@ pub struct Held {
     /// tail the load generator saw and this did not was spent outside the hub's handling
     /// (in a socket's queue, TLS, the write of the answer, or the load generator).
     pub requests: Vec<Timing>,
+    /// The part of those spent on the exchange with the partner, from taking a connection
+    /// to the answer read, every partner and function together (one series,
+    /// [`EVERY_PARTNER`]): a request's tail that this has too was the partner's answer (or
+    /// the connection to it) coming late, not the hub's own handling.
+    pub exchanges: Vec<Timing>,
     /// Answers held for the ledger, by function, the slowest first.
     pub answers: Vec<Timing>,
     /// The embedded ledger's syncs, by kind, the slowest first (none for a database).
@@ -156,6 +171,12 @@ impl Held {
                 "requests inside the hub, from the head read to the answer made",
                 "aidhub_request_duration_seconds",
                 ("request", "requests"),
+            ),
+            line(
+                &self.exchanges,
+                "exchanges with the partners, from a connection taken to the answer read",
+                "aidhub_upstream_duration_seconds",
+                ("exchange", "exchanges"),
             ),
             line(
                 &self.answers,
@@ -250,52 +271,99 @@ pub fn parse(text: &str) -> Scrape {
             }
             continue;
         }
-        let (family, (prefix, label)) = if line.starts_with(HELD.0) {
-            (&mut scrape.held, HELD)
-        } else if line.starts_with(SYNCS.0) {
-            (&mut scrape.syncs, SYNCS)
-        } else if line.starts_with(REQUESTS.0) {
-            (&mut scrape.requests, REQUESTS)
-        } else {
+        let Some((family, (prefix, label))) = [
+            (&mut scrape.held, HELD),
+            (&mut scrape.syncs, SYNCS),
+            (&mut scrape.requests, REQUESTS),
+            (&mut scrape.exchanges, EXCHANGES),
+        ]
+        .into_iter()
+        .find(|(_, (prefix, _))| line.starts_with(prefix)) else {
             continue;
         };
-        let rest = &line[prefix.len()..];
-        let Some((kind, rest)) = rest.split_once(&format!("{{{label}=\"")) else {
+        let Some(sample) = Sample::parse(&line[prefix.len()..]) else {
             continue;
         };
-        let Some((name, rest)) = rest.split_once('"') else {
+        let Some(name) = sample.series(label) else {
             continue;
         };
-        let Some((labels, value)) = rest.rsplit_once("} ") else {
-            continue;
-        };
-        let Ok(value) = value.trim().parse::<f64>() else {
-            continue;
-        };
-        let series = family.entry(name.to_owned()).or_default();
-        match kind {
-            "count" => series.count = value,
-            "sum" => series.sum = value,
-            "bucket" => {
-                let le = labels
-                    .strip_prefix(",le=\"")
-                    .and_then(|l| l.strip_suffix('"'));
-                // `+Inf` is the count again.
-                match le.map(str::parse::<f64>) {
-                    Some(Ok(le)) if le.is_finite() => series.buckets.push((le, value)),
-                    _ => {}
-                }
-            }
+        let series = family.entry(name).or_default();
+        match sample.kind {
+            "count" => series.count = sample.value,
+            "sum" => series.sum = sample.value,
+            // `+Inf` is the count again.
+            "bucket" => match sample.label("le").map(str::parse::<f64>) {
+                Some(Ok(le)) if le.is_finite() => series.buckets.push((le, sample.value)),
+                _ => {}
+            },
             _ => {}
         }
     }
     scrape
 }
 
+/// One sample of a histogram's series: `bucket{function="x",le="0.001"} 12`, its name's
+/// family prefix taken off.
+struct Sample<'a> {
+    /// `bucket`, `sum` or `count`.
+    kind: &'a str,
+    /// The labels in their order.
+    labels: Vec<(&'a str, &'a str)>,
+    value: f64,
+}
+
+impl<'a> Sample<'a> {
+    fn parse(text: &'a str) -> Option<Sample<'a>> {
+        let (kind, rest) = text.split_once('{')?;
+        let (mut labels, value) = rest.rsplit_once("} ")?;
+        let value = value.trim().parse().ok()?;
+        let mut pairs = Vec::new();
+        while !labels.is_empty() {
+            let (key, rest) = labels.split_once("=\"")?;
+            let (value, rest) = rest.split_once('"')?;
+            pairs.push((key, value));
+            labels = rest.strip_prefix(',').unwrap_or(rest);
+        }
+        Some(Sample {
+            kind,
+            labels: pairs,
+            value,
+        })
+    }
+
+    fn label(&self, key: &str) -> Option<&'a str> {
+        self.labels.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// What tells its series apart: the value of `label`, or (`None`) every label but
+    /// `le`, as one key.
+    fn series(&self, label: Option<&str>) -> Option<String> {
+        match label {
+            Some(label) => self.label(label).map(str::to_owned),
+            None => {
+                let named: Vec<String> = self
+                    .labels
+                    .iter()
+                    .filter(|(key, _)| *key != "le")
+                    .map(|(key, value)| format!("{key}={value}"))
+                    .collect();
+                Some(named.join(","))
+            }
+        }
+    }
+}
+
 /// What changed between two scrapes.
 pub fn since(after: &Scrape, before: &Scrape) -> Held {
     Held {
-        requests: family_since(&summed(&after.requests), &summed(&before.requests)),
+        requests: family_since(
+            &summed(&after.requests, ALL),
+            &summed(&before.requests, ALL),
+        ),
+        exchanges: family_since(
+            &summed(&after.exchanges, EVERY_PARTNER),
+            &summed(&before.exchanges, EVERY_PARTNER),
+        ),
         answers: family_since(&after.held, &before.held),
         syncs: family_since(&after.syncs, &before.syncs),
         // None when the hub exposes no such counters.
@@ -314,26 +382,26 @@ pub fn since(after: &Scrape, before: &Scrape) -> Held {
     }
 }
 
-/// Every series of a family added up into one, [`ALL`] (none when the family has none),
-/// bucket by bucket: the hub gives all of a family's series the same bounds.
-fn summed(family: &BTreeMap<String, Series>) -> BTreeMap<String, Series> {
+/// Every series of a family added up into one, named `name` (none when the family has
+/// none), bucket by bucket: the hub gives all of a family's series the same bounds.
+fn summed(family: &BTreeMap<String, Series>, name: &str) -> BTreeMap<String, Series> {
     let Some(first) = family.values().next() else {
         return BTreeMap::new();
     };
-    let mut all = Series {
+    let mut total = Series {
         buckets: first.buckets.iter().map(|(le, _)| (*le, 0.0)).collect(),
         ..Series::default()
     };
     for series in family.values() {
-        all.count += series.count;
-        all.sum += series.sum;
+        total.count += series.count;
+        total.sum += series.sum;
         for (le, n) in &series.buckets {
-            if let Some((_, total)) = all.buckets.iter_mut().find(|(bound, _)| bound == le) {
-                *total += n;
+            if let Some((_, sum)) = total.buckets.iter_mut().find(|(bound, _)| bound == le) {
+                *sum += n;
             }
         }
     }
-    BTreeMap::from([(ALL.to_owned(), all)])
+    BTreeMap::from([(name.to_owned(), total)])
 }
 
 /// One histogram's change between two scrapes, the slowest series first; series with
@@ -399,6 +467,7 @@ pub fn median(runs: &[&Held]) -> Held {
     };
     Held {
         requests: of(|r| &r.requests),
+        exchanges: of(|r| &r.exchanges),
         answers: of(|r| &r.answers),
         syncs: of(|r| &r.syncs),
         upstream: connections_median(runs),
@@ -733,6 +802,77 @@ mod tests {
             ]
         );
         assert!(since(&parse(""), &parse("")).requests.is_empty());
+    }
+
+    /// The exchanges' series, one per partner and function, are added up into one, and
+    /// only what came in the window counts: a request's tail that they have too was the
+    /// partner's.
+    #[test]
+    fn exchanges_with_the_partners_are_summed_over_partners_and_functions() {
+        const BOUNDS: [&str; 4] = ["0.001", "0.01", "0.05", "+Inf"];
+        let exchanges = |target: &str, function: &str, counts: [u64; 4], sum: f64| {
+            let labels = format!("target=\"{target}\",function=\"{function}\"");
+            let mut text = String::new();
+            for (le, n) in BOUNDS.iter().zip(counts) {
+                text += &format!(
+                    "aidhub_upstream_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}\n"
+                );
+            }
+            text + &format!(
+                "aidhub_upstream_duration_seconds_sum{{{labels}}} {sum}\n\
+                 aidhub_upstream_duration_seconds_count{{{labels}}} {}\n",
+                counts[3]
+            )
+        };
+        // Two partners, and one of them for two functions: three series that a key of one
+        // label would have folded into two.
+        let before = exchanges("mspalpha", "send_csim_status", [100, 100, 100, 100], 0.02)
+            + &exchanges(
+                "mspalpha",
+                "request_activation_code",
+                [10, 10, 10, 10],
+                0.005,
+            )
+            + &exchanges("cmptwo", "send_msp_token", [0, 0, 0, 0], 0.0);
+        // In the window: 400 more, 2 of them over 10 ms and 1 of those over 50 ms; the
+        // request line of the same window, summed apart, is not mixed in.
+        let after = exchanges("mspalpha", "send_csim_status", [300, 300, 300, 300], 0.06)
+            + &exchanges(
+                "mspalpha",
+                "request_activation_code",
+                [100, 109, 110, 110],
+                0.255,
+            )
+            + &exchanges("cmptwo", "send_msp_token", [95, 99, 99, 100], 0.11)
+            + "aidhub_request_duration_seconds_count{function=\"send_msp_token\"} 7\n";
+        let held = since(&parse(&after), &parse(&before));
+        let [all] = &held.exchanges[..] else {
+            panic!("{held:?}")
+        };
+        assert_eq!(all.name, EVERY_PARTNER);
+        assert_eq!(all.count, 400);
+        assert!((all.mean_ms - 1.0).abs() < 1e-9, "{all:?}");
+        // 385 of the 400 within 1 ms, 398 within 10 ms: the 99% bound is 10 ms.
+        assert_eq!(all.p99_within_ms, Some(10.0));
+        assert_eq!(all.slow, 2);
+        assert_eq!(all.slowest_within_ms, None);
+        // After the requests' line, before the ledger's.
+        let lines = held.lines("the window");
+        assert_eq!(
+            lines[1],
+            "   exchanges with the partners, from a connection taken to the answer read (the \
+             hub's aidhub_upstream_duration_seconds over the window): all partners 1.00 ms \
+             mean, 99% within 10 ms, 2 over 10 ms, the slowest beyond the largest bucket (400 \
+             exchanges)"
+        );
+        assert!(
+            lines[0].starts_with("   requests inside the hub"),
+            "{lines:?}"
+        );
+        // The medians over runs keep them.
+        let median = median(&[&held, &held]);
+        assert_eq!(median.exchanges, held.exchanges);
+        assert!(since(&parse(""), &parse("")).exchanges.is_empty());
     }
 
     /// The counters of every upstream are added up, only what the window added counts, and
