@@ -208,33 +208,23 @@ fn every_setup_serves_the_mix_without_errors() {
 
     // The hub's own view of its requests' time inside it, read from its metrics over the
     // window: every function's together, each request counted once.
-    let inside = out
-        .lines()
-        .find(|l| l.contains("requests inside the hub, from the head read to the answer made"))
-        .unwrap_or_else(|| panic!("no line on the requests inside the hub in:\n{out}"));
-    let counted: u64 = inside
-        .split(": all functions ")
-        .nth(1)
-        .and_then(|rest| rest.rsplit_once(" ("))
-        .and_then(|(_, count)| count.strip_suffix(" requests)"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count of requests: {inside}"));
-    assert!(counted > 0 && inside.contains(" ms mean, "), "{inside}");
+    let (inside, counted) = summed_line(
+        &out,
+        "requests inside the hub, from the head read to the answer made",
+        "all functions",
+        "requests",
+    );
+    assert!(counted > 0, "{inside}");
     // And of the part of it spent on the exchanges with the partners: every request the
     // window forwarded made one, and no request more than one.
-    let exchanges = out
-        .lines()
-        .find(|l| l.contains("exchanges with the partners, from a connection taken to the answer"))
-        .unwrap_or_else(|| panic!("no line on the exchanges with the partners in:\n{out}"));
-    let exchanged: u64 = exchanges
-        .split(": all partners ")
-        .nth(1)
-        .and_then(|rest| rest.rsplit_once(" ("))
-        .and_then(|(_, count)| count.strip_suffix(" exchanges)"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count of exchanges: {exchanges}"));
+    let (exchanges, exchanged) = summed_line(
+        &out,
+        "exchanges with the partners, from a connection taken to the answer read",
+        "all partners",
+        "exchanges",
+    );
     assert!(
-        exchanged > 0 && exchanged <= counted && exchanges.contains(" ms mean, "),
+        exchanged > 0 && exchanged <= counted,
         "{exchanges}\n{inside}"
     );
 
@@ -802,4 +792,22 @@ fn a_stall_of_the_server_alone_shows_as_silence_not_as_a_machine_stall() {
         stall < 250.0,
         "the machine did not stall, only the server: {line}"
     );
+}
+
+/// The first line of `out` that says `what`, and the count at its end: the hub's figures of
+/// one series summed over its labels (`…: {series} 0.25 ms mean, … (1000 {noun})`).
+fn summed_line<'a>(out: &'a str, what: &str, series: &str, noun: &str) -> (&'a str, u64) {
+    let line = out
+        .lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no line on the {what} in:\n{out}"));
+    let count = line
+        .split(&format!(": {series} "))
+        .nth(1)
+        .filter(|rest| rest.contains(" ms mean, "))
+        .and_then(|rest| rest.rsplit_once(" ("))
+        .and_then(|(_, count)| count.strip_suffix(&format!(" {noun})")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no mean and count of {noun}: {line}"));
+    (line, count)
 }

@@ -755,24 +755,34 @@ mod tests {
         );
     }
 
+    /// One series of histogram `name` as the hub exposes it: `counts` cumulative in the
+    /// buckets of `bounds` (the last `+Inf`, the count), and `sum` seconds.
+    fn series(name: &str, labels: &str, bounds: &[&str], counts: [u64; 4], sum: f64) -> String {
+        let mut text = String::new();
+        for (le, n) in bounds.iter().zip(counts) {
+            text += &format!("{name}_bucket{{{labels},le=\"{le}\"}} {n}\n");
+        }
+        text + &format!(
+            "{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {}\n",
+            counts[3]
+        )
+    }
+
     /// The requests' series of every function are added up, and only what came in the
     /// window counts: a tail the load generator saw that this line does not have was
     /// spent outside the hub's handling.
     #[test]
     fn requests_inside_the_hub_are_summed_over_the_functions() {
-        // One function's series, counted in the buckets of `BOUNDS` (cumulative).
-        const BOUNDS: [&str; 4] = ["0.001", "0.01", "0.02", "+Inf"];
+        // One function's series, counted in the buckets of these bounds (cumulative).
         let requests = |function: &str, counts: [u64; 4], sum: f64| {
-            let mut text = String::new();
-            for (le, n) in BOUNDS.iter().zip(counts) {
-                text += &format!(
-                    "aidhub_request_duration_seconds_bucket{{function=\"{function}\",le=\"{le}\"}} {n}\n"
-                );
-            }
-            text + &format!(
-                "aidhub_request_duration_seconds_sum{{function=\"{function}\"}} {sum}\n\
-                 aidhub_request_duration_seconds_count{{function=\"{function}\"}} {}\n",
-                counts[3]
+            let labels = format!("function=\"{function}\"");
+            let bounds = ["0.001", "0.01", "0.02", "+Inf"];
+            series(
+                "aidhub_request_duration_seconds",
+                &labels,
+                &bounds,
+                counts,
+                sum,
             )
         };
         let before = requests("send_msp_token", [40, 50, 50, 50], 0.05)
@@ -809,19 +819,15 @@ mod tests {
     /// partner's.
     #[test]
     fn exchanges_with_the_partners_are_summed_over_partners_and_functions() {
-        const BOUNDS: [&str; 4] = ["0.001", "0.01", "0.05", "+Inf"];
         let exchanges = |target: &str, function: &str, counts: [u64; 4], sum: f64| {
             let labels = format!("target=\"{target}\",function=\"{function}\"");
-            let mut text = String::new();
-            for (le, n) in BOUNDS.iter().zip(counts) {
-                text += &format!(
-                    "aidhub_upstream_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}\n"
-                );
-            }
-            text + &format!(
-                "aidhub_upstream_duration_seconds_sum{{{labels}}} {sum}\n\
-                 aidhub_upstream_duration_seconds_count{{{labels}}} {}\n",
-                counts[3]
+            let bounds = ["0.001", "0.01", "0.05", "+Inf"];
+            series(
+                "aidhub_upstream_duration_seconds",
+                &labels,
+                &bounds,
+                counts,
+                sum,
             )
         };
         // Two partners, and one of them for two functions: three series that a key of one
