@@ -141,8 +141,9 @@ pub struct Held {
     pub requests: Vec<Timing>,
     /// The part of those spent on the exchange with the partner, from taking a connection
     /// to the answer read, every partner and function together (one series,
-    /// [`EVERY_PARTNER`]): a request's tail that this has too was the partner's answer (or
-    /// the connection to it) coming late, not the hub's own handling.
+    /// [`EVERY_PARTNER`]): a request's tail that this has too was spent on the partner's
+    /// leg — the partner answering late, the connection to it, or the serving thread late to
+    /// read the answer that had come — not on the hub's admission, ledger or answer.
     pub exchanges: Vec<Timing>,
     /// Answers held for the ledger, by function, the slowest first.
     pub answers: Vec<Timing>,
@@ -815,8 +816,8 @@ mod tests {
     }
 
     /// The exchanges' series, one per partner and function, are added up into one, and
-    /// only what came in the window counts: a request's tail that they have too was the
-    /// partner's.
+    /// only what came in the window counts: a request's tail that they have too was spent
+    /// on the partner's leg.
     #[test]
     fn exchanges_with_the_partners_are_summed_over_partners_and_functions() {
         let exchanges = |target: &str, function: &str, counts: [u64; 4], sum: f64| {
