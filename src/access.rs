@@ -27,6 +27,8 @@ pub struct AccessRecord {
     pub hub_code: Option<u16>,
     /// Why the hub refused or failed, in plain words (no secrets).
     pub cause: Option<String>,
+    /// Time from the head read to the upstream exchange's start (forwarded requests only).
+    pub admission: Option<Duration>,
     /// Time spent on the upstream exchange.
     pub upstream: Option<Duration>,
     /// The status the upstream answered.
@@ -63,6 +65,9 @@ impl AccessRecord {
             .requests
             .inc((caller.clone(), target.clone(), function, status.as_u16()));
         metrics.observe_request(function, total);
+        if let Some(admission) = self.admission {
+            metrics.observe_admission(function, admission);
+        }
         if let Some(upstream) = self.upstream {
             metrics.observe_upstream(target, function, upstream);
         }

@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `requests_total` | caller, target, function, status | requests answered |
 //! | `request_duration_seconds` | function | whole request, histogram |
+//! | `request_admission_seconds` | function | a forwarded request from its head read to its upstream exchange's start, histogram |
 //! | `upstream_duration_seconds` | target, function | upstream exchange, histogram |
 //! | `ledger_settle_seconds` | function | a partner's answer held for its ledger record, histogram |
 //! | `ledger_sync_seconds` | kind | the embedded ledger's syncs: `journal` (what durable writes wait for), `checkpoint` (a sled flush), histogram |
@@ -163,6 +164,8 @@ pub struct Metrics {
     pub requests: Family<(Label, Label, &'static str, u16)>,
     /// function.
     pub request_duration: DashMap<&'static str, Histogram>,
+    /// function.
+    pub request_admission: DashMap<&'static str, Histogram>,
     /// target, function.
     pub upstream_duration: DashMap<(Label, &'static str), Histogram>,
     /// function.
@@ -203,6 +206,13 @@ impl Metrics {
         observe(&self.request_duration, function, d);
     }
 
+    /// Observes how long a forwarded request took to reach its upstream exchange: the wait
+    /// for its body, the hub's checks (validation, rate limit, the ledger's admission) and
+    /// any wait for its serving thread in between.
+    pub fn observe_admission(&self, function: &'static str, d: Duration) {
+        observe(&self.request_admission, function, d);
+    }
+
     /// Observes an upstream exchange's latency.
     pub fn observe_upstream(&self, target: &Label, function: &'static str, d: Duration) {
         let key = (target.clone(), function);
@@ -236,6 +246,12 @@ impl Metrics {
             "request_duration_seconds",
             "Whole-request latency by function.",
             &self.request_duration,
+        );
+        by_function(
+            &mut out,
+            "request_admission_seconds",
+            "Time a forwarded request took from its head read to its upstream exchange's start (its body, the hub's checks and the ledger's admission), by function.",
+            &self.request_admission,
         );
         header(
             &mut out,
@@ -460,6 +476,7 @@ mod tests {
         m.observe_request("send_msp_token", Duration::from_micros(1500));
         m.observe_request("send_msp_token", Duration::from_secs(30));
         m.observe_settle("send_msp_token", Duration::from_micros(180));
+        m.observe_admission("send_msp_token", Duration::from_micros(400));
         let text = m.render("");
         assert!(text.contains(
             "aidhub_requests_total{caller=\"msp1\",target=\"cmp1\",function=\"send_msp_token\",status=\"201\"} 2"
@@ -484,6 +501,13 @@ mod tests {
             assert!(text.contains(&line), "{line} in\n{text}");
         }
         assert!(text.contains("# TYPE aidhub_ledger_settle_seconds histogram"));
+        assert!(text.contains("# TYPE aidhub_request_admission_seconds histogram"));
+        for (le, n) in [("0.00025", 0), ("0.0005", 1), ("+Inf", 1)] {
+            let line = format!(
+                "aidhub_request_admission_seconds_bucket{{function=\"send_msp_token\",le=\"{le}\"}} {n}\n"
+            );
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
     }
 
     /// The value of the line of `text` that starts with `series`.

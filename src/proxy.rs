@@ -133,7 +133,7 @@ pub async fn handle<P: Protocol>(
     // From here on the request runs to completion even if the caller goes away, so the
     // ledger never stops half-way through a lifecycle step.
     let rest = async move {
-        let result = forward(&*protocol, &mut cx, outbound).await;
+        let result = forward(&*protocol, &mut cx, outbound, started).await;
         let response = respond(result, &mut cx);
         cx.record
             .finish(cx.hub.metrics(), response.status(), started.elapsed());
@@ -227,11 +227,13 @@ async fn read_body_within(
     }
 }
 
-/// The upstream exchange and the answer phase.
+/// The upstream exchange and the answer phase, for a request whose head was read at
+/// `received`.
 async fn forward<P: Protocol>(
     protocol: &P,
     cx: &mut Cx,
     outbound: Outbound<P::Call>,
+    received: Instant,
 ) -> Result<Response<Full<Bytes>>, HubError> {
     let Outbound {
         call,
@@ -253,6 +255,7 @@ async fn forward<P: Protocol>(
         }
     };
     let started = Instant::now();
+    cx.record.admission = Some(started.duration_since(received));
     let result = upstream
         .exchange(
             request,

@@ -227,6 +227,17 @@ fn every_setup_serves_the_mix_without_errors() {
         exchanged > 0 && exchanged <= counted,
         "{exchanges}\n{inside}"
     );
+    // And of the part before the exchange: one admission per forwarded request.
+    let (admissions, admitted) = summed_line(
+        &out,
+        "admissions, from the head read to the exchange's start",
+        "all functions",
+        "admissions",
+    );
+    assert!(
+        admitted > 0 && admitted <= counted,
+        "{admissions}\n{inside}"
+    );
 
     // The hub's own view of its ledger's hold on answers, read from its metrics over the
     // window: Send MSP Token's 201 waits for a durable write on every onboarding.

@@ -29,6 +29,8 @@ const SYNCS: (&str, Option<&str>) = ("aidhub_ledger_sync_seconds_", Some("kind")
 const REQUESTS: (&str, Option<&str>) = ("aidhub_request_duration_seconds_", Some("function"));
 /// The name of the requests' one series, every function together.
 const ALL: &str = "all functions";
+/// The forwarded requests' time before their exchange, by `function` (summed: [`ALL`]).
+const ADMISSIONS: (&str, Option<&str>) = ("aidhub_request_admission_seconds_", Some("function"));
 /// The hub's exchanges with its partners, by `target` and `function` together (summed over
 /// them: [`EVERY_PARTNER`]).
 const EXCHANGES: (&str, Option<&str>) = ("aidhub_upstream_duration_seconds_", None);
@@ -59,6 +61,7 @@ pub struct Scrape {
     held: BTreeMap<String, Series>,
     syncs: BTreeMap<String, Series>,
     requests: BTreeMap<String, Series>,
+    admissions: BTreeMap<String, Series>,
     /// By their labels (target and function).
     exchanges: BTreeMap<String, Series>,
     /// The upstream connection counters, by their labels (the target).
@@ -139,6 +142,12 @@ pub struct Held {
     /// tail the load generator saw and this did not was spent outside the hub's handling
     /// (in a socket's queue, TLS, the write of the answer, or the load generator).
     pub requests: Vec<Timing>,
+    /// The part of those a forwarded request spent before its exchange, all functions
+    /// together (one series, [`ALL`]): the wait for its body, the hub's checks, the ledger's
+    /// admission, and any wait for its serving thread in between. A request's tail that
+    /// neither this, its exchange nor its ledger hold has was spent after the exchange
+    /// outside the hold, or was several shorter waits adding up.
+    pub admissions: Vec<Timing>,
     /// The part of those spent on the exchange with the partner, from taking a connection
     /// to the answer read, every partner and function together (one series,
     /// [`EVERY_PARTNER`]): a request's tail that this has too was spent on the partner's
@@ -172,6 +181,12 @@ impl Held {
                 "requests inside the hub, from the head read to the answer made",
                 "aidhub_request_duration_seconds",
                 ("request", "requests"),
+            ),
+            line(
+                &self.admissions,
+                "admissions, from the head read to the exchange's start",
+                "aidhub_request_admission_seconds",
+                ("admission", "admissions"),
             ),
             line(
                 &self.exchanges,
@@ -276,6 +291,7 @@ pub fn parse(text: &str) -> Scrape {
             (&mut scrape.held, HELD),
             (&mut scrape.syncs, SYNCS),
             (&mut scrape.requests, REQUESTS),
+            (&mut scrape.admissions, ADMISSIONS),
             (&mut scrape.exchanges, EXCHANGES),
         ]
         .into_iter()
@@ -360,6 +376,10 @@ pub fn since(after: &Scrape, before: &Scrape) -> Held {
         requests: family_since(
             &summed(&after.requests, ALL),
             &summed(&before.requests, ALL),
+        ),
+        admissions: family_since(
+            &summed(&after.admissions, ALL),
+            &summed(&before.admissions, ALL),
         ),
         exchanges: family_since(
             &summed(&after.exchanges, EVERY_PARTNER),
@@ -468,6 +488,7 @@ pub fn median(runs: &[&Held]) -> Held {
     };
     Held {
         requests: of(|r| &r.requests),
+        admissions: of(|r| &r.admissions),
         exchanges: of(|r| &r.exchanges),
         answers: of(|r| &r.answers),
         syncs: of(|r| &r.syncs),
@@ -880,6 +901,69 @@ mod tests {
         let median = median(&[&held, &held]);
         assert_eq!(median.exchanges, held.exchanges);
         assert!(since(&parse(""), &parse("")).exchanges.is_empty());
+    }
+
+    /// The admissions' series of every function are added up into one line, printed between
+    /// the requests' and the exchanges': with them a request's tail inside the hub is split
+    /// into before the exchange, the exchange, and the ledger's hold after it.
+    #[test]
+    fn admissions_are_summed_over_the_functions_between_requests_and_exchanges() {
+        let bounds = ["0.001", "0.01", "0.02", "+Inf"];
+        let histogram = |name: &str, labels: &str, counts: [u64; 4], sum: f64| {
+            series(name, labels, &bounds, counts, sum)
+        };
+        let admissions = |function: &str, counts: [u64; 4], sum: f64| {
+            let labels = format!("function=\"{function}\"");
+            histogram("aidhub_request_admission_seconds", &labels, counts, sum)
+        };
+        let before = admissions("send_msp_token", [5, 5, 5, 5], 0.001)
+            + &admissions("send_csim_status", [20, 20, 20, 20], 0.002);
+        // In the window: 95 Send MSP Token, 1 of them over 10 ms and within 20; 105 Send
+        // CSIM Status, 2 over 10 ms and beyond 20; and the requests and exchanges they made.
+        let after = admissions("send_msp_token", [99, 99, 100, 100], 0.031)
+            + &admissions("send_csim_status", [123, 123, 123, 125], 0.102)
+            + &histogram(
+                "aidhub_request_duration_seconds",
+                "function=\"send_csim_status\"",
+                [150, 190, 200, 200],
+                0.5,
+            )
+            + &histogram(
+                "aidhub_upstream_duration_seconds",
+                "target=\"mspalpha\",function=\"send_csim_status\"",
+                [200, 200, 200, 200],
+                0.05,
+            );
+        let held = since(&parse(&after), &parse(&before));
+        let [all] = &held.admissions[..] else {
+            panic!("{held:?}")
+        };
+        assert_eq!(all.name, ALL);
+        assert_eq!(all.count, 200);
+        assert!((all.mean_ms - 0.65).abs() < 1e-9, "{all:?}");
+        // 197 of the 200 within 1 ms, 198 within 20 ms: the 99% bound is 20 ms.
+        assert_eq!(all.p99_within_ms, Some(20.0));
+        assert_eq!(all.slow, 3);
+        assert_eq!(all.slowest_within_ms, None);
+        let lines = held.lines("the window");
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(
+            lines[0].starts_with("   requests inside the hub"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[1],
+            "   admissions, from the head read to the exchange's start (the hub's \
+             aidhub_request_admission_seconds over the window): all functions 0.65 ms mean, \
+             99% within 20 ms, 3 over 10 ms, the slowest beyond the largest bucket (200 \
+             admissions)"
+        );
+        assert!(
+            lines[2].starts_with("   exchanges with the partners"),
+            "{lines:?}"
+        );
+        assert_eq!(median(&[&held, &held]).admissions, held.admissions);
+        assert!(since(&parse(""), &parse("")).admissions.is_empty());
     }
 
     /// The counters of every upstream are added up, only what the window added counts, and

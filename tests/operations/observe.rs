@@ -185,6 +185,26 @@ async fn metrics_and_admin_views_match_the_traffic_sent() {
         "aidhub_upstream_duration_seconds_count{target=\"mspalpha\",function=\"request_profile_status\"}",
         1.0,
     );
+    // Every forwarded request is timed to its exchange's start, the refused ones not at all;
+    // the timed-out Request Profile Status waited 300 ms on its partner, not on its admission.
+    let admitted = |function: &str, part: &str| {
+        format!("aidhub_request_admission_seconds_{part}{{function=\"{function}\"}}")
+    };
+    assert_metric(&text, &admitted("send_csim_status", "count"), 3.0);
+    assert_metric(&text, &admitted("request_profile_status", "count"), 1.0);
+    assert_metric(&text, &admitted("request_activation_code", "count"), 1.0);
+    assert_metric(&text, &admitted("send_msp_token", "count"), 1.0);
+    let exchange = metric(
+        &text,
+        "aidhub_upstream_duration_seconds_sum{target=\"mspalpha\",function=\"request_profile_status\"}",
+    )
+    .expect("the time-out's exchange is timed");
+    let admission = metric(&text, &admitted("request_profile_status", "sum"))
+        .expect("the time-out's admission is timed");
+    assert!(
+        exchange >= 0.3 && admission < exchange,
+        "admission {admission} s, exchange {exchange} s:\n{text}"
+    );
     // Every answer with ledger work is counted once in the time it was held for its record;
     // the timed-out Request Profile Status never had an answer to hold.
     let settled =
