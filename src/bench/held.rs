@@ -592,6 +592,25 @@ mod tests {
         }
     }
 
+    /// The one summed series of a family: `expected`, its mean to within rounding.
+    #[track_caller]
+    fn assert_one(family: &[Timing], expected: Timing) {
+        let [actual] = family else {
+            panic!("one series expected: {family:?}")
+        };
+        assert!(
+            (actual.mean_ms - expected.mean_ms).abs() < 1e-9,
+            "{actual:?}"
+        );
+        assert_eq!(
+            *actual,
+            Timing {
+                mean_ms: actual.mean_ms,
+                ..expected
+            }
+        );
+    }
+
     #[test]
     fn the_window_is_the_difference_of_two_scrapes() {
         let before = parse(&exposition(
@@ -814,16 +833,15 @@ mod tests {
         let after = requests("send_msp_token", [80, 107, 110, 110], 0.11)
             + &requests("send_csim_status", [1040, 1040, 1040, 1040], 0.21);
         let held = since(&parse(&after), &parse(&before));
-        let [all] = &held.requests[..] else {
-            panic!("{held:?}")
-        };
-        assert_eq!(all.name, ALL);
-        assert_eq!(all.count, 1000);
-        assert!((all.mean_ms - 0.25).abs() < 1e-9, "{all:?}");
         // 980 of the 1000 within 1 ms, 997 within 10 ms: the 99% bound is 10 ms.
-        assert_eq!(all.p99_within_ms, Some(10.0));
-        assert_eq!(all.slow, 3);
-        assert_eq!(all.slowest_within_ms, Some(20.0));
+        assert_one(
+            &held.requests,
+            Timing {
+                slow: 3,
+                slowest_within_ms: Some(20.0),
+                ..timing(ALL, 1000, 0.25, Some(10.0))
+            },
+        );
         assert_eq!(
             held.lines("the window"),
             vec![
@@ -874,16 +892,15 @@ mod tests {
             + &exchanges("cmptwo", "send_msp_token", [95, 99, 99, 100], 0.11)
             + "aidhub_request_duration_seconds_count{function=\"send_msp_token\"} 7\n";
         let held = since(&parse(&after), &parse(&before));
-        let [all] = &held.exchanges[..] else {
-            panic!("{held:?}")
-        };
-        assert_eq!(all.name, EVERY_PARTNER);
-        assert_eq!(all.count, 400);
-        assert!((all.mean_ms - 1.0).abs() < 1e-9, "{all:?}");
         // 385 of the 400 within 1 ms, 398 within 10 ms: the 99% bound is 10 ms.
-        assert_eq!(all.p99_within_ms, Some(10.0));
-        assert_eq!(all.slow, 2);
-        assert_eq!(all.slowest_within_ms, None);
+        assert_one(
+            &held.exchanges,
+            Timing {
+                slow: 2,
+                slowest_within_ms: None,
+                ..timing(EVERY_PARTNER, 400, 1.0, Some(10.0))
+            },
+        );
         // After the requests' line, before the ledger's.
         let lines = held.lines("the window");
         assert_eq!(
@@ -935,16 +952,15 @@ mod tests {
                 0.05,
             );
         let held = since(&parse(&after), &parse(&before));
-        let [all] = &held.admissions[..] else {
-            panic!("{held:?}")
-        };
-        assert_eq!(all.name, ALL);
-        assert_eq!(all.count, 200);
-        assert!((all.mean_ms - 0.65).abs() < 1e-9, "{all:?}");
         // 197 of the 200 within 1 ms, 198 within 20 ms: the 99% bound is 20 ms.
-        assert_eq!(all.p99_within_ms, Some(20.0));
-        assert_eq!(all.slow, 3);
-        assert_eq!(all.slowest_within_ms, None);
+        assert_one(
+            &held.admissions,
+            Timing {
+                slow: 3,
+                slowest_within_ms: None,
+                ..timing(ALL, 200, 0.65, Some(20.0))
+            },
+        );
         let lines = held.lines("the window");
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(
