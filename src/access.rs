@@ -97,6 +97,7 @@ impl AccessRecord {
             cmp_request_id = %OptDisplay(self.request_id),
             hub_code = self.hub_code,
             upstream_status = self.upstream_status,
+            admission_ms = self.admission.map(|d| d.as_secs_f64() * 1000.0),
             upstream_ms = self.upstream.map(|d| d.as_secs_f64() * 1000.0),
             total_ms = total.as_secs_f64() * 1000.0,
             cause = self.cause.as_deref(),

@@ -119,12 +119,22 @@ pub fn init_logging(json: bool, level: &str) -> tracing_appender::non_blocking::
 }
 
 async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
-    let _logging = match HubConfig::load(&config, &base) {
-        Ok(c) => init_logging(c.log.json, &c.log.level),
+    let (_logging, json) = match HubConfig::load(&config, &base) {
+        Ok(c) => (init_logging(c.log.json, &c.log.level), c.log.json),
         Err(e) => {
             eprintln!("aidhub: {} is not valid:\n{e}", config.display());
             return ExitCode::FAILURE;
         }
+    };
+    // Once logging is set up, a failure is said in the log's format: with `log.format =
+    // "json"` every line on stderr is a JSON object.
+    let fail = |what: &dyn std::fmt::Display| {
+        if json {
+            tracing::error!("{what}");
+        } else {
+            eprintln!("aidhub: {what}");
+        }
+        ExitCode::FAILURE
     };
     let options = Options {
         hub_toml: config,
@@ -137,19 +147,13 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
     };
     let mut signals = match Signals::register() {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("aidhub: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&e),
     };
     let running = match run::start(options).await {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("aidhub: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&format_args!("cannot start: {e}")),
     };
-    print_welcome(&running);
+    print_welcome(&running, json);
     // Reloads on SIGHUP; stops on SIGTERM or SIGINT.
     while signals.next().await == Received::Hup {
         let hub = running.hub.clone();
@@ -163,26 +167,35 @@ async fn serve(config: PathBuf, base: PathBuf, grace_secs: u64) -> ExitCode {
             tracing::info!("stopped");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("aidhub: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
 }
 
 /// Tells a developer how to call the hub: on a development PKI, two ready-to-paste calls
-/// (onboarding, then an activation-code request) between the first MSP and CMP.
-fn print_welcome(running: &run::Running) {
+/// (onboarding, then an activation-code request) between the first MSP and CMP. With
+/// `json`, one log event with the addresses and partners instead, and no calls: they are
+/// for a developer's terminal, and carry a signed account id the log must not.
+fn print_welcome(running: &run::Running, json: bool) {
     let snap = running.hub.snapshot();
     let addr = running.partners_addr;
-    eprintln!("aidhub is serving AID1 on https://{addr} (mutual TLS)");
-    eprintln!("admin API on http://{}", running.admin_addr);
     let partners: Vec<String> = snap
         .routes
         .partners
         .iter()
         .map(|p| format!("{} ({})", p.id, p.role.as_str()))
         .collect();
+    if json {
+        tracing::info!(
+            partners_addr = %addr,
+            admin_addr = %running.admin_addr,
+            browsers_addr = running.browsers_addr.map(|a| a.to_string()),
+            partners = partners.join(", "),
+            "aidhub is serving AID1 (mutual TLS)"
+        );
+        return;
+    }
+    eprintln!("aidhub is serving AID1 on https://{addr} (mutual TLS)");
+    eprintln!("admin API on http://{}", running.admin_addr);
     eprintln!("partners: {}", partners.join(", "));
     if let Some(browsers) = running.browsers_addr {
         eprintln!(

@@ -110,9 +110,12 @@ struct Served {
     child: Child,
     lines: mpsc::Receiver<String>,
     addr: String,
+    /// The lines written before the welcome.
+    before: Vec<String>,
 }
 
-/// Starts `aidhub serve` and waits for its welcome line.
+/// Starts `aidhub serve` and waits for its welcome line (with `log.format = "json"`, its
+/// welcome event).
 fn serve(dir: &Path, extra: &[&str]) -> Served {
     let mut args = vec!["serve"];
     args.extend_from_slice(extra);
@@ -137,9 +140,21 @@ fn serve(dir: &Path, extra: &[&str]) -> Served {
     let mut seen = Vec::new();
     while Instant::now() < deadline {
         if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
-            if let Some(rest) = line.strip_prefix("aidhub is serving AID1 on https://") {
-                let addr = rest.split(' ').next().unwrap().to_owned();
-                return Served { child, lines, addr };
+            let addr = match line.strip_prefix("aidhub is serving AID1 on https://") {
+                Some(rest) => rest.split(' ').next().map(str::to_owned),
+                None => serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .filter(|v| v["message"] == "aidhub is serving AID1 (mutual TLS)")
+                    .and_then(|v| v["partners_addr"].as_str().map(str::to_owned)),
+            };
+            if let Some(addr) = addr {
+                let before = seen;
+                return Served {
+                    child,
+                    lines,
+                    addr,
+                    before,
+                };
             }
             seen.push(line);
         }
@@ -323,6 +338,148 @@ async fn sighup_reloads_and_a_bad_edit_keeps_the_old_table() {
         wait_exit(&mut served.child, Duration::from_secs(15)),
         Some(0)
     );
+}
+
+/// With `log.format = "json"` each request is one JSON object on the `aidhub::access` target,
+/// with the fields the README's "Logs" lists: the forwarded call's timings (the admission, the
+/// exchange, the whole), and for a refusal the hub's code and cause and no timings it never had.
+/// The account id in the forwarded call's path never reaches the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_writes_one_json_object_per_request() {
+    let (dir, _) = shipped_copy();
+    let hub = dir.path().join("config/hub.toml");
+    let text = std::fs::read_to_string(&hub).unwrap();
+    assert!(
+        text.contains("format = \"text\""),
+        "the shipped config names the format"
+    );
+    std::fs::write(&hub, text.replace("format = \"text\"", "format = \"json\"")).unwrap();
+    let mut served = serve(dir.path(), &[]);
+    let mut seen = std::mem::take(&mut served.before);
+    let msp = client(dir.path(), "mspalpha", &served.addr);
+    let ids = |correlation: uuid::Uuid| {
+        let mut headers = http::HeaderMap::new();
+        let value = |id: uuid::Uuid| http::HeaderValue::from_str(&id.to_string()).unwrap();
+        headers.insert("cmp-request-id", value(uuid::Uuid::new_v4()));
+        headers.insert("correlation-id", value(correlation));
+        headers
+    };
+
+    let token = uuid::Uuid::new_v4();
+    let account = account_id("cmpone-account-id-secret");
+    let body = serde_json::json!({
+        "msp_token": token.to_string(), "phoneNumber": "b3YsYkQq",
+        "subscriptionType": "private", "iv": "N1RnMnHh"
+    });
+    let forwarded = uuid::Uuid::new_v4();
+    let reply = msp
+        .call_with(
+            &caller("mspalpha", "alphaHubKey1"),
+            "cmpone",
+            http::Method::POST,
+            &format!("/cesim/msp/v1/users/{account}"),
+            Some(body.to_string().into()),
+            ids(forwarded),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let line = access_line(&served.lines, &mut seen, forwarded);
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["message"], "request", "{line}");
+    assert_eq!(line["status"], 201, "{line}");
+    assert_eq!(line["caller"], "mspalpha", "{line}");
+    assert_eq!(line["target_id"], "cmpone", "{line}");
+    assert_eq!(line["function"], "send_msp_token", "{line}");
+    assert_eq!(line["upstream_status"], 201, "{line}");
+    assert!(line.get("hub_code").is_none(), "{line}");
+    assert!(line.get("cause").is_none(), "{line}");
+    let ms = |name: &str| {
+        line[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name} is a number: {line}"))
+    };
+    let (admission, upstream, total) = (ms("admission_ms"), ms("upstream_ms"), ms("total_ms"));
+    assert!(admission >= 0.0 && upstream > 0.0, "{line}");
+    assert!(
+        admission + upstream <= total,
+        "the parts within the whole: {line}"
+    );
+
+    // Refused before any partner was asked: no body for Request Activation Code.
+    let cmp = client(dir.path(), "cmpone", &served.addr);
+    let refused = uuid::Uuid::new_v4();
+    let reply = cmp
+        .call_with(
+            &caller("cmpone", "oneHubKey1"),
+            "mspalpha",
+            http::Method::POST,
+            &format!("/v1/activation-code-requests/{token}"),
+            None,
+            ids(refused),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 422, "{:?}", reply.body);
+    let line = access_line(&served.lines, &mut seen, refused);
+    assert_eq!(line["status"], 422, "{line}");
+    assert_eq!(line["caller"], "cmpone", "{line}");
+    assert_eq!(line["function"], "request_activation_code", "{line}");
+    let code = reply.code().expect("an error body with a code");
+    assert_eq!(line["hub_code"].to_string(), code, "{line}");
+    assert!(
+        line["cause"].as_str().is_some_and(|c| !c.is_empty()),
+        "{line}"
+    );
+    for absent in ["admission_ms", "upstream_ms", "upstream_status"] {
+        assert!(line.get(absent).is_none(), "{absent}: {line}");
+    }
+
+    signal(&served.child, "TERM");
+    assert_eq!(
+        wait_exit(&mut served.child, Duration::from_secs(15)),
+        Some(0)
+    );
+    seen.extend(served.lines.try_iter());
+    for line in &seen {
+        let parsed = serde_json::from_str::<serde_json::Value>(line);
+        assert!(
+            parsed.is_ok_and(|v| v.is_object()),
+            "not a JSON object: {line}"
+        );
+    }
+    // The simulated partners (development only) log the paths they receive; the hub does not.
+    let hub_lines = seen
+        .iter()
+        .filter(|l| !l.contains("\"target\":\"aidhub::sim\""));
+    assert!(
+        !hub_lines.clone().any(|l| l.contains(&account)),
+        "an account id reached the log"
+    );
+    assert!(hub_lines.count() >= 2, "the hub's lines were read");
+}
+
+/// The access-log line of the request with `correlation` as a JSON object; every line the
+/// hub writes on the way must be JSON too, and each is kept in `seen`.
+fn access_line(
+    lines: &mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    correlation: uuid::Uuid,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        seen.push(line);
+        if value["target"] == "aidhub::access" && value["correlation_id"] == correlation.to_string()
+        {
+            return value;
+        }
+    }
+    panic!("no access-log line for correlation-id {correlation}");
 }
 
 /// On PostgreSQL a commit that stalls is named in the log, as a stalled journal sync is on
