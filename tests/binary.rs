@@ -114,6 +114,17 @@ struct Served {
     before: Vec<String>,
 }
 
+/// A test that fails before it stops the hub must not leave it running: the next tests (the
+/// bench's census among them) would find it.
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Starts `aidhub serve` and waits for its welcome line (with `log.format = "json"`, its
 /// welcome event).
 fn serve(dir: &Path, extra: &[&str]) -> Served {
