@@ -233,23 +233,40 @@ fn account_id(secret: &str) -> String {
 
 /// Send MSP Token from mspalpha for an account of the shipped cmpone: federates `token`.
 async fn onboard(msp: &aidhub::client::HubClient, token: uuid::Uuid) -> aidhub::client::Reply {
+    let account = account_id("cmpone-account-id-secret");
+    onboard_as(msp, token, &account, ids(uuid::Uuid::new_v4())).await
+}
+
+/// [`onboard`] for the account id `account`, with the headers `ids`.
+async fn onboard_as(
+    msp: &aidhub::client::HubClient,
+    token: uuid::Uuid,
+    account: &str,
+    ids: http::HeaderMap,
+) -> aidhub::client::Reply {
     let body = serde_json::json!({
         "msp_token": token.to_string(), "phoneNumber": "b3YsYkQq",
         "subscriptionType": "private", "iv": "N1RnMnHh"
     });
-    let path = format!(
-        "/cesim/msp/v1/users/{}",
-        account_id("cmpone-account-id-secret")
-    );
-    msp.call(
+    msp.call_with(
         &caller("mspalpha", "alphaHubKey1"),
         "cmpone",
         http::Method::POST,
-        &path,
-        Some(&body),
+        &format!("/cesim/msp/v1/users/{account}"),
+        Some(body.to_string().into()),
+        ids,
     )
     .await
     .unwrap()
+}
+
+/// A fresh `CMP-request-id` and the `correlation-id` `correlation`.
+fn ids(correlation: uuid::Uuid) -> http::HeaderMap {
+    let value = |id: uuid::Uuid| http::HeaderValue::from_str(&id.to_string()).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("cmp-request-id", value(uuid::Uuid::new_v4()));
+    headers.insert("correlation-id", value(correlation));
+    headers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,32 +385,11 @@ async fn the_access_log_writes_one_json_object_per_request() {
     let mut served = serve(dir.path(), &[]);
     let mut seen = std::mem::take(&mut served.before);
     let msp = client(dir.path(), "mspalpha", &served.addr);
-    let ids = |correlation: uuid::Uuid| {
-        let mut headers = http::HeaderMap::new();
-        let value = |id: uuid::Uuid| http::HeaderValue::from_str(&id.to_string()).unwrap();
-        headers.insert("cmp-request-id", value(uuid::Uuid::new_v4()));
-        headers.insert("correlation-id", value(correlation));
-        headers
-    };
 
     let token = uuid::Uuid::new_v4();
     let account = account_id("cmpone-account-id-secret");
-    let body = serde_json::json!({
-        "msp_token": token.to_string(), "phoneNumber": "b3YsYkQq",
-        "subscriptionType": "private", "iv": "N1RnMnHh"
-    });
     let forwarded = uuid::Uuid::new_v4();
-    let reply = msp
-        .call_with(
-            &caller("mspalpha", "alphaHubKey1"),
-            "cmpone",
-            http::Method::POST,
-            &format!("/cesim/msp/v1/users/{account}"),
-            Some(body.to_string().into()),
-            ids(forwarded),
-        )
-        .await
-        .unwrap();
+    let reply = onboard_as(&msp, token, &account, ids(forwarded)).await;
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     let line = access_line(&served.lines, &mut seen, forwarded);
     assert_eq!(line["level"], "INFO", "{line}");
