@@ -466,6 +466,53 @@ async fn the_access_log_writes_one_json_object_per_request() {
     assert!(hub_lines.count() >= 2, "the hub's lines were read");
 }
 
+/// With the JSON format a failure to start is an error event too, and nothing on stderr is
+/// plain text: here the partners' port is taken.
+#[test]
+fn with_json_logs_a_failure_to_start_is_an_error_event() {
+    let (dir, _) = shipped_copy();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let hub = dir.path().join("config/hub.toml");
+    let text = std::fs::read_to_string(&hub).unwrap();
+    let taken = format!("partners = \"127.0.0.1:{port}\"");
+    let text = text
+        .replacen("partners = \"127.0.0.1:0\"", &taken, 1)
+        .replace("format = \"text\"", "format = \"json\"");
+    assert!(text.contains(&taken) && text.contains("format = \"json\""));
+    std::fs::write(&hub, text).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(1));
+    let lines = reader.join().unwrap();
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let failure = events
+        .iter()
+        .find(|e| e["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no error event: {lines:?}"));
+    let message = failure["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("cannot start") && message.contains(&port.to_string()),
+        "{failure}"
+    );
+    drop(busy);
+}
+
 /// The access-log line of the request with `correlation` as a JSON object; every line the
 /// hub writes on the way must be JSON too, and each is kept in `seen`.
 fn access_line(
