@@ -363,6 +363,42 @@ fn callgrind_counts_the_hubs_instructions_per_request_in_the_window() {
     let total = aidhub::bench::callgrind::summary(dump).unwrap();
     assert!(total as f64 >= per_request, "{total} in {}", dump.display());
 
+    // Which crates' code ran the window's instructions: the shares printed add up to the
+    // whole, and the dump's list has the hub's own code, TLS's and the ledger's. (In this
+    // debug build the standard library's functions are not inlined: "std" leads.)
+    let crates = out
+        .lines()
+        .find_map(|l| {
+            l.split_once("the window's instructions by crate ")
+                .map(|(_, r)| r)
+        })
+        .unwrap_or_else(|| panic!("no breakdown by crate in:\n{out}"));
+    let (_, shares) = crates.split_once("): ").expect(crates);
+    let sum: f64 = shares
+        .split(", ")
+        .map(|share| {
+            let percent = match share.split_once("% in ") {
+                Some((percent, _)) => percent,
+                None => share
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.strip_suffix('%'))
+                    .expect(share),
+            };
+            percent.parse::<f64>().expect(share)
+        })
+        .sum();
+    assert!((99.5..=100.5).contains(&sum), "{sum}: {crates}");
+    let by = aidhub::bench::callgrind::by_crate(dump).unwrap();
+    for name in ["aidhub", "ring", "rustls", "sled", "hyper"] {
+        assert!(
+            by.crates.iter().any(|(c, n)| c == name && *n > 0),
+            "{name} not in {:?}",
+            by.crates
+        );
+    }
+    assert!(by.total >= total, "{} against {total}", by.total);
+
     // Handshakes, memory and the targets would be valgrind's figures: not printed.
     assert!(!out.contains("== connections"), "{out}");
     assert!(!out.contains("== targets"), "{out}");

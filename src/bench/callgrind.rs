@@ -8,7 +8,12 @@
 //!
 //! The counters are zeroed as the window opens and dumped as it closes (`callgrind_control`),
 //! so start-up, onboarding and the lanes' handshakes are left out. The dump stays in the
-//! current directory for `callgrind_annotate`.
+//! current directory for `callgrind_annotate`; [`by_crate`] says which crates' code its
+//! instructions ran.
+
+mod by_crate;
+
+pub use by_crate::{by_crate, describe, ByCrate};
 
 use super::child::which;
 use std::path::{Path, PathBuf};

@@ -268,6 +268,10 @@ pub async fn measure(
         Some(Counted::Instructions { instructions, dump }) => {
             figures.instructions = Some(instructions as f64 / requests);
             println!("   callgrind dump of the window: {}", dump.display());
+            match super::callgrind::by_crate(&dump) {
+                Ok(by) => println!("{}", super::callgrind::describe(&by, requests, 10)),
+                Err(e) => println!("   no breakdown by crate: {e}"),
+            }
         }
         Some(Counted::Failed(e)) => return Err(format!("callgrind: {e}")),
         None => {}
