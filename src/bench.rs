@@ -20,7 +20,8 @@
 //! lives in one temporary directory ([`world`]); every child process is stopped when the
 //! bench ends, however it ends ([`child`]). [`measure`](mod@measure) runs one measurement;
 //! [`report`] prints the figures. With `--callgrind` the hub alone runs under valgrind and
-//! the figure that counts is its instructions per request in the window ([`callgrind`]).
+//! the figure that counts is its instructions per request in the window ([`callgrind`]),
+//! with the crates whose code ran them.
 
 pub mod callgrind;
 pub mod child;
@@ -126,9 +127,10 @@ pub struct BenchArgs {
     #[arg(long)]
     pub smoke: bool,
     /// Run the hub under valgrind's callgrind and report the instructions it executes per
-    /// request in the window: user space only, but repeatable where wall-clock figures are
-    /// not. Measures the aidhub setup alone, at a fixed rate (--rate, 100 by default), without
-    /// the connection measurements; the dump is left in the current directory.
+    /// request in the window, and which crates' code ran them: user space only, but
+    /// repeatable where wall-clock figures are not. Measures the aidhub setup alone, at a
+    /// fixed rate (--rate, 100 by default), without the connection measurements; the dump is
+    /// left in the current directory.
     #[arg(long, conflicts_with = "half_rate")]
     pub callgrind: bool,
 }
