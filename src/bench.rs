@@ -19,9 +19,9 @@
 //! is read on a second, fresh server, so that the load before does not shape it. Everything
 //! lives in one temporary directory ([`world`]); every child process is stopped when the
 //! bench ends, however it ends ([`child`]). [`measure`](mod@measure) runs one measurement;
-//! [`report`] prints the figures. With `--callgrind` the hub alone runs under valgrind and
-//! the figure that counts is its instructions per request in the window ([`callgrind`]),
-//! with the crates whose code ran them.
+//! [`report`] prints the figures. With `--callgrind` the hub and nginx run under valgrind and
+//! the figures that count are their instructions per request in the window ([`callgrind`]),
+//! with the crates (nginx: the libraries) whose code ran them, and the hub's over nginx's.
 
 pub mod callgrind;
 pub mod child;
@@ -126,11 +126,12 @@ pub struct BenchArgs {
     /// without errors (exit 1 otherwise), not speed.
     #[arg(long)]
     pub smoke: bool,
-    /// Run the hub under valgrind's callgrind and report the instructions it executes per
-    /// request in the window, and which crates' code ran them: user space only, but
-    /// repeatable where wall-clock figures are not. Measures the aidhub setup alone, at a
-    /// fixed rate (--rate, 100 by default), without the connection measurements; the dump is
-    /// left in the current directory.
+    /// Run the hub and nginx (as one process) under valgrind's callgrind and report the
+    /// instructions each executes per request in the window, which crates' code (for nginx,
+    /// which libraries) ran them, and the hub's count over nginx's: user space only, but
+    /// repeatable where wall-clock figures are not. Measures the aidhub and nginx setups (not
+    /// direct; `--setups aidhub` for the hub alone), at a fixed rate (--rate, 100 by default),
+    /// without the connection measurements; the dumps are left in the current directory.
     #[arg(long, conflicts_with = "half_rate")]
     pub callgrind: bool,
 }
@@ -171,18 +172,26 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     setups.dedup();
     let callgrind = if args.callgrind {
         let found = callgrind::Callgrind::find()?;
-        let others: Vec<&str> = setups
-            .iter()
-            .filter(|s| **s != Setup::Aidhub)
-            .map(|s| s.name())
-            .collect();
-        if !others.is_empty() {
+        // The direct setup is the simulated partners: the floor, not a server to count.
+        let counted = |s: &Setup| matches!(s, Setup::Aidhub | Setup::Nginx);
+        let (kept, left): (Vec<Setup>, Vec<Setup>) = setups.iter().partition(|s| counted(s));
+        if !kept.contains(&Setup::Aidhub) {
+            return Err("--callgrind needs the aidhub setup".into());
+        }
+        if !left.is_empty() {
+            let names = |list: &[Setup]| {
+                list.iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            };
             println!(
-                "   --callgrind: measuring aidhub alone, not {}",
-                others.join(", ")
+                "   --callgrind: measuring {}, not {}",
+                names(&kept),
+                names(&left)
             );
         }
-        setups = vec![Setup::Aidhub];
+        setups = kept;
         Some(found)
     } else {
         None
@@ -199,7 +208,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     println!("   load: {}", settings.describe());
     if let Some(callgrind) = &callgrind {
         println!(
-            "   the hub runs under {} (callgrind): its latency, CPU and memory below are valgrind's; read its instructions per request",
+            "   the servers run under {} (callgrind): their latency, CPU and memory below are valgrind's; read their instructions per request",
             callgrind.version()
         );
     }
@@ -309,11 +318,24 @@ fn print_held(rows: &[(Setup, Figures)], runs: usize) {
     }
 }
 
-/// The median instruction count of a `--callgrind` bench.
+/// The median instruction counts of a `--callgrind` bench, and the hub's over nginx's.
 fn print_instructions(rows: &[(Setup, Figures)], runs: usize) {
-    let hub = rows.iter().find(|(setup, _)| *setup == Setup::Aidhub);
-    if let Some(line) = hub.and_then(|(_, f)| report::instructions_line(f, runs)) {
+    let of = |which: Setup| rows.iter().find(|(setup, _)| *setup == which);
+    if let Some(line) = of(Setup::Aidhub).and_then(|(_, f)| report::instructions_line(f, runs)) {
         println!("{line}");
+    }
+    if let Some(line) = of(Setup::Nginx).and_then(|(_, f)| report::nginx_instructions_line(f, runs))
+    {
+        println!("{line}");
+    }
+    let count = |which: Setup| of(which).and_then(|(_, f)| f.instructions);
+    if let (Some(hub), Some(nginx)) = (count(Setup::Aidhub), count(Setup::Nginx)) {
+        println!(
+            "   callgrind: aidhub/nginx {:.2}× the instructions per request (user space only: \
+             the kernel's part of each request, sockets and the journal's syncs, is not in \
+             either count)",
+            hub / nginx.max(1.0)
+        );
     }
 }
 

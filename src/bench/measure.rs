@@ -165,11 +165,14 @@ pub async fn measure(
     let schedule = plan.schedule();
     let counting = async {
         match (&world.callgrind, setup) {
-            (Some(callgrind), Setup::Aidhub) => Some(
-                callgrind
-                    .window(pid, tag, schedule.from, schedule.end)
-                    .await,
-            ),
+            (Some(callgrind), Setup::Aidhub | Setup::Nginx) => {
+                let name = World::profile(setup, tag);
+                Some(
+                    callgrind
+                        .window(pid, &name, schedule.from, schedule.end)
+                        .await,
+                )
+            }
             _ => None,
         }
     };
@@ -267,9 +270,16 @@ pub async fn measure(
     match counted {
         Some(Counted::Instructions { instructions, dump }) => {
             figures.instructions = Some(instructions as f64 / requests);
-            println!("   callgrind dump of the window: {}", dump.display());
+            println!(
+                "   callgrind dump of the window ({}): {}",
+                setup.name(),
+                dump.display()
+            );
             match super::callgrind::by_crate(&dump) {
-                Ok(by) => println!("{}", super::callgrind::describe(&by, requests, 10)),
+                Ok(by) => println!(
+                    "{}",
+                    super::callgrind::describe(&by, setup.name(), requests, 10)
+                ),
                 Err(e) => println!("   no breakdown by crate: {e}"),
             }
         }

@@ -2,9 +2,11 @@
 //! same CA and server certificate (`ssl_verify_client on`), the upstream chosen by the
 //! `target-id` header, mutual TLS towards the partner with the hub's client certificate,
 //! keep-alive upstream pools, the caller's credential replaced by the hub's credential at the
-//! target, as many worker processes as the hub has serving threads (`--threads`), no access
-//! log. It runs as a child process on a generated configuration in its own directory.
+//! target, as many worker processes as the hub has serving threads (`--threads`; under
+//! `--callgrind` one process, `master_process off`), no access log. It runs as a child process
+//! on a generated configuration in its own directory.
 
+use super::callgrind::Callgrind;
 use super::child::ChildProc;
 use super::world::World;
 use crate::config::Credential;
@@ -43,13 +45,16 @@ fn apt(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Writes the configuration into `dir` and starts nginx on `port` in the foreground.
+/// Writes the configuration into `dir` and starts nginx on `port` in the foreground; under
+/// callgrind when `callgrind` gives valgrind and the profile's name, as one process (see
+/// [`Callgrind`]).
 pub fn start(
     binary: &Path,
     world: &World,
     dir: &Path,
     port: u16,
     h2: bool,
+    callgrind: Option<(&Callgrind, String)>,
 ) -> Result<ChildProc, String> {
     for sub in [
         "tmp/body",
@@ -63,7 +68,15 @@ pub fn start(
     let file = dir.join("nginx.conf");
     std::fs::write(&file, config(world, dir, port, h2)?)
         .map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut command = ChildProc::command(binary);
+    let (mut command, globals) = match callgrind {
+        Some((callgrind, name)) => {
+            let (valgrind, args) = callgrind.wrap(binary, &name);
+            let mut command = ChildProc::command(valgrind);
+            command.args(args);
+            (command, "daemon off; master_process off;")
+        }
+        None => (ChildProc::command(binary), "daemon off;"),
+    };
     command
         .arg("-c")
         .arg(&file)
@@ -71,7 +84,7 @@ pub fn start(
         .arg(dir)
         .arg("-e")
         .arg(dir.join("error.log"))
-        .args(["-g", "daemon off;"]);
+        .args(["-g", globals]);
     ChildProc::spawn("nginx", command, &dir.join("stderr.log"))
 }
 

@@ -306,6 +306,18 @@ pub fn instructions_line(f: &Figures, runs: usize) -> Option<String> {
     ))
 }
 
+/// The line of nginx's median count in a `--callgrind` bench (`None`: no count).
+pub fn nginx_instructions_line(f: &Figures, runs: usize) -> Option<String> {
+    let per_request = f.instructions?;
+    Some(format!(
+        "   callgrind: nginx {per_request:.0} instructions per request (its user space in the \
+         window, as one process doing a worker's job; median of {runs} runs; nginx does not \
+         say whether a window opened an upstream connection, its dump does: \
+         `SSL_do_handshake` with `--inclusive=yes` is a few thousand instructions when it \
+         opened none)"
+    ))
+}
+
 fn middle(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
         return 0.0;

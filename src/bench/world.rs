@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// How long a child may take to start listening.
 const START_WITHIN: Duration = Duration::from_secs(20);
-/// The same for the hub under callgrind, which loads and instruments it first.
+/// The same for the hub or nginx under callgrind, which loads and instruments it first.
 const START_UNDER_CALLGRIND: Duration = Duration::from_secs(120);
 
 /// Everything shared by all measurements of one bench.
@@ -201,9 +201,18 @@ impl World {
                 let binary = self.nginx.as_deref().ok_or("nginx is not available")?;
                 let port = stage::free_port()?;
                 let dir = self.dir.path().join(format!("nginx-{tag}"));
-                let mut process = nginx::start(binary, self, &dir, port, h2)?;
+                let under = self
+                    .callgrind
+                    .as_ref()
+                    .map(|c| (c, Self::profile(Setup::Nginx, tag)));
+                let within = if under.is_some() {
+                    START_UNDER_CALLGRIND
+                } else {
+                    START_WITHIN
+                };
+                let mut process = nginx::start(binary, self, &dir, port, h2, under)?;
                 let addr = SocketAddr::from(([127, 0, 0, 1], port));
-                process.wait_for_ports(&[addr], START_WITHIN).await?;
+                process.wait_for_ports(&[addr], within).await?;
                 Ok(Server {
                     addr: Some(addr),
                     process: Some(process),
@@ -232,7 +241,8 @@ impl World {
         std::fs::write(&hub_toml, text).map_err(|e| format!("{}: {e}", hub_toml.display()))?;
         let (mut command, within) = match &self.callgrind {
             Some(callgrind) => {
-                let (valgrind, args) = callgrind.wrap(&self.exe, tag);
+                let (valgrind, args) =
+                    callgrind.wrap(&self.exe, &Self::profile(Setup::Aidhub, tag));
                 let mut command = ChildProc::command(valgrind);
                 command.args(args);
                 (command, START_UNDER_CALLGRIND)
@@ -255,6 +265,12 @@ impl World {
             process: Some(process),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], admin))),
         })
+    }
+
+    /// The name of the callgrind profile of `setup`'s server started for `tag`
+    /// (`callgrind.out.<name>`).
+    pub fn profile(setup: Setup, tag: &str) -> String {
+        format!("{}-{tag}", setup.name())
     }
 
     /// The process whose cost a setup measures: the server, or for the direct setup the

@@ -5,7 +5,8 @@
 //! growth, iterators, atomics) runs inlined into everybody's functions, so a line from it is
 //! charged to the crate of the function it ran in (`aidhub::proxy::admit` is aidhub's), and
 //! is "std" only in the library's own functions. Code of no known source (glibc's `memcpy`,
-//! say) is charged to its object (`libc`).
+//! say) is charged to its object (`libc`); in a C program without debug information, such as
+//! Debian's nginx, that is all of it: the program's own code, then each library's.
 //!
 //! A function named `<A as B>::f` counts as A's crate, and a cost line after `calls=` is the
 //! callee's inclusive cost, not the caller's own, so it is skipped: the crates' shares add up
@@ -37,16 +38,17 @@ const OWN_SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
 /// This crate's name, as its functions' paths begin.
 const OWN_CRATE: &str = "aidhub";
 
-/// The line `bench --callgrind` prints: the `top` largest crates, this one's also as
-/// instructions per request (the hub's own code, wherever it ranks), and the rest summed.
-pub fn describe(by: &ByCrate, requests: f64, top: usize) -> String {
+/// The line `bench --callgrind` prints for `program` (`aidhub` or `nginx`): the `top` largest
+/// crates (for nginx, objects), the program's own code also as instructions per request
+/// (wherever it ranks), and the rest summed.
+pub fn describe(by: &ByCrate, program: &str, requests: f64, top: usize) -> String {
     let share = |n: u64| n as f64 * 100.0 / by.total.max(1) as f64;
     let mut named: Vec<String> = by
         .crates
         .iter()
         .take(top)
         .map(|(name, n)| {
-            if name == OWN_CRATE {
+            if name == program {
                 format!(
                     "{name} {:.1}% ({:.0} per request)",
                     share(*n),
@@ -60,18 +62,25 @@ pub fn describe(by: &ByCrate, requests: f64, top: usize) -> String {
     let rest = &by.crates[top.min(by.crates.len())..];
     if !rest.is_empty() {
         let sum: u64 = rest.iter().map(|(_, n)| n).sum();
-        let crates = if rest.len() == 1 { "crate" } else { "crates" };
-        named.push(format!(
-            "{:.1}% in {} other {crates}",
-            share(sum),
-            rest.len()
-        ));
+        let (one, many) = if program == OWN_CRATE {
+            ("crate", "crates")
+        } else {
+            ("object", "objects")
+        };
+        let what = if rest.len() == 1 { one } else { many };
+        named.push(format!("{:.1}% in {} other {what}", share(sum), rest.len()));
     }
-    format!(
-        "   the window's instructions by crate (whose source ran them; the standard \
-         library's code inlined into a function counts as that function's crate): {}",
-        named.join(", ")
-    )
+    let how = if program == OWN_CRATE {
+        "the window's instructions by crate (whose source ran them; the standard library's \
+         code inlined into a function counts as that function's crate)"
+            .to_owned()
+    } else {
+        format!(
+            "{program}'s instructions in the window by object (the program's own code, then \
+             each library)"
+        )
+    };
+    format!("   {how}: {}", named.join(", "))
 }
 
 /// The source a file path belongs to.
@@ -162,7 +171,10 @@ fn charge(file: &str, object: &str, function: &str, own: &str) -> String {
                 None => match function_crate(function) {
                     Some(name) if is_std(name) => "std",
                     Some(name) => name,
-                    None => "unknown",
+                    // The hub's assembly (ring's) is not the hub's own code; another program's
+                    // code without debug information is that program's (nginx's).
+                    None if base == OWN_CRATE => "unknown",
+                    None => base,
                 },
             }
         }
@@ -325,6 +337,14 @@ mod tests {
         assert_eq!(charge("???", exe, "hyper::proto::h1::parse", OWN), "hyper");
         assert_eq!(charge("???", exe, "core::ptr::drop_in_place", OWN), "std");
         assert_eq!(charge("???", exe, "_start", OWN), "unknown");
+        // A C program without debug information: its own code, then each library's.
+        let nginx = "/usr/sbin/nginx";
+        assert_eq!(charge("???", nginx, "ngx_http_proxy_handler", OWN), "nginx");
+        let libcrypto = "/usr/lib/x86_64-linux-gnu/libcrypto.so.3";
+        assert_eq!(
+            charge("???", libcrypto, "EVP_DecryptUpdate", OWN),
+            "libcrypto"
+        );
     }
 
     /// A dump as callgrind writes it: compressed names, a function with inlined lines, a call
@@ -378,7 +398,7 @@ totals: 900
                 ("libc".to_owned(), 100),
             ]
         );
-        let line = describe(&by, 10.0, 2);
+        let line = describe(&by, "aidhub", 10.0, 2);
         assert!(
             line.ends_with("sled 50.0%, aidhub 38.9% (35 per request), 11.1% in 1 other crate"),
             "{line}"
@@ -390,5 +410,30 @@ totals: 900
         let dump = "positions: instr line\nevents: Ir\nfl=(1) /build/aidhub/src/a.rs\nfn=(1) aidhub::a\n0x10 3 7\n+2 +1 5\n";
         let by = parse(dump, OWN);
         assert_eq!(by.crates, vec![("aidhub".to_owned(), 12)]);
+    }
+
+    /// nginx has no debug information: its instructions go to its own code and each library,
+    /// and the program's own code is given per request.
+    #[test]
+    fn a_c_programs_dump_is_charged_by_object() {
+        let dump = "events: Ir\nob=(1) /usr/sbin/nginx\nfl=(1) ???\nfn=(1) ngx_epoll_process_events\n0 400\n\
+                    ob=(2) /usr/lib/x86_64-linux-gnu/libcrypto.so.3\nfn=(2) aesni_gcm_encrypt\n0 800\n";
+        let by = parse(dump, OWN);
+        assert_eq!(by.total, 1_200);
+        assert_eq!(
+            by.crates,
+            vec![("libcrypto".to_owned(), 800), ("nginx".to_owned(), 400)]
+        );
+        let line = describe(&by, "nginx", 100.0, 1);
+        assert!(
+            line.starts_with("   nginx's instructions in the window by object"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(": libcrypto 66.7%, 33.3% in 1 other object"),
+            "{line}"
+        );
+        let line = describe(&by, "nginx", 100.0, 2);
+        assert!(line.ends_with("nginx 33.3% (4 per request)"), "{line}");
     }
 }
