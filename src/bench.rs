@@ -134,6 +134,11 @@ pub struct BenchArgs {
     /// without the connection measurements; the dumps are left in the current directory.
     #[arg(long, conflicts_with = "half_rate")]
     pub callgrind: bool,
+    /// With --callgrind: simulate the caches too (valgrind's --cache-sim=yes) and report
+    /// each server's data reads and writes and its first-level and last-level data-cache
+    /// misses per request; about half again as slow.
+    #[arg(long, requires = "callgrind")]
+    pub cache_sim: bool,
 }
 
 /// Runs the bench; SIGINT (Ctrl-C), SIGTERM or SIGHUP stops it, and its children with it
@@ -171,7 +176,7 @@ async fn bench_inner(args: &BenchArgs) -> Result<bool, String> {
     let mut setups = args.setups.clone();
     setups.dedup();
     let callgrind = if args.callgrind {
-        let found = callgrind::Callgrind::find()?;
+        let found = callgrind::Callgrind::find()?.simulating_caches(args.cache_sim);
         // The direct setup is the simulated partners: the floor, not a server to count.
         let counted = |s: &Setup| matches!(s, Setup::Aidhub | Setup::Nginx);
         let (kept, left): (Vec<Setup>, Vec<Setup>) = setups.iter().partition(|s| counted(s));
@@ -327,6 +332,11 @@ fn print_instructions(rows: &[(Setup, Figures)], runs: usize) {
     if let Some(line) = of(Setup::Nginx).and_then(|(_, f)| report::nginx_instructions_line(f, runs))
     {
         println!("{line}");
+    }
+    for (setup, f) in rows {
+        if let Some(line) = report::misses_line(setup.name(), f) {
+            println!("{line}");
+        }
     }
     let count = |which: Setup| of(which).and_then(|(_, f)| f.instructions);
     if let (Some(hub), Some(nginx)) = (count(Setup::Aidhub), count(Setup::Nginx)) {

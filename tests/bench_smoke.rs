@@ -324,6 +324,7 @@ fn callgrind_counts_the_hubs_and_nginxs_instructions_per_request_in_the_window()
         "5",
         "--setups",
         setups,
+        "--cache-sim",
     ];
     let (mut ok, mut out, mut err) = run_in(dir.path(), &args);
     // Once, in the CI run after VM 40's session, the bench's native client refused the TLS
@@ -419,13 +420,33 @@ fn callgrind_counts_the_hubs_and_nginxs_instructions_per_request_in_the_window()
     }
     assert!(by.total >= total, "{} against {total}", by.total);
 
+    caches_were_simulated(&out, "aidhub");
     if nginx {
         nginx_is_counted_beside_the_hub(&out, per_request);
+        caches_were_simulated(&out, "nginx");
     }
 
     // Handshakes, memory and the targets would be valgrind's figures: not printed.
     assert!(!out.contains("== connections"), "{out}");
     assert!(!out.contains("== targets"), "{out}");
+}
+
+/// `--cache-sim`: the setup's data reads and writes and its misses per request, each level
+/// missing no more often than the one before it.
+fn caches_were_simulated(out: &str, setup: &str) {
+    let prefix = format!("callgrind's cache simulation: {setup} ");
+    let line = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no cache figures for {setup} in:\n{out}"));
+    let numbers: Vec<f64> = line
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [data, first, last] = [numbers[0], numbers[1], numbers[2]];
+    assert!(data > 1_000.0, "{line}");
+    assert!(first > 0.0 && first <= data, "{line}");
+    assert!(last <= first, "{line}");
 }
 
 /// nginx under callgrind, as one process: its count, its dump, by object, and the hub's count

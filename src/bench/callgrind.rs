@@ -9,7 +9,8 @@
 //! The counters are zeroed as the window opens and dumped as it closes (`callgrind_control`),
 //! so start-up, onboarding and the lanes' handshakes are left out. The dump stays in the
 //! current directory for `callgrind_annotate`; [`by_crate`] says which crates' code (for
-//! nginx, which libraries) its instructions ran.
+//! nginx, which libraries) its instructions ran. With `--cache-sim` callgrind also simulates
+//! the caches, and the window's data-cache misses ([`Misses`]) are read from the same dump.
 //!
 //! nginx runs as one process there (`master_process off`): valgrind follows a fork, but its
 //! control channel, which `callgrind_control` talks to, is the first process's alone (valgrind
@@ -42,6 +43,8 @@ pub struct Callgrind {
     control: PathBuf,
     /// Where the dumps go (the directory the bench was started in).
     out_dir: PathBuf,
+    /// Simulate the caches too (`--cache-sim`).
+    cache_sim: bool,
 }
 
 impl Callgrind {
@@ -58,7 +61,19 @@ impl Callgrind {
             valgrind,
             control,
             out_dir,
+            cache_sim: false,
         })
+    }
+
+    /// The same, simulating the caches when `on`: callgrind then also counts each
+    /// instruction's data reads and writes and the misses of a first-level and a last-level
+    /// cache shaped like the host's (valgrind reads their sizes from CPUID), and runs about
+    /// half again as slowly.
+    pub fn simulating_caches(self, on: bool) -> Callgrind {
+        Callgrind {
+            cache_sim: on,
+            ..self
+        }
     }
 
     /// The file a server started as `name` (its setup's and its measurement's: `aidhub-<tag>`,
@@ -70,7 +85,7 @@ impl Callgrind {
     /// The program and the arguments that put `exe` under callgrind, writing to
     /// [`Callgrind::out_file`] of `name`.
     pub fn wrap(&self, exe: &Path, name: &str) -> (PathBuf, Vec<String>) {
-        let args = vec![
+        let mut args = vec![
             "--tool=callgrind".to_owned(),
             // valgrind runs one thread at a time. With its default lock, a thread that spins
             // on an atomic can keep the lock while the thread it waits for never runs: sled's
@@ -79,8 +94,11 @@ impl Callgrind {
             // lock hands the threads their turns in order.
             "--fair-sched=yes".to_owned(),
             format!("--callgrind-out-file={}", self.out_file(name).display()),
-            exe.display().to_string(),
         ];
+        if self.cache_sim {
+            args.push("--cache-sim=yes".to_owned());
+        }
+        args.push(exe.display().to_string());
         (self.valgrind.clone(), args)
     }
 
@@ -97,9 +115,17 @@ impl Callgrind {
         }
         // The first dump of a process is `<out file>.1`.
         let dump = PathBuf::from(format!("{}.1", self.out_file(name).display()));
-        match summary(&dump) {
-            Ok(instructions) => Counted::Instructions { instructions, dump },
-            Err(e) => Counted::Failed(e),
+        let text = match std::fs::read_to_string(&dump) {
+            Ok(text) => text,
+            Err(e) => return Counted::Failed(format!("{}: {e}", dump.display())),
+        };
+        match parse_summary(&text) {
+            Some(instructions) => Counted::Instructions {
+                instructions,
+                misses: parse_misses(&text),
+                dump,
+            },
+            None => Counted::Failed(format!("{}: no `summary:` line", dump.display())),
         }
     }
 
@@ -148,8 +174,10 @@ fn failed(success: bool, stderr: &str) -> bool {
 pub enum Counted {
     /// What the window's dump holds.
     Instructions {
-        /// Instructions the hub executed in the window, all threads.
+        /// Instructions the server executed in the window, all threads.
         instructions: u64,
+        /// With the caches simulated, their misses in the window.
+        misses: Option<Misses>,
         /// The dump file.
         dump: PathBuf,
     },
@@ -161,6 +189,50 @@ pub enum Counted {
 pub fn summary(dump: &Path) -> Result<u64, String> {
     let text = std::fs::read_to_string(dump).map_err(|e| format!("{}: {e}", dump.display()))?;
     parse_summary(&text).ok_or_else(|| format!("{}: no `summary:` line", dump.display()))
+}
+
+/// A dump's data-cache figures, with the caches simulated (`--cache-sim=yes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Misses {
+    /// Data reads and writes (`Dr` + `Dw`).
+    pub data: u64,
+    /// First-level data-cache misses, reads and writes (`D1mr` + `D1mw`).
+    pub first: u64,
+    /// Last-level cache misses of data, reads and writes (`DLmr` + `DLmw`): what went to
+    /// memory.
+    pub last: u64,
+}
+
+/// The data-cache figures of a dump's `events:` and `summary:` lines; `None` when the
+/// caches were not simulated.
+fn parse_misses(text: &str) -> Option<Misses> {
+    let names: Vec<&str> = text
+        .lines()
+        .find_map(|line| line.strip_prefix("events:"))?
+        .split_whitespace()
+        .collect();
+    let values: Vec<u64> = text
+        .lines()
+        .find_map(|line| line.strip_prefix("summary:"))?
+        .split_whitespace()
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    let sum = |wanted: [&str; 2]| -> Option<u64> {
+        wanted
+            .iter()
+            .map(|w| {
+                names
+                    .iter()
+                    .position(|n| n == w)
+                    .and_then(|i| values.get(i))
+            })
+            .sum::<Option<u64>>()
+    };
+    Some(Misses {
+        data: sum(["Dr", "Dw"])?,
+        first: sum(["D1mr", "D1mw"])?,
+        last: sum(["DLmr", "DLmw"])?,
+    })
 }
 
 fn parse_summary(text: &str) -> Option<u64> {
@@ -181,6 +253,27 @@ mod tests {
         assert_eq!(parse_summary(dump), Some(380_710_927));
         assert_eq!(parse_summary("events: Ir\n"), None);
         assert_eq!(parse_summary("summary: lots\n"), None);
+    }
+
+    #[test]
+    fn reads_the_data_cache_misses_when_the_caches_were_simulated() {
+        // The header of a dump of valgrind 3.19's `--cache-sim=yes`.
+        let dump = "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\n\
+                    summary: 1000 300 100 7 20 10 5 3 1\n";
+        assert_eq!(parse_summary(dump), Some(1000));
+        assert_eq!(
+            parse_misses(dump),
+            Some(Misses {
+                data: 400,
+                first: 30,
+                last: 4
+            })
+        );
+        assert_eq!(parse_misses("events: Ir\nsummary: 1000\n"), None);
+        assert_eq!(
+            parse_misses("events: Ir Dr Dw D1mr D1mw DLmr DLmw\nsummary: 1 2\n"),
+            None
+        );
     }
 
     #[test]

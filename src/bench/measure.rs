@@ -268,8 +268,19 @@ pub async fn measure(
         ..Figures::default()
     };
     match counted {
-        Some(Counted::Instructions { instructions, dump }) => {
+        Some(Counted::Instructions {
+            instructions,
+            misses,
+            dump,
+        }) => {
             figures.instructions = Some(instructions as f64 / requests);
+            figures.misses = misses.map(|m| {
+                [
+                    m.data as f64 / requests,
+                    m.first as f64 / requests,
+                    m.last as f64 / requests,
+                ]
+            });
             println!(
                 "   callgrind dump of the window ({}): {}",
                 setup.name(),
