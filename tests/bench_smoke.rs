@@ -349,15 +349,8 @@ fn callgrind_counts_the_hubs_and_nginxs_instructions_per_request_in_the_window()
         "{out}"
     );
 
-    let line = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("callgrind: "))
-        .unwrap_or_else(|| panic!("no instruction count in:\n{out}"));
-    let per_request: f64 = line
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("not a count: {line}"));
+    let line = line_after(&out, "callgrind: ");
+    let per_request = leading_number(line);
     // Two TLS records decrypted and two encrypted, HTTP both ways, validation and the ledger:
     // tens of thousands of instructions at least (about 100 000 in a release build).
     assert!(
@@ -372,14 +365,7 @@ fn callgrind_counts_the_hubs_and_nginxs_instructions_per_request_in_the_window()
     );
 
     // The dump is left where the bench was started, and holds the window's whole count.
-    let dump = out
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("callgrind dump of the window (aidhub): ")
-        })
-        .unwrap_or_else(|| panic!("no dump named in:\n{out}"));
-    let dump = Path::new(dump);
+    let dump = Path::new(line_after(&out, "callgrind dump of the window (aidhub): "));
     assert!(dump.starts_with(dir.path()), "{}", dump.display());
     let total = aidhub::bench::callgrind::summary(dump).unwrap();
     assert!(total as f64 >= per_request, "{total} in {}", dump.display());
@@ -431,14 +417,25 @@ fn callgrind_counts_the_hubs_and_nginxs_instructions_per_request_in_the_window()
     assert!(!out.contains("== targets"), "{out}");
 }
 
+/// The rest of the first line of `out` that starts with `prefix` (leading blanks aside).
+fn line_after<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting `{prefix}` in:\n{out}"))
+}
+
+/// The number `line` starts with (`80405 instructions…`, `1.19× the…`).
+fn leading_number(line: &str) -> f64 {
+    line.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number at the start of: {line}"))
+}
+
 /// `--cache-sim`: the setup's data reads and writes and its misses per request, each level
 /// missing no more often than the one before it.
 fn caches_were_simulated(out: &str, setup: &str) {
-    let prefix = format!("callgrind's cache simulation: {setup} ");
-    let line = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no cache figures for {setup} in:\n{out}"));
+    let line = line_after(out, &format!("callgrind's cache simulation: {setup} "));
     let numbers: Vec<f64> = line
         .split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .filter_map(|n| n.parse().ok())
@@ -452,27 +449,13 @@ fn caches_were_simulated(out: &str, setup: &str) {
 /// nginx under callgrind, as one process: its count, its dump, by object, and the hub's count
 /// over nginx's.
 fn nginx_is_counted_beside_the_hub(out: &str, hub: f64) {
-    let line = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("callgrind: nginx "))
-        .unwrap_or_else(|| panic!("no count for nginx in:\n{out}"));
-    let nginx: f64 = line
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("not a count: {line}"));
+    let line = line_after(out, "callgrind: nginx ");
+    let nginx = leading_number(line);
     // TLS both ways and HTTP parsed twice, in C: thousands of instructions at least (some
     // 66 000 on VM 55).
     assert!((5_000.0..100_000_000.0).contains(&nginx), "{line}");
 
-    let dump = out
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("callgrind dump of the window (nginx): ")
-        })
-        .unwrap_or_else(|| panic!("no nginx dump named in:\n{out}"));
-    let dump = Path::new(dump);
+    let dump = Path::new(line_after(out, "callgrind dump of the window (nginx): "));
     let total = aidhub::bench::callgrind::summary(dump).unwrap();
     assert!(total as f64 >= nginx, "{total} in {}", dump.display());
     let by = aidhub::bench::callgrind::by_crate(dump).unwrap();
@@ -488,15 +471,7 @@ fn nginx_is_counted_beside_the_hub(out: &str, hub: f64) {
         "{out}"
     );
 
-    let ratio = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("callgrind: aidhub/nginx "))
-        .unwrap_or_else(|| panic!("no ratio in:\n{out}"));
-    let ratio: f64 = ratio
-        .split('×')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("not a ratio: {ratio}"));
+    let ratio = leading_number(line_after(out, "callgrind: aidhub/nginx "));
     let expected = hub / nginx;
     // The counts are printed rounded to whole instructions, the ratio to two decimals.
     assert!(
