@@ -1,10 +1,10 @@
 //! `--callgrind`: the hub, and nginx beside it, under valgrind's callgrind, and the
-//! instructions each executes per request in the measured window. Wall-clock figures on these shared VMs move by 10–30%
-//! from run to run; an instruction count of the same build and load moved by 0.7% over three
-//! runs with [`DEFAULT_CONNECTIONS`] (3% with 64 connections, whose windows hold more upstream
-//! handshakes), so it shows a change of a few per cent in the hub's own code. It counts user
-//! space only: the kernel's share of a request (the socket calls, the journal's sync) is not
-//! in it.
+//! instructions each executes per request in the measured window. Wall-clock figures on these
+//! shared VMs move by 10–30% from run to run; an instruction count of the same build and load
+//! moved by 0.7% over three runs with [`DEFAULT_CONNECTIONS`] (3% with 64 connections, whose
+//! windows hold more upstream handshakes), so it shows a change of a few per cent in the hub's
+//! own code. It counts user space only: the kernel's share of a request (the socket calls,
+//! the journal's sync) is not in it.
 //!
 //! The counters are zeroed as the window opens and dumped as it closes (`callgrind_control`),
 //! so start-up, onboarding and the lanes' handshakes are left out. The dump stays in the

@@ -28,7 +28,19 @@ pub struct ByCrate {
 /// Reads `dump` and charges its instructions to crates.
 pub fn by_crate(dump: &Path) -> Result<ByCrate, String> {
     let text = std::fs::read_to_string(dump).map_err(|e| format!("{}: {e}", dump.display()))?;
-    Ok(parse(&text, OWN_SOURCE))
+    let exe = std::env::current_exe().ok();
+    let exe = exe
+        .as_deref()
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str())
+        .unwrap_or(OWN_CRATE);
+    Ok(parse(
+        &text,
+        &Own {
+            source: OWN_SOURCE,
+            exe,
+        },
+    ))
 }
 
 /// The directory of this crate's own source files, as the build wrote them into the binary's
@@ -37,6 +49,15 @@ const OWN_SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
 
 /// This crate's name, as its functions' paths begin.
 const OWN_CRATE: &str = "aidhub";
+
+/// What tells the hub's own code from the rest.
+struct Own<'a> {
+    /// The directory of this crate's source files ([`OWN_SOURCE`]).
+    source: &'a str,
+    /// The file name of the hub's executable, the bench's own (`aidhub`, or whatever a copy
+    /// of it is named).
+    exe: &'a str,
+}
 
 /// The line `bench --callgrind` prints for `program` (`aidhub` or `nginx`): the `top` largest
 /// crates (for nginx, objects), the program's own code also as instructions per request
@@ -157,8 +178,8 @@ fn is_std(name: &str) -> bool {
 }
 
 /// The crate a cost line is charged to: see the module docs.
-fn charge(file: &str, object: &str, function: &str, own: &str) -> String {
-    let name = match source_of(file, own) {
+fn charge(file: &str, object: &str, function: &str, own: &Own) -> String {
+    let name = match source_of(file, own.source) {
         Source::Crate(name) => name,
         Source::Std => match function_crate(function) {
             Some(name) if !is_std(name) => name,
@@ -173,7 +194,7 @@ fn charge(file: &str, object: &str, function: &str, own: &str) -> String {
                     Some(name) => name,
                     // The hub's assembly (ring's) is not the hub's own code; another program's
                     // code without debug information is that program's (nginx's).
-                    None if base == OWN_CRATE => "unknown",
+                    None if base == own.exe => "unknown",
                     None => base,
                 },
             }
@@ -203,7 +224,7 @@ fn name<'a>(rest: &'a str, names: &mut HashMap<&'a str, &'a str>) -> &'a str {
 
 /// Charges every cost line of a dump's `text` to a crate; `own` is this crate's source
 /// directory.
-fn parse(text: &str, own: &str) -> ByCrate {
+fn parse(text: &str, own: &Own) -> ByCrate {
     // Files, functions and objects each have their own compressed names; `cfi=`/`cfl=` share
     // the files', `cfn=` the functions', `cob=` the objects'.
     let mut files = HashMap::new();
@@ -276,7 +297,10 @@ fn parse(text: &str, own: &str) -> ByCrate {
 mod tests {
     use super::*;
 
-    const OWN: &str = "/build/aidhub/src/";
+    const OWN: Own = Own {
+        source: "/build/aidhub/src/",
+        exe: "aidhub-copy",
+    };
 
     #[test]
     fn a_path_names_its_crate() {
@@ -302,14 +326,14 @@ mod tests {
             ("./string/../sysdeps/x86_64/multiarch/memmove.S", Source::Unknown),
             ("???", Source::Unknown),
         ] {
-            assert_eq!(source_of(file, OWN), expected, "{file}");
+            assert_eq!(source_of(file, OWN.source), expected, "{file}");
         }
     }
 
     #[test]
     fn the_standard_librarys_code_counts_for_the_function_it_ran_in() {
         let std_file = "/rustc/5980/library/alloc/src/vec/mod.rs";
-        let exe = "/tmp/b/aidhub";
+        let exe = "/tmp/b/aidhub-copy";
         for (function, expected) in [
             ("aidhub::proxy::admit::{{closure}}", "aidhub"),
             (
@@ -323,26 +347,33 @@ mod tests {
             ("<alloc::vec::Vec<T,A> as core::clone::Clone>::clone", "std"),
             ("<&T as core::fmt::Display>::fmt", "std"),
         ] {
-            assert_eq!(charge(std_file, exe, function, OWN), expected, "{function}");
+            assert_eq!(
+                charge(std_file, exe, function, &OWN),
+                expected,
+                "{function}"
+            );
         }
         // A crate's own file decides, whatever function it was inlined into.
         let sled_file = "/r/.cargo/registry/src/index/sled-0.34.7/src/node.rs";
-        assert_eq!(charge(sled_file, exe, "aidhub::ledger::x", OWN), "sled");
+        assert_eq!(charge(sled_file, exe, "aidhub::ledger::x", &OWN), "sled");
         // No known source: the object, or the function's crate in the executable.
         let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
         assert_eq!(
-            charge("./string/memmove.S", libc, "__memcpy_avx", OWN),
+            charge("./string/memmove.S", libc, "__memcpy_avx", &OWN),
             "libc"
         );
-        assert_eq!(charge("???", exe, "hyper::proto::h1::parse", OWN), "hyper");
-        assert_eq!(charge("???", exe, "core::ptr::drop_in_place", OWN), "std");
-        assert_eq!(charge("???", exe, "_start", OWN), "unknown");
+        assert_eq!(charge("???", exe, "hyper::proto::h1::parse", &OWN), "hyper");
+        assert_eq!(charge("???", exe, "core::ptr::drop_in_place", &OWN), "std");
+        assert_eq!(charge("???", exe, "_start", &OWN), "unknown");
         // A C program without debug information: its own code, then each library's.
         let nginx = "/usr/sbin/nginx";
-        assert_eq!(charge("???", nginx, "ngx_http_proxy_handler", OWN), "nginx");
+        assert_eq!(
+            charge("???", nginx, "ngx_http_proxy_handler", &OWN),
+            "nginx"
+        );
         let libcrypto = "/usr/lib/x86_64-linux-gnu/libcrypto.so.3";
         assert_eq!(
-            charge("???", libcrypto, "EVP_DecryptUpdate", OWN),
+            charge("???", libcrypto, "EVP_DecryptUpdate", &OWN),
             "libcrypto"
         );
     }
@@ -388,7 +419,7 @@ fn=(2)
 
 totals: 900
 ";
-        let by = parse(dump, OWN);
+        let by = parse(dump, &OWN);
         assert_eq!(by.total, 900, "{by:?}");
         assert_eq!(
             by.crates,
@@ -408,7 +439,7 @@ totals: 900
     #[test]
     fn a_dump_with_two_position_columns_reads_the_cost_after_both() {
         let dump = "positions: instr line\nevents: Ir\nfl=(1) /build/aidhub/src/a.rs\nfn=(1) aidhub::a\n0x10 3 7\n+2 +1 5\n";
-        let by = parse(dump, OWN);
+        let by = parse(dump, &OWN);
         assert_eq!(by.crates, vec![("aidhub".to_owned(), 12)]);
     }
 
@@ -416,9 +447,11 @@ totals: 900
     /// and the program's own code is given per request.
     #[test]
     fn a_c_programs_dump_is_charged_by_object() {
-        let dump = "events: Ir\nob=(1) /usr/sbin/nginx\nfl=(1) ???\nfn=(1) ngx_epoll_process_events\n0 400\n\
-                    ob=(2) /usr/lib/x86_64-linux-gnu/libcrypto.so.3\nfn=(2) aesni_gcm_encrypt\n0 800\n";
-        let by = parse(dump, OWN);
+        let dump = "events: Ir\n\
+                    ob=(1) /usr/sbin/nginx\nfl=(1) ???\nfn=(1) ngx_epoll_process_events\n0 400\n\
+                    ob=(2) /usr/lib/x86_64-linux-gnu/libcrypto.so.3\nfn=(2) aesni_gcm_encrypt\n\
+                    0 800\n";
+        let by = parse(dump, &OWN);
         assert_eq!(by.total, 1_200);
         assert_eq!(
             by.crates,
