@@ -136,7 +136,7 @@ pub struct BenchArgs {
     pub callgrind: bool,
     /// With --callgrind: simulate the caches too (valgrind's --cache-sim=yes) and report
     /// each server's data reads and writes and its first-level and last-level data-cache
-    /// misses per request; about half again as slow.
+    /// misses per request; about twice as slow.
     #[arg(long, requires = "callgrind")]
     pub cache_sim: bool,
 }
