@@ -21,7 +21,7 @@ mod by_crate;
 
 pub use by_crate::{by_crate, describe, ByCrate};
 
-use super::child::which;
+use super::child::{which, ChildProc};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -82,9 +82,10 @@ impl Callgrind {
         self.out_dir.join(format!("callgrind.out.{name}"))
     }
 
-    /// The program and the arguments that put `exe` under callgrind, writing to
-    /// [`Callgrind::out_file`] of `name`.
-    pub fn wrap(&self, exe: &Path, name: &str) -> (PathBuf, Vec<String>) {
+    /// The command that runs `exe` under callgrind, writing to [`Callgrind::out_file`] of
+    /// `name` (a [`ChildProc::command`]: stopped with the bench); the caller adds `exe`'s
+    /// arguments.
+    pub fn command(&self, exe: &Path, name: &str) -> Command {
         let mut args = vec![
             "--tool=callgrind".to_owned(),
             // valgrind runs one thread at a time. With its default lock, a thread that spins
@@ -99,7 +100,9 @@ impl Callgrind {
             args.push("--cache-sim=yes".to_owned());
         }
         args.push(exe.display().to_string());
-        (self.valgrind.clone(), args)
+        let mut command = ChildProc::command(&self.valgrind);
+        command.args(args);
+        command
     }
 
     /// Zeroes the counters of `pid`, started as `name`, at `from` and dumps them at `end`; the

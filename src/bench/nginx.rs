@@ -69,12 +69,10 @@ pub fn start(
     std::fs::write(&file, config(world, dir, port, h2)?)
         .map_err(|e| format!("{}: {e}", file.display()))?;
     let (mut command, globals) = match callgrind {
-        Some((callgrind, name)) => {
-            let (valgrind, args) = callgrind.wrap(binary, &name);
-            let mut command = ChildProc::command(valgrind);
-            command.args(args);
-            (command, "daemon off; master_process off;")
-        }
+        Some((callgrind, name)) => (
+            callgrind.command(binary, &name),
+            "daemon off; master_process off;",
+        ),
         None => (ChildProc::command(binary), "daemon off;"),
     };
     command

@@ -784,8 +784,6 @@ mod tests {
         assert_eq!(m.idle_rss, Some(2.5));
     }
 
-    /// VM 45's callgrind bench: two of three windows opened one upstream connection each,
-    /// and their counts were some 550 instructions per request over the third's.
     #[test]
     fn the_simulated_caches_misses_are_given_per_request_and_per_thousand_instructions() {
         let run = |misses: [f64; 3]| Figures {
@@ -819,6 +817,8 @@ mod tests {
         assert_eq!(misses_line("aidhub", &Figures::default()), None);
     }
 
+    /// VM 45's callgrind bench: two of three windows opened one upstream connection each,
+    /// and their counts were some 550 instructions per request over the third's.
     #[test]
     fn callgrind_counts_are_also_given_over_the_windows_that_opened_no_connection() {
         use super::super::held::{Connections, Held};

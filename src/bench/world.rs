@@ -240,13 +240,10 @@ impl World {
         );
         std::fs::write(&hub_toml, text).map_err(|e| format!("{}: {e}", hub_toml.display()))?;
         let (mut command, within) = match &self.callgrind {
-            Some(callgrind) => {
-                let (valgrind, args) =
-                    callgrind.wrap(&self.exe, &Self::profile(Setup::Aidhub, tag));
-                let mut command = ChildProc::command(valgrind);
-                command.args(args);
-                (command, START_UNDER_CALLGRIND)
-            }
+            Some(callgrind) => (
+                callgrind.command(&self.exe, &Self::profile(Setup::Aidhub, tag)),
+                START_UNDER_CALLGRIND,
+            ),
             None => (ChildProc::command(&self.exe), START_WITHIN),
         };
         command.current_dir(self.dir.path()).args([
