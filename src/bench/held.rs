@@ -110,6 +110,14 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// `the slowest within 200 ms`: the bucket bound of the worst one.
+    pub fn slowest(&self) -> String {
+        match self.slowest_within_ms {
+            Some(ms) => format!("the slowest within {ms} ms"),
+            None => "the slowest beyond the largest bucket".to_owned(),
+        }
+    }
+
     /// `send_msp_token 1.01 ms mean, 99% within 5 ms, 2 over 10 ms (812 answers)`: the
     /// count says how much a bound over few observations is worth; `noun` names them
     /// (singular, plural).
@@ -118,13 +126,9 @@ impl Timing {
             Some(ms) => format!("99% within {ms} ms"),
             None => "1% beyond the largest bucket".to_owned(),
         };
-        let slowest = match self.slowest_within_ms {
-            Some(ms) => format!("the slowest within {ms} ms"),
-            None => "the slowest beyond the largest bucket".to_owned(),
-        };
         let slow = match self.slow {
             0 => String::new(),
-            n => format!(", {n} over {SLOW_MS} ms, {slowest}"),
+            n => format!(", {n} over {SLOW_MS} ms, {}", self.slowest()),
         };
         let noun = if self.count == 1 { noun.0 } else { noun.1 };
         format!(

@@ -2,6 +2,7 @@
 //! then per setup the median of every figure over the runs, the ratios aidhub/direct and
 //! aidhub/nginx, and the targets with the measured values against them.
 
+use super::held::SLOW_MS;
 use super::stalls::{Stalls, LONG_MS};
 use super::Setup;
 use std::collections::BTreeMap;
@@ -580,7 +581,7 @@ pub fn targets(rows: &[(Setup, Figures)]) -> String {
 /// Warnings under verdicts when something outside the setup's own work disturbed its
 /// windows: the hypervisor took cores, or the machine stalled.
 fn disturbed(rows: &[(Setup, Figures)]) -> String {
-    stolen(rows) + &stalled(rows)
+    stolen(rows) + &stalled(rows) + &slow_syncs(rows)
 }
 
 /// Steal time (cores) from which a setup's median windows count as disturbed: quiet
@@ -616,6 +617,30 @@ fn stolen(rows: &[(Setup, Figures)]) -> String {
     format!(
         "   disturbed: the hypervisor took cores from the machine during these windows (steal time, median): {}; the figures above hold its share\n",
         per_setup(rows, &|f| format!("{:.2}", f.steal_cores))
+    )
+}
+
+/// A warning under verdicts when the hub's ledger took over [`SLOW_MS`] for a sync in its
+/// median run. That is the disk's stall, not the hub's work: the journal syncs a few hundred
+/// bytes, 0.2 ms at the median on VM 56, where a loop of such syncs with no bench running
+/// stalled for up to 58 ms in two minutes. Every durable answer waits for the sync under
+/// way, and over HTTP/1.1 so do the requests queued behind it on its connection, so one
+/// stall of 100 ms in a window of 8 s is the whole p99 of every kind.
+fn slow_syncs(rows: &[(Setup, Figures)]) -> String {
+    let slow: Vec<String> =
+        rows.iter()
+            .flat_map(|(setup, f)| {
+                f.held.syncs.iter().filter(|t| t.slow > 0).map(move |t| {
+                    format!("{} {} {} ({})", setup.name(), t.name, t.slow, t.slowest())
+                })
+            })
+            .collect();
+    if slow.is_empty() {
+        return String::new();
+    }
+    format!(
+        "   disturbed: the disk took over {SLOW_MS} ms for some of the ledger's syncs during these windows (the hub's aidhub_ledger_sync_seconds, median): {}; durable answers waited for them, and so did the requests queued behind those on their connections (`--ledger-dir /dev/shm` tells the disk's share)\n",
+        slow.join(", ")
     )
 }
 
@@ -1052,6 +1077,65 @@ mod tests {
         assert_eq!(verdict.matches("disturbed").count(), 2, "{verdict}");
         assert!(
             verdict.ends_with("aidhub 1 (up to 12.5 ms); the figures above hold those stalls\n"),
+            "{verdict}"
+        );
+    }
+
+    #[test]
+    fn verdicts_say_when_the_disk_stalled_the_ledgers_syncs() {
+        use super::super::held::{Held, Timing};
+        let sync = |name: &str, slow: u64, slowest_within_ms: Option<f64>| Timing {
+            name: name.to_owned(),
+            count: 15_000,
+            mean_ms: 0.22,
+            p99_within_ms: Some(1.0),
+            slow,
+            slowest_within_ms,
+        };
+        let hub = |syncs: Vec<Timing>| Figures {
+            held: Held {
+                syncs,
+                ..Held::default()
+            },
+            ..Figures::default()
+        };
+        // Syncs within 10 ms, however many, are the disk's usual pace.
+        let quiet = [
+            (Setup::Direct, Figures::default()),
+            (
+                Setup::Aidhub,
+                hub(vec![
+                    sync("journal", 0, Some(2.0)),
+                    sync("checkpoint", 0, Some(5.0)),
+                ]),
+            ),
+        ];
+        assert!(!half_rate(100.0, &quiet).contains("disturbed"));
+        assert!(!targets(&quiet).contains("disturbed"));
+        let stalled = [
+            (Setup::Direct, Figures::default()),
+            (
+                Setup::Aidhub,
+                hub(vec![
+                    sync("checkpoint", 0, Some(5.0)),
+                    sync("journal", 1, Some(200.0)),
+                ]),
+            ),
+        ];
+        let warning = "   disturbed: the disk took over 10 ms for some of the ledger's syncs during these windows (the hub's aidhub_ledger_sync_seconds, median): aidhub journal 1 (the slowest within 200 ms); durable answers waited for them, and so did the requests queued behind those on their connections (`--ledger-dir /dev/shm` tells the disk's share)\n";
+        assert!(half_rate(100.0, &stalled).ends_with(warning));
+        assert!(targets(&stalled).ends_with(warning));
+        // Beyond the largest bucket, and both kinds.
+        let both = [(
+            Setup::Aidhub,
+            hub(vec![
+                sync("checkpoint", 2, Some(20.0)),
+                sync("journal", 3, None),
+            ]),
+        )];
+        let verdict = half_rate(100.0, &both);
+        assert!(
+            verdict.contains("aidhub checkpoint 2 (the slowest within 20 ms), aidhub journal 3 (the slowest beyond the largest bucket); durable"),
             "{verdict}"
         );
     }
