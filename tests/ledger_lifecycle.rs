@@ -786,3 +786,39 @@ async fn an_early_answer_whose_201_is_too_late_gets_a_retryable_503() {
     );
     assert_eq!(codes_received(&hub, "cmpone", id), 1);
 }
+
+/// A CMP that hangs up while the MSP still holds its async Request Activation Code does not
+/// leave the lifecycle half-way: when the connection closes, hyper drops the call's future,
+/// the rest of the walk moves to a task of its own (`proxy::Finish`), and the MSP's 201,
+/// relayed to no one, still opens the request.
+#[tokio::test]
+async fn a_caller_that_hangs_up_mid_call_still_has_the_partners_answer_recorded() {
+    let hub = slow_201_stage(Duration::from_millis(700), 3000).await;
+    let (token, _) = onboard(&hub, "mspalpha", "cmpone").await;
+    let id = Uuid::new_v4();
+    let body = bodies::ac_request(&id, "async");
+    let msp = hub.partner("mspalpha").clone();
+    let asked = |s: &aidhub::sim::Seen| s.path == format!("/v1/activation-code-requests/{token}");
+    // The call's future, and with it the client and its connection, is dropped as soon as
+    // the MSP holds the request.
+    let held = tokio::select! {
+        reply = ask_code(&hub, "cmpone", "mspalpha", token, &body) => {
+            panic!("the call ended before the MSP answered: {}", reply.status)
+        }
+        held = eventually(Duration::from_secs(5), || msp.seen().iter().any(asked)) => held,
+    };
+    assert!(held, "the request reached the MSP");
+    assert_eq!(request_state(&hub, id).await, AcState::Pending);
+    let mut state = AcState::Pending;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        state = request_state(&hub, id).await;
+        if state != AcState::Pending {
+            break;
+        }
+    }
+    assert!(
+        matches!(state, AcState::Open { .. }),
+        "the MSP's 201 was recorded after the caller left: {state:?}"
+    );
+}
