@@ -132,15 +132,17 @@ pub async fn handle<P: Protocol>(
     };
     // From here on the request runs to completion even if the caller goes away, so the
     // ledger never stops half-way through a lifecycle step.
-    let rest = async move {
-        let result = forward(&*protocol, &mut cx, outbound, started).await;
-        let response = respond(result, &mut cx);
-        cx.record
-            .finish(cx.hub.metrics(), response.status(), started.elapsed());
-        response
-    };
-    let rest = AssertUnwindSafe(rest).catch_unwind();
-    Finish(Some(Box::pin(rest))).await.unwrap_or_else(|panic| {
+    let rest = boxed_in_place(move || {
+        AssertUnwindSafe(async move {
+            let result = forward(&*protocol, &mut cx, outbound, started).await;
+            let response = respond(result, &mut cx);
+            cx.record
+                .finish(cx.hub.metrics(), response.status(), started.elapsed());
+            response
+        })
+        .catch_unwind()
+    });
+    Finish(Some(rest)).await.unwrap_or_else(|panic| {
         let cause = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -149,6 +151,15 @@ pub async fn handle<P: Protocol>(
         tracing::error!(%cause, "request walk panicked");
         HubError::Internal(format!("the request walk panicked: {cause}")).response()
     })
+}
+
+/// Boxes the future `make` returns, allocating first and writing it into the allocation,
+/// which lets the optimizer build it there. `Box::pin(future)` built it on the stack and
+/// copied it in whole: a future is as large as its largest state, several KiB for the rest
+/// of the walk, and under callgrind's cache simulation that copy missed the first-level
+/// cache 52 times per request (VM 56), on memory the request had not touched.
+fn boxed_in_place<F>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
 
 /// The rest of a walk, polled in place by the request's own task; if that task lets go of
