@@ -622,8 +622,8 @@ fn stolen(rows: &[(Setup, Figures)]) -> String {
 
 /// A warning under verdicts when the hub's ledger took over [`SLOW_MS`] for a sync in its
 /// median run. That is the disk's stall, not the hub's work: the journal syncs a few hundred
-/// bytes, 0.2 ms at the median on VM 56, where a loop of such syncs with no bench running
-/// stalled for up to 58 ms in two minutes. Every durable answer waits for the sync under
+/// bytes, 0.2 ms at the median on VM 56, where a loop of such syncs beside only a callgrind
+/// bench stalled for up to 58 ms in two minutes. Every durable answer waits for the sync under
 /// way, and over HTTP/1.1 so do the requests queued behind it on its connection, so one
 /// stall of 100 ms in a window of 8 s is the whole p99 of every kind.
 fn slow_syncs(rows: &[(Setup, Figures)]) -> String {
