@@ -793,7 +793,9 @@ async fn an_early_answer_whose_201_is_too_late_gets_a_retryable_503() {
 /// relayed to no one, still opens the request.
 #[tokio::test]
 async fn a_caller_that_hangs_up_mid_call_still_has_the_partners_answer_recorded() {
-    let hub = slow_201_stage(Duration::from_millis(700), 3000).await;
+    // The MSP holds its 201 long enough for the pending check below to come first on a busy
+    // machine.
+    let hub = slow_201_stage(Duration::from_millis(1500), 3000).await;
     let (token, _) = onboard(&hub, "mspalpha", "cmpone").await;
     let id = Uuid::new_v4();
     let body = bodies::ac_request(&id, "async");
