@@ -433,7 +433,7 @@ fn leading_number(line: &str) -> f64 {
 }
 
 /// `--cache-sim`: the setup's data reads and writes and its misses per request, each level
-/// missing no more often than the one before it.
+/// missing no more often than the one before it, and its instruction-cache misses.
 fn caches_were_simulated(out: &str, setup: &str) {
     let line = line_after(out, &format!("callgrind's cache simulation: {setup} "));
     let numbers: Vec<f64> = line
@@ -444,6 +444,16 @@ fn caches_were_simulated(out: &str, setup: &str) {
     assert!(data > 1_000.0, "{line}");
     assert!(first > 0.0 && first <= data, "{line}");
     assert!(last <= first, "{line}");
+    // A request runs through TLS, HTTP and the checks: more code than a first-level
+    // instruction cache holds, so some of it is fetched again each time.
+    let (_, instruction_cache) = line
+        .split_once("1 000 instructions); ")
+        .unwrap_or_else(|| panic!("no instruction-cache misses in: {line}"));
+    assert!(
+        instruction_cache.contains(" first-level instruction misses per request ("),
+        "{line}"
+    );
+    assert!(leading_number(instruction_cache) > 0.0, "{line}");
 }
 
 /// nginx under callgrind, as one process: its count, its dump, by object, and the hub's count

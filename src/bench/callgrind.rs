@@ -10,7 +10,7 @@
 //! so start-up, onboarding and the lanes' handshakes are left out. The dump stays in the
 //! current directory for `callgrind_annotate`; [`by_crate`] says which crates' code (for
 //! nginx, which libraries) its instructions ran. With `--cache-sim` callgrind also simulates
-//! the caches, and the window's data-cache misses ([`Misses`]) are read from the same dump.
+//! the caches, and the window's cache misses ([`Misses`]) are read from the same dump.
 //!
 //! nginx runs as one process there (`master_process off`): valgrind follows a fork, but its
 //! control channel, which `callgrind_control` talks to, is the first process's alone (valgrind
@@ -194,7 +194,7 @@ pub fn summary(dump: &Path) -> Result<u64, String> {
     parse_summary(&text).ok_or_else(|| format!("{}: no `summary:` line", dump.display()))
 }
 
-/// A dump's data-cache figures, with the caches simulated (`--cache-sim=yes`).
+/// A dump's cache figures, with the caches simulated (`--cache-sim=yes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Misses {
     /// Data reads and writes (`Dr` + `Dw`).
@@ -204,10 +204,14 @@ pub struct Misses {
     /// Last-level cache misses of data, reads and writes (`DLmr` + `DLmw`): what went to
     /// memory.
     pub last: u64,
+    /// First-level instruction-cache misses (`I1mr`): code fetched from the next level. A
+    /// program whose request path runs through much code misses here even when each
+    /// function's data stays in the cache.
+    pub code: u64,
 }
 
-/// The data-cache figures of a dump's `events:` and `summary:` lines; `None` when the
-/// caches were not simulated.
+/// The cache figures of a dump's `events:` and `summary:` lines; `None` when the caches
+/// were not simulated.
 fn parse_misses(text: &str) -> Option<Misses> {
     let names: Vec<&str> = text
         .lines()
@@ -222,7 +226,7 @@ fn parse_misses(text: &str) -> Option<Misses> {
         .collect::<Option<_>>()?;
     // callgrind leaves a line's trailing zero counts out (`summary: 1000 300 100` when
     // nothing missed): an event named but not given is zero.
-    let sum = |wanted: [&str; 2]| -> Option<u64> {
+    let sum = |wanted: &[&str]| -> Option<u64> {
         wanted
             .iter()
             .map(|w| {
@@ -234,9 +238,10 @@ fn parse_misses(text: &str) -> Option<Misses> {
             .sum::<Option<u64>>()
     };
     Some(Misses {
-        data: sum(["Dr", "Dw"])?,
-        first: sum(["D1mr", "D1mw"])?,
-        last: sum(["DLmr", "DLmw"])?,
+        data: sum(&["Dr", "Dw"])?,
+        first: sum(&["D1mr", "D1mw"])?,
+        last: sum(&["DLmr", "DLmw"])?,
+        code: sum(&["I1mr"])?,
     })
 }
 
@@ -271,7 +276,8 @@ mod tests {
             Some(Misses {
                 data: 400,
                 first: 30,
-                last: 4
+                last: 4,
+                code: 7
             })
         );
         assert_eq!(parse_misses("events: Ir\nsummary: 1000\n"), None);
@@ -282,7 +288,8 @@ mod tests {
             Some(Misses {
                 data: 7,
                 first: 1,
-                last: 0
+                last: 0,
+                code: 0
             })
         );
     }

@@ -279,6 +279,7 @@ pub async fn measure(
                     m.data as f64 / requests,
                     m.first as f64 / requests,
                     m.last as f64 / requests,
+                    m.code as f64 / requests,
                 ]
             });
             println!(

@@ -74,8 +74,8 @@ pub struct Figures {
     /// were not read in every run.
     pub instructions_warm: Option<(usize, Option<f64>)>,
     /// Under `--callgrind --cache-sim`, per request: data reads and writes, first-level
-    /// data-cache misses, last-level data misses.
-    pub misses: Option<[f64; 3]>,
+    /// data-cache misses, last-level data misses, first-level instruction-cache misses.
+    pub misses: Option<[f64; 4]>,
 }
 
 /// What one group of threads of the process under test cost, per request.
@@ -269,10 +269,10 @@ pub fn median(runs: &[Figures]) -> Figures {
         held: super::held::median(&runs.iter().map(|r| &r.held).collect::<Vec<_>>()),
         instructions: opt(&|f| f.instructions),
         instructions_warm: instructions_warm(runs),
-        misses: (0..3)
+        misses: (0..4)
             .map(|i| opt(&|f| f.misses.map(|m| m[i])))
             .collect::<Option<Vec<f64>>>()
-            .map(|m| [m[0], m[1], m[2]]),
+            .map(|m| [m[0], m[1], m[2], m[3]]),
     }
 }
 
@@ -329,14 +329,16 @@ pub fn nginx_instructions_line(f: &Figures, runs: usize) -> Option<String> {
 /// The line of a `--cache-sim` bench's median data-cache figures for `setup` (`None`: the
 /// caches were not simulated).
 pub fn misses_line(setup: &str, f: &Figures) -> Option<String> {
-    let [data, first, last] = f.misses?;
+    let [data, first, last, code] = f.misses?;
     let per_thousand = |n: f64| n * 1000.0 / f.instructions.unwrap_or(0.0).max(1.0);
     Some(format!(
         "   callgrind's cache simulation: {setup} {data:.0} data reads and writes, {first:.0} \
          first-level and {last:.1} last-level data misses per request ({:.1} and {:.2} per \
-         1 000 instructions)",
+         1 000 instructions); {code:.0} first-level instruction misses per request ({:.1} per \
+         1 000)",
         per_thousand(first),
-        per_thousand(last)
+        per_thousand(last),
+        per_thousand(code)
     ))
 }
 
@@ -811,30 +813,30 @@ mod tests {
 
     #[test]
     fn the_simulated_caches_misses_are_given_per_request_and_per_thousand_instructions() {
-        let run = |misses: [f64; 3]| Figures {
+        let run = |misses: [f64; 4]| Figures {
             instructions: Some(80_000.0),
             misses: Some(misses),
             ..Figures::default()
         };
         let f = median(&[
-            run([30_000.0, 900.0, 40.0]),
-            run([31_000.0, 1_000.0, 50.0]),
-            run([32_000.0, 1_200.0, 45.0]),
+            run([30_000.0, 900.0, 40.0, 3_500.0]),
+            run([31_000.0, 1_000.0, 50.0, 3_400.0]),
+            run([32_000.0, 1_200.0, 45.0, 3_300.0]),
         ]);
-        assert_eq!(f.misses, Some([31_000.0, 1_000.0, 45.0]));
+        assert_eq!(f.misses, Some([31_000.0, 1_000.0, 45.0, 3_400.0]));
         assert_eq!(
             misses_line("aidhub", &f).unwrap(),
             "   callgrind's cache simulation: aidhub 31000 data reads and writes, 1000 \
              first-level and 45.0 last-level data misses per request (12.5 and 0.56 per 1 000 \
-             instructions)"
+             instructions); 3400 first-level instruction misses per request (42.5 per 1 000)"
         );
         // A run without the figures is left out of the median.
         let unsimulated = Figures {
             misses: None,
-            ..run([1.0, 1.0, 1.0])
+            ..run([1.0, 1.0, 1.0, 1.0])
         };
         assert_eq!(
-            median(&[run([1.0, 1.0, 1.0]), unsimulated])
+            median(&[run([1.0, 1.0, 1.0, 1.0]), unsimulated])
                 .misses
                 .map(|m| m[0]),
             Some(1.0)
