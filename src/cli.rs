@@ -326,3 +326,28 @@ fn certs(config: &Path, base: &Path, dir: Option<PathBuf>) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `.ci/pgo-build` trains its profile with `aidhub bench`: each of its bench command lines
+    /// must still parse here, or the profile-guided build would break only when someone runs
+    /// it (it takes a quarter of an hour, too long for CI).
+    #[test]
+    fn the_profile_guided_builds_training_commands_parse() {
+        let script = include_str!("../.ci/pgo-build");
+        let joined = script.replace("\\\n", " ");
+        let benches: Vec<Vec<&str>> = joined
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("\"$trained\" "))
+            .map(|rest| rest.split_whitespace().collect())
+            .collect();
+        assert_eq!(benches.len(), 2, "{script}");
+        for args in benches {
+            let cli = Cli::try_parse_from(std::iter::once("aidhub").chain(args.iter().copied()))
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(matches!(cli.command, Command::Bench(_)), "{args:?}");
+        }
+    }
+}
